@@ -1,0 +1,100 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/transparency-dev/tessera"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	quirelog "github.com/quirelog/quire/log"
+)
+
+func TestMapError(t *testing.T) {
+	tests := []struct {
+		name        string
+		err         error
+		code        codes.Code
+		httpStatus  int
+		header      map[string]string
+		message     string
+		notInReason string
+	}{
+		{name: "an invalid request is InvalidArgument and 400 naming the field",
+			err:  fmt.Errorf("validating: %w", &quirelog.InvalidRequestError{Field: "hashedRekordRequestV002.digest", Reason: "length 20, want 32"}),
+			code: codes.InvalidArgument, httpStatus: 400, message: "hashedRekordRequestV002.digest"},
+		{name: "a duplicate is AlreadyExists and 409 with X-Log-Index",
+			err:  &quirelog.DuplicateError{Index: 42},
+			code: codes.AlreadyExists, httpStatus: 409, header: map[string]string{"x-log-index": "42"}, message: "42"},
+		{name: "a frozen log answers 405",
+			err:  quirelog.ErrReadOnly,
+			code: codes.Unimplemented, httpStatus: 405, message: "read-only"},
+		{name: "a missing index is NotFound and 404",
+			err:  fmt.Errorf("entry 9: the log has 3 entries: %w", quirelog.ErrNotFound),
+			code: codes.NotFound, httpStatus: 404, message: "entry 9"},
+		{name: "a missing file is 404 without its path",
+			err:  fmt.Errorf("reading tile: %w", &fs.PathError{Op: "open", Path: "/secret/dir/tile", Err: fs.ErrNotExist}),
+			code: codes.NotFound, httpStatus: 404, notInReason: "/secret"},
+		{name: "an unsupported lookup is Unimplemented and 501",
+			err:  fmt.Errorf("search: %w", quirelog.ErrUnsupported),
+			code: codes.Unimplemented, httpStatus: 501},
+		{name: "pushback is Unavailable and 503 with Retry-After",
+			err:  fmt.Errorf("appending entry: %w", tessera.ErrPushback),
+			code: codes.Unavailable, httpStatus: 503, header: map[string]string{"retry-after": "1"}},
+		{name: "an oversized body is ResourceExhausted and 413",
+			err:  &http.MaxBytesError{Limit: 4096},
+			code: codes.ResourceExhausted, httpStatus: 413, message: "4096"},
+		{name: "a client that went away is Canceled and 499",
+			err:  fmt.Errorf("waiting: %w", context.Canceled),
+			code: codes.Canceled, httpStatus: 499},
+		{name: "an internal failure is 500 and does not leak its message",
+			err:  errors.New("pebble: corruption in /var/lib/quire/log/000123.sst"),
+			code: codes.Internal, httpStatus: 500, notInReason: "pebble"},
+		{name: "a gRPC status passes through with the gateway's HTTP status",
+			err:  status.Error(codes.InvalidArgument, `proto: unknown field "bogus"`),
+			code: codes.InvalidArgument, httpStatus: 400, message: "bogus"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := mapError(tc.err)
+			if e.st.Code() != tc.code || e.httpStatus != tc.httpStatus {
+				t.Errorf("got %v/%d, want %v/%d", e.st.Code(), e.httpStatus, tc.code, tc.httpStatus)
+			}
+			if !strings.Contains(e.st.Message(), tc.message) {
+				t.Errorf("message %q lacks %q", e.st.Message(), tc.message)
+			}
+			if tc.notInReason != "" && strings.Contains(e.st.Message(), tc.notInReason) {
+				t.Errorf("message %q leaks %q", e.st.Message(), tc.notInReason)
+			}
+			for k, v := range tc.header {
+				if e.headers[k] != v {
+					t.Errorf("header %s = %q, want %q", k, e.headers[k], v)
+				}
+			}
+			if got := status.Code(e); got != tc.code {
+				t.Errorf("grpc sees code %v, want %v", got, tc.code)
+			}
+			rec := httptest.NewRecorder()
+			writeError(rec, e)
+			if rec.Code != tc.httpStatus {
+				t.Errorf("HTTP status written %d, want %d", rec.Code, tc.httpStatus)
+			}
+			for k, v := range tc.header {
+				if got := rec.Header().Get(k); got != v {
+					t.Errorf("HTTP header %s = %q, want %q", k, got, v)
+				}
+			}
+			want := fmt.Sprintf(`{"code":%d,"message":`, tc.code)
+			if !strings.HasPrefix(rec.Body.String(), want) || !strings.HasSuffix(rec.Body.String(), `"details":[]}`+"\n") {
+				t.Errorf("body %q is not the {code,message,details} shape", rec.Body.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,269 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/quirelog/quire/api/server"
+	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/storage/index"
+	"github.com/quirelog/quire/storage/pebble"
+)
+
+const testOrigin = "log.quire.test"
+
+// testLog is a whole Quire log on disk behind a real server on random 127.0.0.1 ports, wired the
+// way cmd/quire wires it.
+type testLog struct {
+	t        *testing.T
+	dir      string
+	skey     string
+	vkey     string
+	verifier note.Verifier
+	readOnly bool
+
+	baseURL  string
+	grpcAddr string
+
+	srv      *server.Server
+	lg       *quirelog.Log
+	idx      *index.DB
+	storage  *pebble.Storage
+	shutdown func(context.Context) error
+	served   chan error
+	stopped  bool
+}
+
+type logOption func(*testLog)
+
+func readOnly() logOption { return func(l *testLog) { l.readOnly = true } }
+
+// startLog creates a log in a new directory and serves it until the test ends.
+func startLog(t *testing.T, opts ...logOption) *testLog {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, testOrigin)
+	if err != nil {
+		t.Fatalf("generating log key: %v", err)
+	}
+	l := &testLog{t: t, dir: t.TempDir(), skey: skey, vkey: vkey}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.verifier, err = note.NewVerifier(vkey); err != nil {
+		t.Fatalf("parsing verifier key: %v", err)
+	}
+	l.start()
+	t.Cleanup(l.stop)
+	return l
+}
+
+func (l *testLog) start() {
+	t := l.t
+	t.Helper()
+	ctx := context.Background()
+	signer, err := note.NewSigner(l.skey)
+	if err != nil {
+		t.Fatalf("parsing signer key: %v", err)
+	}
+	drv, err := pebble.New(ctx, pebble.Config{Path: filepath.Join(l.dir, "log")})
+	if err != nil {
+		t.Fatalf("opening pebble storage: %v", err)
+	}
+	l.storage = drv.(*pebble.Storage)
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, drv, tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).
+		WithBatching(256, 10*time.Millisecond).
+		WithCheckpointInterval(50*time.Millisecond).
+		WithPushback(4096))
+	if err != nil {
+		t.Fatalf("starting appender: %v", err)
+	}
+	l.shutdown = shutdown
+	if l.idx, err = index.Open(filepath.Join(l.dir, "index")); err != nil {
+		t.Fatalf("opening index: %v", err)
+	}
+	if l.lg, err = quirelog.New(ctx, quirelog.Config{
+		Appender: appender, Reader: reader, Awaiter: l.storage, History: l.storage, Index: l.idx,
+		VerifierKey: l.vkey, ReadOnly: l.readOnly, FollowInterval: 20 * time.Millisecond,
+	}); err != nil {
+		t.Fatalf("starting log: %v", err)
+	}
+	logID, err := quirelog.KeyID(l.vkey)
+	if err != nil {
+		t.Fatalf("log ID: %v", err)
+	}
+	if l.srv, err = server.New(server.Config{
+		Log: l.lg, Reader: reader, LogID: logID, MaxRequestBody: 64 << 10,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}); err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening: %v", err)
+	}
+	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening: %v", err)
+	}
+	l.baseURL = "http://" + httpLis.Addr().String()
+	l.grpcAddr = grpcLis.Addr().String()
+	l.served = make(chan error, 1)
+	go func() { l.served <- l.srv.Serve(httpLis, grpcLis) }()
+	l.stopped = false
+	l.waitForCheckpoint()
+}
+
+// waitForCheckpoint waits (boundedly) until the log has published its first checkpoint.
+func (l *testLog) waitForCheckpoint() {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(l.baseURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.t.Fatalf("log at %s did not become healthy within 10s", l.baseURL)
+}
+
+// stop shuts down in cmd/quire's order: server, search follower, appender, storage.
+func (l *testLog) stop() {
+	if l.stopped {
+		return
+	}
+	l.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.srv.Shutdown(ctx); err != nil {
+		l.t.Errorf("server shutdown: %v", err)
+	}
+	if err := <-l.served; err != nil {
+		l.t.Errorf("Serve returned: %v", err)
+	}
+	if err := l.lg.Close(); err != nil {
+		l.t.Errorf("log close: %v", err)
+	}
+	if err := l.idx.Close(); err != nil {
+		l.t.Errorf("index close: %v", err)
+	}
+	if err := l.shutdown(ctx); err != nil {
+		l.t.Errorf("appender shutdown: %v", err)
+	}
+	if err := l.storage.Close(); err != nil {
+		l.t.Errorf("storage close: %v", err)
+	}
+}
+
+// signedEntry is a really signed hashedrekord v0.0.2 request (ECDSA P-256, SHA-256).
+type signedEntry struct {
+	digest []byte
+	sig    []byte
+	pubDER []byte
+}
+
+func newSigner(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("generating signer: %v", err)
+	}
+	return k
+}
+
+func signArtifact(t *testing.T, k *ecdsa.PrivateKey, artifact []byte) signedEntry {
+	t.Helper()
+	d := sha256.Sum256(artifact)
+	sig, err := ecdsa.SignASN1(rand.Reader, k, d[:])
+	if err != nil {
+		t.Fatalf("signing: %v", err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatalf("encoding public key: %v", err)
+	}
+	return signedEntry{digest: d[:], sig: sig, pubDER: der}
+}
+
+// json renders the request exactly as a Rekor v2 REST client sends it.
+func (e signedEntry) json() []byte {
+	b64 := base64.StdEncoding.EncodeToString
+	return []byte(fmt.Sprintf(`{"hashedRekordRequestV002":{"digest":%q,"signature":{"content":%q,"verifier":{"publicKey":{"rawBytes":%q},"keyDetails":"PKIX_ECDSA_P256_SHA_256"}}}}`,
+		b64(e.digest), b64(e.sig), b64(e.pubDER)))
+}
+
+type httpAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (l *testLog) do(method, path string, body []byte) httpAnswer {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, l.baseURL+path, bytes.NewReader(body))
+	if err != nil {
+		l.t.Fatalf("building request: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		l.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		l.t.Fatalf("reading answer to %s %s: %v", method, path, err)
+	}
+	return httpAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (l *testLog) post(body []byte) httpAnswer {
+	l.t.Helper()
+	return l.do(http.MethodPost, "/api/v2/log/entries", body)
+}
+
+// apiErrorBody is the error JSON DESIGN.md fixes.
+type apiErrorBody struct {
+	Code    *int             `json:"code"`
+	Message *string          `json:"message"`
+	Details *json.RawMessage `json:"details"`
+}
+
+func decodeErrorBody(b []byte) (apiErrorBody, error) {
+	var e apiErrorBody
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return e, fmt.Errorf("error body %q is not {code,message,details}: %w", b, err)
+	}
+	if e.Code == nil || e.Message == nil || e.Details == nil || string(*e.Details) != "[]" {
+		return e, errors.New("error body lacks code, message or empty details: " + string(b))
+	}
+	return e, nil
+}

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// createEntryMethod is the full gRPC name of the one call answered with 201 Created.
+const createEntryMethod = "/dev.sigstore.rekor.v2.Rekor/CreateEntry"
+
+// newGatewayMux builds the grpc-gateway mux with rekor-tiles v2.3.0's encoding
+// (internal/server/http.go): protojson with lowerCamelCase names and unpopulated fields emitted,
+// and unknown request fields rejected rather than dropped, so a typo in a request is a 400 and not
+// a silently different entry. protojson accepts both camelCase and snake_case names on input.
+func newGatewayMux() *runtime.ServeMux {
+	marshaler := &runtime.HTTPBodyMarshaler{
+		Marshaler: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		},
+	}
+	return runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithErrorHandler(gatewayErrorHandler),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithForwardResponseOption(setCreated),
+		// Only headers this package sets on purpose reach HTTP clients, without a Grpc-Metadata- prefix.
+		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
+			switch strings.ToLower(key) {
+			case headerLogIndex, headerRetryAfter:
+				return key, true
+			}
+			return "", false
+		}),
+	)
+}
+
+// setCreated answers a successful CreateEntry with 201, as Rekor v2 does.
+func setCreated(ctx context.Context, w http.ResponseWriter, m proto.Message) error {
+	if _, ok := m.(*rekorv1.TransparencyLogEntry); !ok {
+		return nil
+	}
+	if method, ok := runtime.RPCMethod(ctx); ok && method == createEntryMethod {
+		w.WriteHeader(http.StatusCreated)
+	}
+	return nil
+}
+
+// errorBody is grpc-gateway's rendering of a google.rpc.Status, which Rekor v2 clients parse:
+// {"code":N,"message":"…","details":[]}.
+type errorBody struct {
+	Code    int32  `json:"code"`
+	Message string `json:"message"`
+	Details []any  `json:"details"`
+}
+
+// gatewayErrorHandler writes every gateway failure through mapError, so REST and gRPC callers
+// see the same code and message, and REST callers get the precise HTTP status and headers.
+func gatewayErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	var e *apiError
+	var hse *runtime.HTTPStatusError
+	switch {
+	case bodyLimitHit(r):
+		// The gateway reports a body cut short by the limit as a decoding error; the limit is the cause.
+		e = mapError(&http.MaxBytesError{Limit: r.Body.(*limitedBody).limit})
+	case errors.As(err, &hse):
+		// Routing failures (unknown path, wrong method) come with the HTTP status already chosen.
+		e = mapError(hse.Err)
+		e.httpStatus = hse.HTTPStatus
+	default:
+		e = mapError(err)
+	}
+	writeError(w, e)
+}
+
+// routingErrorHandler keeps the status the gateway's router chose (its default turns 405 into 501).
+func routingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, httpStatus int) {
+	c := codes.NotFound
+	switch httpStatus {
+	case http.StatusBadRequest:
+		c = codes.InvalidArgument
+	case http.StatusMethodNotAllowed:
+		c = codes.Unimplemented
+	}
+	writeError(w, newAPIError(c, httpStatus, http.StatusText(httpStatus)))
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	h := w.Header()
+	for k, v := range e.headers {
+		h.Set(k, v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Length")
+	body, err := json.Marshal(errorBody{Code: int32(e.st.Code()), Message: e.st.Message(), Details: []any{}})
+	if err != nil {
+		// A struct of an int and a string always encodes; this keeps the status line honest anyway.
+		body = []byte(`{"code":13,"message":"internal error","details":[]}`)
+	}
+	w.WriteHeader(e.httpStatus)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// limitedBody caps a request body (http.MaxBytesReader, which also closes the connection after
+// the answer) and remembers that the cap was hit, because the gateway turns the read error into
+// an ordinary decoding error.
+type limitedBody struct {
+	io.ReadCloser
+	limit int64
+	hit   atomic.Bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		b.hit.Store(true)
+	}
+	return n, err
+}
+
+func bodyLimitHit(r *http.Request) bool {
+	b, ok := r.Body.(*limitedBody)
+	return ok && b.hit.Load()
+}
+
+// limitBody refuses a declared oversized body at once with 413 and caps an undeclared (chunked) one.
+func limitBody(limit int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			// Closing the connection spares reading a body nobody will use.
+			w.Header().Set("Connection", "close")
+			writeError(w, mapError(&http.MaxBytesError{Limit: limit}))
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), limit: limit}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

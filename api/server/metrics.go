@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+)
+
+// metrics are the serving layer's Prometheus series. Labels are bounded sets (routes, methods,
+// codes), never request paths, so a crawler of tile URLs cannot grow the series without limit.
+type metrics struct {
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+	httpInFlight prometheus.Gauge
+	grpcRequests *prometheus.CounterVec
+	grpcDuration *prometheus.HistogramVec
+}
+
+// latencyBuckets span a tile read (sub-millisecond) to a write that waited several checkpoint intervals.
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "quire", Subsystem: "http", Name: "requests_total",
+			Help: "HTTP requests answered, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "quire", Subsystem: "http", Name: "request_duration_seconds",
+			Help: "Time to answer an HTTP request, by route.", Buckets: latencyBuckets,
+		}, []string{"route"}),
+		httpInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "quire", Subsystem: "http", Name: "requests_in_flight",
+			Help: "HTTP requests being answered.",
+		}),
+		grpcRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "quire", Subsystem: "grpc", Name: "requests_total",
+			Help: "gRPC calls answered, by method and status code.",
+		}, []string{"method", "code"}),
+		grpcDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "quire", Subsystem: "grpc", Name: "request_duration_seconds",
+			Help: "Time to answer a gRPC call, by method.", Buckets: latencyBuckets,
+		}, []string{"method"}),
+	}
+	for _, c := range []prometheus.Collector{m.httpRequests, m.httpDuration, m.httpInFlight, m.grpcRequests, m.grpcDuration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// newRegistry is the default registry: the server's own series plus the Go runtime and process
+// collectors operators expect (memory, goroutines, open files).
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// route names the handler a path goes to, for metric labels.
+func route(path string) string {
+	p := strings.TrimPrefix(path, "/api/v2")
+	switch {
+	case path == "/api/v2/log/entries":
+		return "create_entry"
+	case p == "/checkpoint":
+		return "checkpoint"
+	case strings.HasPrefix(p, "/tile/entries/"):
+		return "entry_bundle"
+	case strings.HasPrefix(p, "/tile/"):
+		return "tile"
+	case strings.HasPrefix(path, "/quire/v1/"):
+		return "quire_v1"
+	case path == "/healthz":
+		return "healthz"
+	case path == "/metrics":
+		return "metrics"
+	default:
+		return "other"
+	}
+}
+
+// statusRecorder remembers the status a handler wrote, for the request counter.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes, deadlines).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (m *metrics) instrumentHTTP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.httpInFlight.Inc()
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			m.httpInFlight.Dec()
+			code := rec.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			rt := route(r.URL.Path)
+			m.httpRequests.WithLabelValues(rt, methodLabel(r.Method), strconv.Itoa(code)).Inc()
+			m.httpDuration.WithLabelValues(rt).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// methodLabel folds unusual methods together so a client cannot invent label values.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodOptions:
+		return m
+	default:
+		return "OTHER"
+	}
+}
+
+func (m *metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	m.grpcRequests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+	m.grpcDuration.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
+	return resp, err
+}

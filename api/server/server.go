@@ -1,0 +1,284 @@
+// Package server is Quire's serving layer: one gRPC server and one HTTP server in front of the log
+// personality (package log) and its Tessera storage.
+//
+// gRPC serves dev.sigstore.rekor.v2.Rekor (rekor-tiles v2.3.0 api/proto/rekor/v2/
+// rekor_service.proto, so Rekor v2 clients work unchanged) and quire.v1.Log (proto/quire/v1/
+// log.proto). HTTP serves the same services through grpc-gateway, in-process (no loopback gRPC hop),
+// with rekor-tiles' JSON encoding and error body {"code":N,"message":"…","details":[]}, plus the
+// C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, /healthz and /metrics.
+//
+// Every error from the log reaches clients through one function, mapError (errors.go), which picks
+// the gRPC code and the HTTP status DESIGN.md "Write API" fixes.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"github.com/transparency-dev/tessera"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	quirev1 "github.com/quirelog/quire/api/quire/v1"
+	"github.com/quirelog/quire/api/tiles"
+	quirelog "github.com/quirelog/quire/log"
+)
+
+// Defaults for Config's zero values.
+const (
+	// DefaultMaxRequestBody bounds a request body (DESIGN.md: --max-request-body, 4 MiB); a
+	// hashedrekord with an X.509 chain is a few KiB.
+	DefaultMaxRequestBody = 4 << 20
+	// DefaultReadHeaderTimeout bounds a slow client's headers, so idle sockets cannot pin memory.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds reading a whole request, body included.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout must outlast a write's wait for its covering checkpoint, with margin.
+	DefaultWriteTimeout = 60 * time.Second
+	// DefaultIdleTimeout closes keep-alive connections nobody uses.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxHeaderBytes is far above any legitimate request's headers.
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultShutdownGrace is how long Shutdown lets in-flight writes finish when ctx has no deadline.
+	DefaultShutdownGrace = 30 * time.Second
+)
+
+// Config configures a Server. Log and Reader are required; every other zero value takes its default.
+type Config struct {
+	// Log is the personality that validates, appends and proves entries.
+	Log *quirelog.Log
+	// Reader serves checkpoints, tiles and entry bundles (the LogReader tessera.NewAppender returns).
+	Reader tessera.LogReader
+	// LogID is logId.keyId in quire.v1 entry answers (log.KeyID of the verifier key); CreateEntry
+	// answers carry the log's own.
+	LogID []byte
+
+	// MaxRequestBody bounds HTTP request bodies (413 beyond it) and gRPC messages.
+	MaxRequestBody int64
+	// HTTP server timeouts and header bound; see the Default constants.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+
+	// Logger receives request failures and lifecycle messages; nil means slog.Default().
+	Logger *slog.Logger
+	// Registry receives the server's metrics and is served at /metrics; nil means a new registry
+	// with the Go runtime and process collectors.
+	Registry *prometheus.Registry
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxRequestBody <= 0 {
+		c.MaxRequestBody = DefaultMaxRequestBody
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = newRegistry()
+	}
+}
+
+func (c *Config) valid() error {
+	if c.Log == nil {
+		return errors.New("server: Config.Log is nil")
+	}
+	if c.Reader == nil {
+		return errors.New("server: Config.Reader is nil")
+	}
+	if c.MaxRequestBody > int64(^uint32(0)>>1) {
+		return fmt.Errorf("server: Config.MaxRequestBody %d exceeds what gRPC accepts (2 GiB)", c.MaxRequestBody)
+	}
+	return nil
+}
+
+// Server is the pair of listeners' servers. Start it with Serve, stop it with Shutdown.
+type Server struct {
+	cfg     Config
+	grpc    *grpc.Server
+	http    *http.Server
+	health  *health.Server
+	handler http.Handler
+
+	shutdownOnce sync.Once
+}
+
+// New builds the gRPC and HTTP servers. Nothing listens until Serve.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.valid(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	rekor := &rekorService{log: cfg.Log, reader: cfg.Reader, logger: cfg.Logger}
+	quire := &quireService{log: cfg.Log, logID: cfg.LogID, logger: cfg.Logger}
+
+	s := &Server{cfg: cfg, health: health.NewServer()}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBody)),
+		grpc.ChainUnaryInterceptor(m.unaryInterceptor, s.recoverInterceptor),
+		grpc.ConnectionTimeout(cfg.ReadHeaderTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout}),
+	)
+	rekorpb.RegisterRekorServer(s.grpc, rekor)
+	quirev1.RegisterLogServer(s.grpc, quire)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+
+	gw := newGatewayMux()
+	ctx := context.Background()
+	if err := rekorpb.RegisterRekorHandlerServer(ctx, gw, rekor); err != nil {
+		return nil, fmt.Errorf("registering Rekor gateway: %w", err)
+	}
+	if err := quirev1.RegisterLogHandlerServer(ctx, gw, quire); err != nil {
+		return nil, fmt.Errorf("registering quire.v1 gateway: %w", err)
+	}
+
+	tileHandler, err := tiles.New(cfg.Reader, tiles.Options{Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("building tlog-tiles handler: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v2/log/", limitBody(cfg.MaxRequestBody, gw))
+	mux.Handle("/quire/v1/", limitBody(cfg.MaxRequestBody, gw))
+	// Rekor v2 routes GET /api/v2/checkpoint and /api/v2/tile/… to its gRPC reads; the tlog-tiles
+	// handler answers them here instead, byte-exact and with cache headers.
+	tileHandler.Register(mux, "")
+	tileHandler.Register(mux, "/api/v2")
+	mux.HandleFunc("/healthz", s.serveHealth)
+	mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, newAPIError(codes.NotFound, http.StatusNotFound, r.URL.Path+" is not a Quire API path"))
+	})
+	s.handler = m.instrumentHTTP(mux)
+
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Handler is the HTTP handler Serve uses, for embedding the API in another server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve answers HTTP on httpLis and gRPC on grpcLis until Shutdown, and returns the first error
+// that stopped either; after Shutdown it returns nil.
+func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	errc := make(chan error, 2)
+	go func() {
+		err := s.http.Serve(httpLis)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	go func() {
+		errc <- s.grpc.Serve(grpcLis)
+	}()
+	first := <-errc
+	if first != nil {
+		// One side failed: stop the other, so the process does not half-serve.
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultShutdownGrace)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	}
+	second := <-errc
+	if first != nil {
+		return fmt.Errorf("serving: %w", first)
+	}
+	if second != nil {
+		return fmt.Errorf("serving: %w", second)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests (a write waits for its
+// checkpoint) until ctx ends; then it cuts the rest. Call it before shutting the appender down, so
+// every answered write is one the appender still integrates.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutdownOnce.Do(func() {
+		s.health.Shutdown()
+		grpcDone := make(chan struct{})
+		go func() {
+			s.grpc.GracefulStop()
+			close(grpcDone)
+		}()
+		err = s.http.Shutdown(ctx)
+		select {
+		case <-grpcDone:
+		case <-ctx.Done():
+			s.grpc.Stop()
+			<-grpcDone
+		}
+		if err != nil {
+			err = fmt.Errorf("stopping HTTP server: %w", errors.Join(err, s.http.Close()))
+		}
+	})
+	return err
+}
+
+// serveHealth is ready when the log can read its published checkpoint, i.e. storage is open and
+// has published at least once.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.cfg.Reader.ReadCheckpoint(r.Context()); err != nil {
+		s.cfg.Logger.WarnContext(r.Context(), "health check failed", "error", err)
+		writeError(w, newAPIError(codes.Unavailable, http.StatusServiceUnavailable, "log storage not ready"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// recoverInterceptor turns a panic in a handler into Internal for that call instead of a crash of
+// the whole log; net/http does the same for HTTP handlers.
+func (s *Server) recoverInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.cfg.Logger.ErrorContext(ctx, "panic in gRPC handler", "method", info.FullMethod, "panic", p, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error")
+		}
+	}()
+	return handler(ctx, req)
+}

@@ -1,0 +1,567 @@
+package tiles_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/quirelog/quire/api/tiles"
+)
+
+const origin = "example.com/quire-tiles-test"
+
+// testLog is a real Tessera POSIX log in a temporary directory.
+type testLog struct {
+	dir      string
+	reader   tessera.LogReader
+	verifier note.Verifier
+	entries  [][]byte
+	// checkpoints holds the checkpoint published after each batch.
+	checkpoints [][]byte
+}
+
+// newTestLog appends len(batches) batches of entries of varied lengths to a
+// POSIX log, waiting for a checkpoint after each so that partial tiles of
+// several widths are written, then stops the appender so nothing changes
+// while the test reads.
+func newTestLog(t *testing.T, batches ...int) *testLog {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		t.Fatalf("generating log key: %v", err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatalf("making signer: %v", err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatalf("making verifier: %v", err)
+	}
+	dir := t.TempDir()
+	driver, err := posix.New(ctx, posix.Config{Path: dir})
+	if err != nil {
+		t.Fatalf("creating POSIX driver: %v", err)
+	}
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, tessera.NewAppendOptions().
+		WithCheckpointSigner(signer).
+		WithBatching(64, 20*time.Millisecond).
+		WithCheckpointInterval(100*time.Millisecond).
+		// Garbage collection would delete superseded partial tiles while
+		// the test compares files with responses.
+		WithGarbageCollectionInterval(0))
+	if err != nil {
+		t.Fatalf("creating appender: %v", err)
+	}
+	awaiter := tessera.NewPublicationAwaiter(ctx, reader.ReadCheckpoint, 10*time.Millisecond)
+
+	l := &testLog{dir: dir, reader: reader, verifier: verifier}
+	for _, n := range batches {
+		futures := make([]tessera.IndexFuture, 0, n)
+		for range n {
+			i := len(l.entries)
+			// Lengths from 1 to 300 bytes so bundles hold entries of
+			// several sizes.
+			e := bytes.Repeat([]byte{byte(i)}, 1+i%300)
+			copy(e, fmt.Sprintf("entry %d", i))
+			l.entries = append(l.entries, e)
+			futures = append(futures, appender.Add(ctx, tessera.NewEntry(e)))
+		}
+		var cp []byte
+		for j, f := range futures {
+			idx, c, err := awaiter.Await(ctx, f)
+			if err != nil {
+				t.Fatalf("awaiting entry: %v", err)
+			}
+			if want := uint64(len(l.entries) - n + j); idx.Index != want {
+				t.Fatalf("entry got index %d, want %d", idx.Index, want)
+			}
+			cp = c
+		}
+		l.checkpoints = append(l.checkpoints, cp)
+	}
+	if err := shutdown(ctx); err != nil {
+		t.Fatalf("shutting down appender: %v", err)
+	}
+	return l
+}
+
+// serve starts a real HTTP server with the handler at the root and under
+// /api/v2, as the Quire server mounts it.
+func serve(t *testing.T, r tiles.Reader) *httptest.Server {
+	t.Helper()
+	h, err := tiles.New(r, tiles.Options{})
+	if err != nil {
+		t.Fatalf("tiles.New: %v", err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux, "")
+	h.Register(mux, "/api/v2")
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// get fetches url with optional request headers, without transparent
+// decompression, so the test sees exactly what the server sent.
+func get(t *testing.T, method, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatalf("building request: %v", err)
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading %s: %v", url, err)
+	}
+	return resp, body
+}
+
+var prefixes = []string{"", "/api/v2"}
+
+func TestServesEveryFileByteForByte(t *testing.T) {
+	l := newTestLog(t, 1, 100, 300, 200)
+	srv := serve(t, l.reader)
+
+	var paths []string
+	err := filepath.WalkDir(l.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(l.dir, p)
+		if rel == layout.CheckpointPath || (!d.IsDir() && strings.HasPrefix(rel, "tile/")) {
+			paths = append(paths, "/"+filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walking log directory: %v", err)
+	}
+	// 601 entries: three level 0 tiles and bundles (the last partial),
+	// plus every partial one the earlier batches left behind.
+	if len(paths) < 8 {
+		t.Fatalf("only %d files in the log: %v", len(paths), paths)
+	}
+	for _, prefix := range prefixes {
+		for _, p := range paths {
+			t.Run(prefix+p+" is served as stored", func(t *testing.T) {
+				want, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(p)))
+				if err != nil {
+					t.Fatalf("reading file: %v", err)
+				}
+				resp, body := get(t, http.MethodGet, srv.URL+prefix+p)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				if !bytes.Equal(body, want) {
+					t.Errorf("body of %d bytes differs from the %d-byte file", len(body), len(want))
+				}
+			})
+		}
+	}
+}
+
+func TestHeaders(t *testing.T) {
+	l := newTestLog(t, 300)
+	srv := serve(t, l.reader)
+	tests := []struct {
+		name         string
+		path         string
+		contentType  string
+		cacheControl string
+	}{
+		{"the checkpoint is plain text and not cached", "/checkpoint", "text/plain; charset=utf-8", "no-cache"},
+		{"a full tile is immutable", "/tile/0/000", "application/octet-stream", "public, max-age=31536000, immutable"},
+		{"a partial tile has a short max-age", "/tile/0/001.p/44", "application/octet-stream", "public, max-age=5"},
+		{"a partial upper tile has a short max-age", "/tile/1/000.p/1", "application/octet-stream", "public, max-age=5"},
+		{"a full entry bundle is immutable", "/tile/entries/000", "application/octet-stream", "public, max-age=31536000, immutable"},
+		{"a partial entry bundle has a short max-age", "/tile/entries/001.p/44", "application/octet-stream", "public, max-age=5"},
+	}
+	for _, prefix := range prefixes {
+		for _, tt := range tests {
+			t.Run(tt.name+" under "+prefix+"/", func(t *testing.T) {
+				resp, body := get(t, http.MethodGet, srv.URL+prefix+tt.path)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				if got := resp.Header.Get("Content-Type"); got != tt.contentType {
+					t.Errorf("Content-Type %q, want %q", got, tt.contentType)
+				}
+				if got := resp.Header.Get("Cache-Control"); got != tt.cacheControl {
+					t.Errorf("Cache-Control %q, want %q", got, tt.cacheControl)
+				}
+				if tag := resp.Header.Get("ETag"); !strings.HasPrefix(tag, `"`) || len(tag) < 10 {
+					t.Errorf("ETag %q is not a strong validator", tag)
+				}
+				if got, want := resp.Header.Get("Content-Length"), fmt.Sprint(len(body)); got != want {
+					t.Errorf("Content-Length %q, want %q", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestConditionalAndHeadRequests(t *testing.T) {
+	l := newTestLog(t, 300)
+	srv := serve(t, l.reader)
+	for _, path := range []string{"/checkpoint", "/tile/0/000", "/tile/0/001.p/44", "/tile/entries/000"} {
+		resp, body := get(t, http.MethodGet, srv.URL+path)
+		tag := resp.Header.Get("ETag")
+		t.Run(path+" is not modified for its own ETag", func(t *testing.T) {
+			resp, body := get(t, http.MethodGet, srv.URL+path, "If-None-Match", tag)
+			if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
+				t.Errorf("status %d with %d bytes, want 304 and no body", resp.StatusCode, len(body))
+			}
+			if got := resp.Header.Get("ETag"); got != tag {
+				t.Errorf("304 ETag %q, want %q", got, tag)
+			}
+		})
+		t.Run(path+" is not modified for its ETag in a list or made weak", func(t *testing.T) {
+			resp, _ := get(t, http.MethodGet, srv.URL+path, "If-None-Match", `"other", W/`+tag)
+			if resp.StatusCode != http.StatusNotModified {
+				t.Errorf("status %d, want 304", resp.StatusCode)
+			}
+		})
+		t.Run(path+" is sent again for another ETag", func(t *testing.T) {
+			resp, again := get(t, http.MethodGet, srv.URL+path, "If-None-Match", `"0123456789"`)
+			if resp.StatusCode != http.StatusOK || !bytes.Equal(again, body) {
+				t.Errorf("status %d with %d bytes, want 200 and the %d-byte body", resp.StatusCode, len(again), len(body))
+			}
+		})
+		t.Run(path+" answers HEAD with headers only", func(t *testing.T) {
+			resp, head := get(t, http.MethodHead, srv.URL+path)
+			if resp.StatusCode != http.StatusOK || len(head) != 0 {
+				t.Errorf("status %d with %d bytes, want 200 and no body", resp.StatusCode, len(head))
+			}
+			if got, want := resp.Header.Get("Content-Length"), fmt.Sprint(len(body)); got != want {
+				t.Errorf("Content-Length %q, want %q", got, want)
+			}
+			if got := resp.Header.Get("ETag"); got != tag {
+				t.Errorf("HEAD ETag %q, want %q", got, tag)
+			}
+		})
+	}
+}
+
+func TestRejectsBadRequests(t *testing.T) {
+	l := newTestLog(t, 10)
+	srv := serve(t, l.reader)
+	h, err := tiles.New(l.reader, tiles.Options{})
+	if err != nil {
+		t.Fatalf("tiles.New: %v", err)
+	}
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		status int
+		body   string
+	}{
+		{"POST is not allowed", http.MethodPost, "/checkpoint", http.StatusMethodNotAllowed, "use GET or HEAD"},
+		{"PUT of a tile is not allowed", http.MethodPut, "/tile/0/000.p/10", http.StatusMethodNotAllowed, "use GET or HEAD"},
+		{"DELETE is not allowed", http.MethodDelete, "/tile/entries/000.p/10", http.StatusMethodNotAllowed, "use GET or HEAD"},
+		{"traversal is a bad request", http.MethodGet, "/tile/../checkpoint", http.StatusBadRequest, "unexpected character"},
+		{"an escaped slash is a bad request", http.MethodGet, "/tile/0/x001%2F000", http.StatusBadRequest, "percent-escapes"},
+		{"a level above 63 is a bad request", http.MethodGet, "/tile/99/000", http.StatusBadRequest, "tile level"},
+		{"a width of 256 is a bad request", http.MethodGet, "/tile/0/000.p/256", http.StatusBadRequest, "tile width"},
+		{"a non-canonical index is a bad request", http.MethodGet, "/tile/0/x000/000.p/10", http.StatusBadRequest, "canonical"},
+		{"an impossible tile is a bad request", http.MethodGet, "/tile/9/000", http.StatusBadRequest, "beyond 2^64"},
+		{"a path outside tlog-tiles is not found", http.MethodGet, "/tiles", http.StatusNotFound, "not a tlog-tiles path"},
+		{"a tile beyond the tree is not found", http.MethodGet, "/tile/0/005", http.StatusNotFound, "/tile/0/005 not found"},
+		{"a bundle beyond the tree is not found", http.MethodGet, "/tile/entries/x001/000", http.StatusNotFound, "not found"},
+		{"a full tile of a partial tree is not found", http.MethodGet, "/tile/0/000", http.StatusNotFound, "not found"},
+		{"a wider partial tile than the tree has is not found", http.MethodGet, "/tile/0/000.p/11", http.StatusNotFound, "not found"},
+	}
+	for _, tt := range tests {
+		check := func(t *testing.T, code int, hdr http.Header, body string) {
+			t.Helper()
+			if code != tt.status {
+				t.Errorf("status %d, want %d (body %q)", code, tt.status, body)
+			}
+			if !strings.Contains(body, tt.body) {
+				t.Errorf("body %q does not mention %q", body, tt.body)
+			}
+			if got := hdr.Get("Cache-Control"); got != "no-store" {
+				t.Errorf("error Cache-Control %q, want no-store", got)
+			}
+			if tt.status == http.StatusMethodNotAllowed && hdr.Get("Allow") != "GET, HEAD" {
+				t.Errorf("Allow %q, want \"GET, HEAD\"", hdr.Get("Allow"))
+			}
+		}
+		// Straight into the handler: a ServeMux would clean ".." and
+		// redirect before the handler saw it.
+		t.Run(tt.name+" by the handler", func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+			check(t, rec.Code, rec.Header(), rec.Body.String())
+		})
+		if strings.Contains(tt.path, "..") || tt.path == "/tiles" {
+			continue
+		}
+		t.Run(tt.name+" over HTTP", func(t *testing.T) {
+			resp, body := get(t, tt.method, srv.URL+"/api/v2"+tt.path)
+			check(t, resp.StatusCode, resp.Header, string(body))
+		})
+	}
+}
+
+func TestMissingCheckpointIsNotFound(t *testing.T) {
+	// Tessera's file reader on an empty directory: a log before its first
+	// checkpoint.
+	srv := serve(t, client.FileFetcher{Root: t.TempDir()})
+	resp, body := get(t, http.MethodGet, srv.URL+"/checkpoint")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("status %d, want 404 (body %q)", resp.StatusCode, body)
+	}
+}
+
+func TestPartialResourcesAreCutFromFullOnes(t *testing.T) {
+	l := newTestLog(t, 256)
+	srv := serve(t, l.reader)
+	full, err := os.ReadFile(filepath.Join(l.dir, "tile", "0", "000"))
+	if err != nil {
+		t.Fatalf("reading full tile: %v", err)
+	}
+	t.Run("a partial tile no longer stored is the start of the full one", func(t *testing.T) {
+		resp, body := get(t, http.MethodGet, srv.URL+"/tile/0/000.p/5")
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, full[:5*32]) {
+			t.Errorf("status %d with %d bytes, want 200 and the first 5 hashes", resp.StatusCode, len(body))
+		}
+	})
+	t.Run("a partial bundle no longer stored is the start of the full one", func(t *testing.T) {
+		resp, body := get(t, http.MethodGet, srv.URL+"/tile/entries/000.p/3")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+		var b api.EntryBundle
+		if err := b.UnmarshalText(body); err != nil {
+			t.Fatalf("parsing bundle: %v", err)
+		}
+		if len(b.Entries) != 3 {
+			t.Fatalf("bundle has %d entries, want 3", len(b.Entries))
+		}
+		for i, e := range b.Entries {
+			if !bytes.Equal(e, l.entries[i]) {
+				t.Errorf("entry %d differs", i)
+			}
+		}
+	})
+}
+
+// shortTiles is the real POSIX reader with full tiles cut short, as a
+// storage bug would leave them.
+type shortTiles struct{ tessera.LogReader }
+
+func (s shortTiles) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	t, err := s.LogReader.ReadTile(ctx, level, index, p)
+	if err != nil {
+		return nil, err
+	}
+	return t[:len(t)-32], nil
+}
+
+func TestShortFullTileIsAnErrorNotCached(t *testing.T) {
+	l := newTestLog(t, 256)
+	srv := serve(t, shortTiles{l.reader})
+	resp, body := get(t, http.MethodGet, srv.URL+"/tile/0/000")
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("status %d, want 500 (body %q)", resp.StatusCode, body)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control %q, want no-store", cc)
+	}
+	if strings.Contains(string(body), l.dir) {
+		t.Errorf("error body %q leaks the storage path", body)
+	}
+}
+
+func TestEntryBundlesAreGzippedOnRequest(t *testing.T) {
+	l := newTestLog(t, 300)
+	srv := serve(t, l.reader)
+	want, err := os.ReadFile(filepath.Join(l.dir, "tile", "entries", "000"))
+	if err != nil {
+		t.Fatalf("reading bundle: %v", err)
+	}
+	plain, _ := get(t, http.MethodGet, srv.URL+"/tile/entries/000")
+
+	resp, body := get(t, http.MethodGet, srv.URL+"/tile/entries/000", "Accept-Encoding", "gzip")
+	t.Run("a client accepting gzip gets the bundle gzipped", func(t *testing.T) {
+		if resp.Header.Get("Content-Encoding") != "gzip" {
+			t.Fatalf("Content-Encoding %q, want gzip", resp.Header.Get("Content-Encoding"))
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("gzip header: %v", err)
+		}
+		got, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatalf("gunzip: %v", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("gunzipped body differs from the stored bundle")
+		}
+		if len(body) >= len(want) {
+			t.Errorf("gzipped body of %d bytes is no smaller than %d", len(body), len(want))
+		}
+	})
+	t.Run("the gzip representation has its own ETag", func(t *testing.T) {
+		if resp.Header.Get("ETag") == plain.Header.Get("ETag") {
+			t.Errorf("gzip and identity share ETag %s", resp.Header.Get("ETag"))
+		}
+		if resp.Header.Get("Vary") != "Accept-Encoding" || plain.Header.Get("Vary") != "Accept-Encoding" {
+			t.Errorf("Vary %q and %q, want Accept-Encoding on both", resp.Header.Get("Vary"), plain.Header.Get("Vary"))
+		}
+	})
+	t.Run("a client refusing gzip gets identity", func(t *testing.T) {
+		resp, body := get(t, http.MethodGet, srv.URL+"/tile/entries/000", "Accept-Encoding", "gzip;q=0, *")
+		if resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(body, want) {
+			t.Errorf("Content-Encoding %q, body equal %v; want identity", resp.Header.Get("Content-Encoding"), bytes.Equal(body, want))
+		}
+	})
+	t.Run("hash tiles are never gzipped", func(t *testing.T) {
+		resp, _ := get(t, http.MethodGet, srv.URL+"/tile/0/000", "Accept-Encoding", "gzip")
+		if resp.Header.Get("Content-Encoding") != "" {
+			t.Errorf("Content-Encoding %q on a hash tile", resp.Header.Get("Content-Encoding"))
+		}
+	})
+}
+
+// TestTesseraClientVerifiesTheServedLog reads the log only through
+// Tessera's own client over HTTP: the checkpoint's signature, every entry
+// bundle, an inclusion proof for every entry, and consistency proofs from
+// every earlier checkpoint.
+func TestTesseraClientVerifiesTheServedLog(t *testing.T) {
+	l := newTestLog(t, 1, 255, 2, 300, 70)
+	srv := serve(t, l.reader)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hasher := rfc6962.DefaultHasher
+
+	for _, prefix := range prefixes {
+		t.Run("the log verifies through "+prefix+"/", func(t *testing.T) {
+			root, err := url.Parse(srv.URL + prefix + "/")
+			if err != nil {
+				t.Fatalf("parsing URL: %v", err)
+			}
+			f, err := client.NewHTTPFetcher(root, srv.Client())
+			if err != nil {
+				t.Fatalf("NewHTTPFetcher: %v", err)
+			}
+			cp, _, _, err := client.FetchCheckpoint(ctx, f.ReadCheckpoint, l.verifier, origin)
+			if err != nil {
+				t.Fatalf("FetchCheckpoint: %v", err)
+			}
+			if cp.Size != uint64(len(l.entries)) {
+				t.Fatalf("checkpoint size %d, want %d", cp.Size, len(l.entries))
+			}
+			pb, err := client.NewProofBuilder(ctx, cp.Size, f.ReadTile)
+			if err != nil {
+				t.Fatalf("NewProofBuilder: %v", err)
+			}
+			for i := uint64(0); i < cp.Size; i++ {
+				bundle, err := client.GetEntryBundle(ctx, f.ReadEntryBundle, i/layout.EntryBundleWidth, cp.Size)
+				if err != nil {
+					t.Fatalf("GetEntryBundle(%d): %v", i/layout.EntryBundleWidth, err)
+				}
+				got := bundle.Entries[i%layout.EntryBundleWidth]
+				if !bytes.Equal(got, l.entries[i]) {
+					t.Fatalf("entry %d from its bundle differs from what was appended", i)
+				}
+				p, err := pb.InclusionProof(ctx, i)
+				if err != nil {
+					t.Fatalf("InclusionProof(%d): %v", i, err)
+				}
+				if err := proof.VerifyInclusion(hasher, i, cp.Size, hasher.HashLeaf(got), p, cp.Hash); err != nil {
+					t.Fatalf("inclusion proof for %d does not verify: %v", i, err)
+				}
+			}
+			for _, raw := range l.checkpoints[:len(l.checkpoints)-1] {
+				old, _, _, err := client.FetchCheckpoint(ctx, func(context.Context) ([]byte, error) { return raw, nil }, l.verifier, origin)
+				if err != nil {
+					t.Fatalf("parsing earlier checkpoint: %v", err)
+				}
+				p, err := pb.ConsistencyProof(ctx, old.Size, cp.Size)
+				if err != nil {
+					t.Fatalf("ConsistencyProof(%d, %d): %v", old.Size, cp.Size, err)
+				}
+				if err := proof.VerifyConsistency(hasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
+					t.Errorf("consistency %d -> %d does not verify: %v", old.Size, cp.Size, err)
+				}
+			}
+		})
+	}
+	t.Run("a tampered tile makes the client's proof fail", func(t *testing.T) {
+		f, err := client.NewHTTPFetcher(mustParse(t, srv.URL+"/"), srv.Client())
+		if err != nil {
+			t.Fatalf("NewHTTPFetcher: %v", err)
+		}
+		cp, _, _, err := client.FetchCheckpoint(ctx, f.ReadCheckpoint, l.verifier, origin)
+		if err != nil {
+			t.Fatalf("FetchCheckpoint: %v", err)
+		}
+		flip := func(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+			b, err := f.ReadTile(ctx, level, index, p)
+			if err == nil && level == 0 && index == 0 {
+				b = bytes.Clone(b)
+				b[40] ^= 1
+			}
+			return b, err
+		}
+		pb, err := client.NewProofBuilder(ctx, cp.Size, flip)
+		if err != nil {
+			t.Fatalf("NewProofBuilder: %v", err)
+		}
+		p, err := pb.InclusionProof(ctx, 0)
+		if err != nil {
+			t.Fatalf("InclusionProof: %v", err)
+		}
+		err = proof.VerifyInclusion(hasher, 0, cp.Size, hasher.HashLeaf(l.entries[0]), p, cp.Hash)
+		var mismatch proof.RootMismatchError
+		if !errors.As(err, &mismatch) {
+			t.Errorf("VerifyInclusion with a flipped sibling hash: %v, want a root mismatch", err)
+		}
+	})
+}
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatalf("parsing %q: %v", s, err)
+	}
+	return u
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+const (
+	keyFileName = "log.key"
+	pubFileName = "log.pub"
+
+	// algEd25519 is the signed-note signature type byte for Ed25519 (C2SP signed-note, "Signature types").
+	algEd25519 = 0x01
+)
+
+// logKey is the log's checkpoint key: a C2SP signed-note Ed25519 key whose name is the log's origin.
+type logKey struct {
+	origin   string
+	signer   note.Signer
+	verifier note.Verifier
+	vkey     string
+	public   ed25519.PublicKey
+}
+
+// writeNewKey generates a note key for origin and writes DIR/log.key (0600, the signer key) and
+// DIR/log.pub (the verifier key). It refuses to overwrite an existing key: losing a log key loses the log.
+func writeNewKey(dir, origin string) (keyPath, pubPath string, err error) {
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		return "", "", fmt.Errorf("generating key for origin %q: %w", origin, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("creating key directory %s: %w", dir, err)
+	}
+	keyPath = filepath.Join(dir, keyFileName)
+	pubPath = filepath.Join(dir, pubFileName)
+	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", "", fmt.Errorf("creating key file: %w", err)
+	}
+	if _, err := f.WriteString(skey + "\n"); err != nil {
+		f.Close()
+		return "", "", fmt.Errorf("writing key file %s: %w", keyPath, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", "", fmt.Errorf("syncing key file %s: %w", keyPath, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", "", fmt.Errorf("closing key file %s: %w", keyPath, err)
+	}
+	if err := os.WriteFile(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
+		return "", "", fmt.Errorf("writing verifier key %s: %w", pubPath, err)
+	}
+	return keyPath, pubPath, nil
+}
+
+// loadSignerKey reads a signer key file written by writeNewKey. A key readable by group or other is
+// refused: whoever reads it can sign checkpoints in the log's name.
+func loadSignerKey(path string) (*logKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s has mode %04o: it must not be readable by group or others (chmod 600 %s)", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file %s: %w", path, err)
+	}
+	k, err := parseSignerKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("parsing key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// errMalformedKey never includes the key text: a private key must not reach logs through an error.
+var errMalformedKey = errors.New("not a note signer key (PRIVATE+KEY+name+hash+base64)")
+
+// parseSignerKey parses a C2SP signed-note Ed25519 signer key and derives its public half, which
+// note.Signer does not expose but the trust root needs.
+func parseSignerKey(skey string) (*logKey, error) {
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, errMalformedKey
+	}
+	// note.NewSigner has checked the layout, the algorithm and that the hash matches the key.
+	parts := strings.SplitN(skey, "+", 5)
+	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != algEd25519 {
+		return nil, errMalformedKey
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(signer.Name(), pub)
+	if err != nil {
+		return nil, fmt.Errorf("encoding verifier key: %w", err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("building verifier: %w", err)
+	}
+	return &logKey{origin: signer.Name(), signer: signer, verifier: verifier, vkey: vkey, public: pub}, nil
+}
+
+// parseVerifierKey parses a C2SP signed-note Ed25519 verifier key (name+hash+base64(0x01||key)).
+func parseVerifierKey(vkey string) (*logKey, error) {
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("parsing verifier key: %w", err)
+	}
+	parts := strings.SplitN(vkey, "+", 3)
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != algEd25519 {
+		return nil, errors.New("parsing verifier key: not an Ed25519 note key")
+	}
+	return &logKey{origin: verifier.Name(), verifier: verifier, vkey: vkey, public: ed25519.PublicKey(raw[1:])}, nil
+}
+
+// readPublicKey reads either a signer key file or a verifier key file and returns the public half.
+func readPublicKey(path string) (*logKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	text := strings.TrimSpace(string(b))
+	if strings.HasPrefix(text, "PRIVATE+KEY+") {
+		k, err := loadSignerKey(path)
+		if err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
+	k, err := parseVerifierKey(text)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return k, nil
+}

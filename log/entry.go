@@ -1,0 +1,265 @@
+package log
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+
+	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
+	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Entry kinds and the one version of each that this log writes.
+const (
+	KindHashedRekord = "hashedrekord"
+	KindDSSE         = "dsse"
+	APIVersion       = "0.0.2"
+)
+
+// validated is a request that passed validation, with what the leaf needs.
+type validated struct {
+	kind string
+	body []byte
+}
+
+// validateHashedRekord checks a HashedRekordRequestV002 the way rekor-tiles
+// v2.3.0 pkg/types/hashedrekord.ToLogEntry does (required fields, supported
+// key details, digest length, signature over the digest), but names the
+// failing field and also demands that the key is the one keyDetails names.
+// It returns the canonical leaf.
+func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*validated, error) {
+	const p = "hashedRekordRequestV002"
+	if hr == nil {
+		return nil, invalid(p, "missing")
+	}
+	sig := hr.GetSignature()
+	switch {
+	case sig == nil:
+		return nil, invalid(p+".signature", "missing")
+	case len(sig.GetContent()) == 0:
+		return nil, invalid(p+".signature.content", "missing")
+	case sig.GetVerifier() == nil:
+		return nil, invalid(p+".signature.verifier", "missing")
+	case len(hr.GetDigest()) == 0:
+		return nil, invalid(p+".digest", "missing")
+	}
+	v := sig.GetVerifier()
+	alg, err := lookupAlgorithm(p+".signature.verifier.keyDetails", v.GetKeyDetails(), false)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := l.keys.publicKey(p+".signature.verifier", v)
+	if err != nil {
+		return nil, err
+	}
+	if err := alg.keyMatch(pub); err != nil {
+		return nil, invalid(p+".signature.verifier.keyDetails", "%s does not match the key: %v", v.GetKeyDetails(), err)
+	}
+	if want := alg.hash.Size(); len(hr.GetDigest()) != want {
+		return nil, invalid(p+".digest", "length %d does not match %s, which signs a %d-byte %s digest", len(hr.GetDigest()), v.GetKeyDetails(), want, alg.hash)
+	}
+	if err := alg.verifyDigest(pub, hr.GetDigest(), sig.GetContent()); err != nil {
+		return nil, invalid(p+".signature.content", "signature does not verify over the digest with the given key: %v", err)
+	}
+	return &validated{kind: KindHashedRekord, body: hashedRekordLeaf(hr.GetDigest(), alg.hashAlg, sig)}, nil
+}
+
+// hashedRekordLeaf is the canonical leaf of a hashedrekord v0.0.2 entry:
+// the RFC 8785 (JCS) canonical form of protojson(Entry{kind, apiVersion,
+// spec.hashedRekordV002{data{algorithm, digest}, signature}}), as the Rekor v2
+// spec (rekor-tiles v2.3.0 internal/server/service.go CreateEntry) defines it;
+// sigstore-go rebuilds it from a bundle to check inclusion.
+//
+// It is written by hand rather than through protojson and a canonicaliser
+// because those cost more than the rest of a write together. The shape is
+// fixed: JCS (RFC 8785 §3.2.3) sorts members by UTF-16 code units, which for
+// these ASCII names is byte order; every value is either a base64 string
+// (protojson's encoding of bytes, RFC 4648 §4 with padding) or an enum name,
+// and neither contains a character JCS escapes (§3.2.2.2). Empty fields, which
+// protojson omits, cannot occur: validation rejects them. canonicalSlow is the
+// reference this is tested and fuzzed against.
+func hashedRekordLeaf(digest []byte, hashAlg commonv1.HashAlgorithm, sig *rekorpb.Signature) []byte {
+	v := sig.GetVerifier()
+	var raw []byte
+	var keyField string
+	if pk := v.GetPublicKey(); pk != nil {
+		raw, keyField = pk.GetRawBytes(), `"publicKey"`
+	} else {
+		raw, keyField = v.GetX509Certificate().GetRawBytes(), `"x509Certificate"`
+	}
+	enc := base64.StdEncoding
+	b := make([]byte, 0, 220+enc.EncodedLen(len(digest))+enc.EncodedLen(len(sig.GetContent()))+enc.EncodedLen(len(raw)))
+	b = append(b, `{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"`...)
+	b = append(b, hashAlg.String()...)
+	b = append(b, `","digest":"`...)
+	b = enc.AppendEncode(b, digest)
+	b = append(b, `"},"signature":{"content":"`...)
+	b = enc.AppendEncode(b, sig.GetContent())
+	b = append(b, `","verifier":{"keyDetails":"`...)
+	b = append(b, v.GetKeyDetails().String()...)
+	b = append(b, `",`...)
+	b = append(b, keyField...)
+	b = append(b, `:{"rawBytes":"`...)
+	b = enc.AppendEncode(b, raw)
+	b = append(b, `"}}}}}}`...)
+	return b
+}
+
+// canonicalSlow is the general canonical form of an entry: RFC 8785 JCS of
+// its protojson encoding, as rekor-tiles computes it. DSSE entries use it;
+// for hashedrekord it is the reference the fast path is checked against.
+func canonicalSlow(e *rekorpb.Entry) ([]byte, error) {
+	j, err := protojson.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encoding entry as JSON: %w", err)
+	}
+	c, err := jsoncanonicalizer.Transform(j)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalising entry JSON: %w", err)
+	}
+	return c, nil
+}
+
+// digestKey is the search key of an artifact digest: "sha256:HEX" (or sha384,
+// sha512), lowercase hex.
+func digestKey(alg commonv1.HashAlgorithm, digest []byte) ([]byte, error) {
+	var name string
+	switch alg {
+	case commonv1.HashAlgorithm_SHA2_256:
+		name = "sha256"
+	case commonv1.HashAlgorithm_SHA2_384:
+		name = "sha384"
+	case commonv1.HashAlgorithm_SHA2_512:
+		name = "sha512"
+	default:
+		return nil, fmt.Errorf("unsupported digest algorithm %s", alg)
+	}
+	const hexdigits = "0123456789abcdef"
+	k := make([]byte, 0, len(name)+1+2*len(digest))
+	k = append(k, name...)
+	k = append(k, ':')
+	for _, c := range digest {
+		k = append(k, hexdigits[c>>4], hexdigits[c&0xf])
+	}
+	return k, nil
+}
+
+// pae is the DSSE v1 pre-authentication encoding of an envelope's payload
+// (DSSE protocol, "Signature definition").
+func pae(payloadType string, payload []byte) []byte {
+	b := make([]byte, 0, 32+len(payloadType)+len(payload))
+	b = append(b, "DSSEv1 "...)
+	b = strconv.AppendInt(b, int64(len(payloadType)), 10)
+	b = append(b, ' ')
+	b = append(b, payloadType...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(payload)), 10)
+	b = append(b, ' ')
+	b = append(b, payload...)
+	return b
+}
+
+// validateDSSE checks a DSSERequestV002 and returns the v0.0.2 DSSE leaf, as
+// rekor-tiles stored it before v2 dropped the type (pkg/types/dsse in its
+// v1 releases): every envelope signature must verify over the PAE with one
+// of the given verifiers; the entry records the SHA-256 of the payload and
+// each signature with the verifier that checked it. Here the signatures are
+// listed in request order (verifier order, then envelope order) where
+// rekor-tiles used map order, and a verifier that checks no signature is an
+// error rather than ignored.
+func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
+	const p = "dsseRequestV002"
+	if d == nil {
+		return nil, invalid(p, "missing")
+	}
+	env := d.GetEnvelope()
+	switch {
+	case env == nil:
+		return nil, invalid(p+".envelope", "missing")
+	case len(env.GetPayload()) == 0:
+		return nil, invalid(p+".envelope.payload", "missing")
+	case env.GetPayloadType() == "":
+		return nil, invalid(p+".envelope.payloadType", "missing")
+	case len(env.GetSignatures()) == 0:
+		return nil, invalid(p+".envelope.signatures", "missing")
+	case len(d.GetVerifiers()) == 0:
+		return nil, invalid(p+".verifiers", "missing")
+	}
+	for i, s := range env.GetSignatures() {
+		if len(s.GetSig()) == 0 {
+			return nil, invalid(fmt.Sprintf("%s.envelope.signatures[%d].sig", p, i), "missing")
+		}
+	}
+	msg := pae(env.GetPayloadType(), env.GetPayload())
+	matched := make([]bool, len(env.GetSignatures()))
+	var sigs []*rekorpb.Signature
+	for i, v := range d.GetVerifiers() {
+		vp := fmt.Sprintf("%s.verifiers[%d]", p, i)
+		if v == nil {
+			return nil, invalid(vp, "missing")
+		}
+		alg, err := lookupAlgorithm(vp+".keyDetails", v.GetKeyDetails(), true)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := l.keys.publicKey(vp, v)
+		if err != nil {
+			return nil, err
+		}
+		if err := alg.keyMatch(pub); err != nil {
+			return nil, invalid(vp+".keyDetails", "%s does not match the key: %v", v.GetKeyDetails(), err)
+		}
+		used := false
+		for j, s := range env.GetSignatures() {
+			if matched[j] || alg.verifyMessage(pub, msg, s.GetSig()) != nil {
+				continue
+			}
+			matched[j], used = true, true
+			sigs = append(sigs, &rekorpb.Signature{Content: s.GetSig(), Verifier: v})
+		}
+		if !used {
+			return nil, invalid(vp, "verifies none of the envelope's signatures")
+		}
+	}
+	for j, ok := range matched {
+		if !ok {
+			return nil, invalid(fmt.Sprintf("%s.envelope.signatures[%d]", p, j), "no verifier in the request verifies this signature over the DSSE PAE")
+		}
+	}
+	h := sha256.Sum256(env.GetPayload())
+	e := &rekorpb.Entry{
+		Kind:       KindDSSE,
+		ApiVersion: APIVersion,
+		Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_DsseV002{DsseV002: &rekorpb.DSSELogEntryV002{
+			PayloadHash: &commonv1.HashOutput{Algorithm: commonv1.HashAlgorithm_SHA2_256, Digest: h[:]},
+			Signatures:  sigs,
+		}}},
+	}
+	body, err := canonicalSlow(e)
+	if err != nil {
+		return nil, fmt.Errorf("building DSSE leaf: %w", err)
+	}
+	return &validated{kind: KindDSSE, body: body}, nil
+}
+
+// Validate checks a CreateEntryRequest and returns its entry kind and
+// canonical leaf, without touching the log. It returns *InvalidRequestError
+// for any bad request.
+func (l *Log) Validate(req *rekorpb.CreateEntryRequest) (kind string, body []byte, err error) {
+	var v *validated
+	switch s := req.GetSpec().(type) {
+	case *rekorpb.CreateEntryRequest_HashedRekordRequestV002:
+		v, err = l.validateHashedRekord(s.HashedRekordRequestV002)
+	case *rekorpb.CreateEntryRequest_DsseRequestV002:
+		v, err = l.validateDSSE(s.DsseRequestV002)
+	default:
+		return "", nil, invalid("spec", "missing: want hashedRekordRequestV002 or dsseRequestV002")
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return v.kind, v.body, nil
+}

@@ -1,0 +1,46 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by Log. The API layer maps them to gRPC codes and HTTP
+// statuses in one place; this package only says what went wrong.
+var (
+	// ErrReadOnly is returned by CreateEntry when the log is frozen (→ 405).
+	ErrReadOnly = errors.New("log is read-only: this log has been frozen and accepts no new entries")
+	// ErrNotFound is returned when an index, tree size, leaf hash or checkpoint
+	// is beyond what the log has published (→ 404).
+	ErrNotFound = errors.New("not found")
+	// ErrUnsupported is returned by lookups that need an optional part of the
+	// Config that was not given: Search and leaf-hash proofs without an Index,
+	// past checkpoints without a History (→ 501).
+	ErrUnsupported = errors.New("not supported by this log")
+)
+
+// InvalidRequestError says which field of a request is wrong and why (→ 400).
+// Field is the protojson path of the field, e.g.
+// "hashedRekordRequestV002.signature.verifier.keyDetails".
+type InvalidRequestError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidRequestError) Error() string {
+	return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason)
+}
+
+func invalid(field, format string, args ...any) *InvalidRequestError {
+	return &InvalidRequestError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// DuplicateError is returned by CreateEntry when an identical entry is already
+// in the log; Index is where the first copy is (→ 409 with X-Log-Index).
+type DuplicateError struct {
+	Index uint64
+}
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("an equivalent entry already exists in the log at index %d", e.Index)
+}

@@ -1,0 +1,595 @@
+// Package log is Quire's log personality: it turns Rekor v2 write requests
+// (hashedrekord v0.0.2, and DSSE v0.0.2 for older cosign) into canonical
+// leaves, appends them through a Tessera appender, waits for a signed
+// checkpoint that covers them, and answers with the Rekor v2
+// TransparencyLogEntry (protobuf-specs dev.sigstore.rekor.v1). It also serves
+// what the Quire read API needs beyond tlog-tiles: entries with inclusion
+// proofs, RFC 6962 / RFC 9162 §2.1 inclusion and consistency proofs at any
+// published size, past checkpoints, and search by artifact digest.
+//
+// Specs: the Rekor v2 API as implemented by rekor-tiles v2.3.0 (request
+// validation in pkg/types/hashedrekord, the entry and answer in
+// internal/server/service.go and internal/tessera), RFC 8785 (JCS) for the
+// canonical leaf, C2SP tlog-tiles and tlog-checkpoint for what it reads, and
+// C2SP signed-note for the log ID.
+//
+// The package talks to log storage only through Tessera's interfaces
+// (tessera.Appender, tessera.LogReader), so it runs on any Tessera driver.
+// Search uses a separate Index, filled by a follower that tails the log.
+package log
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+	"golang.org/x/mod/sumdb/note"
+
+	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+)
+
+// Awaiter blocks until an appended entry is covered by a published
+// checkpoint. *tessera.PublicationAwaiter and storage/pebble's *Storage
+// satisfy it.
+type Awaiter interface {
+	Await(ctx context.Context, f tessera.IndexFuture) (tessera.Index, []byte, error)
+}
+
+// CheckpointHistory returns checkpoints the log published in the past.
+// storage/pebble's *Storage satisfies it. An unknown size should be reported
+// with an error that matches fs.ErrNotExist or ErrNotFound.
+type CheckpointHistory interface {
+	CheckpointAt(ctx context.Context, size uint64) ([]byte, error)
+}
+
+// Index is the lookup store that the search follower fills: opaque keys, each
+// naming any number of log indices. storage/index implements it on Pebble.
+type Index interface {
+	// Add records, for every i, that keys[i] names log index indices[i], and
+	// sets the progress to next, all in one atomic, durable write.
+	Add(ctx context.Context, keys [][]byte, indices []uint64, next uint64) error
+	// Lookup returns at most limit indices recorded for key, smallest first.
+	Lookup(ctx context.Context, key []byte, limit int) ([]uint64, error)
+	// Progress returns the first log index not yet indexed (0 when empty).
+	Progress(ctx context.Context) (uint64, error)
+}
+
+// Defaults for the optional Config fields.
+const (
+	DefaultSearchLimit    = 1000
+	DefaultFollowInterval = 250 * time.Millisecond
+	// DefaultFollowBundles is how many entry bundles (of 256 entries) the
+	// follower indexes per atomic index write.
+	DefaultFollowBundles = 16
+	// DefaultKeyCacheSize bounds how many parsed signer keys and
+	// certificates are kept.
+	DefaultKeyCacheSize = 4096
+)
+
+// Config is what a Log needs. Appender, Reader, Awaiter and one of Verifier
+// or VerifierKey are required (Appender and Awaiter only when not ReadOnly).
+type Config struct {
+	// Appender adds entries to the log.
+	Appender *tessera.Appender
+	// Reader reads checkpoints, tiles and entry bundles.
+	Reader tessera.LogReader
+	// Awaiter waits for an added entry to be covered by a published checkpoint.
+	Awaiter Awaiter
+	// History, if set, serves past checkpoints (Checkpoint, proofs to past sizes).
+	History CheckpointHistory
+	// Index, if set, is filled by a follower started by New and serves Search
+	// and InclusionProofByLeafHash; without it those return ErrUnsupported.
+	Index Index
+
+	// VerifierKey is the log's checkpoint verifier key in signed-note form
+	// ("origin+keyhash+base64"). From it come Verifier (if unset) and KeyID
+	// (if unset).
+	VerifierKey string
+	// Verifier checks the checkpoints the log serves; its name is the origin.
+	Verifier note.Verifier
+	// KeyID is logId.keyId in answers: the full SHA-256 C2SP signed-note key
+	// ID of the log key, as rekor-tiles computes it. Derived from VerifierKey
+	// when unset.
+	KeyID []byte
+
+	// ReadOnly makes CreateEntry return ErrReadOnly (a frozen log).
+	ReadOnly bool
+
+	// SearchLimit caps the indices Search returns (DefaultSearchLimit if 0).
+	SearchLimit int
+	// FollowInterval is how often the search follower polls the checkpoint
+	// when it has caught up (DefaultFollowInterval if 0).
+	FollowInterval time.Duration
+	// FollowBundles is how many entry bundles go into one index write
+	// (DefaultFollowBundles if 0).
+	FollowBundles int
+	// KeyCacheSize bounds the parsed-key cache (DefaultKeyCacheSize if 0).
+	KeyCacheSize int
+}
+
+// Log is the personality. Its methods are safe for concurrent use.
+type Log struct {
+	appender    *tessera.Appender
+	reader      tessera.LogReader
+	awaiter     Awaiter
+	history     CheckpointHistory
+	index       Index
+	verifier    note.Verifier
+	keyID       []byte
+	readOnly    bool
+	searchLimit int
+
+	keys   *keyCache
+	cps    checkpointCache
+	proofs *proofCache
+
+	stopFollower context.CancelFunc
+	followerDone chan struct{}
+	follower     *follower
+}
+
+// New checks cfg and returns a Log. If cfg.Index is set it starts the search
+// follower, which runs until ctx is done or Close is called.
+func New(ctx context.Context, cfg Config) (*Log, error) {
+	if cfg.Reader == nil {
+		return nil, errors.New("log config: Reader is required")
+	}
+	if !cfg.ReadOnly && (cfg.Appender == nil || cfg.Awaiter == nil) {
+		return nil, errors.New("log config: Appender and Awaiter are required unless ReadOnly")
+	}
+	if cfg.VerifierKey != "" {
+		if cfg.Verifier == nil {
+			v, err := note.NewVerifier(cfg.VerifierKey)
+			if err != nil {
+				return nil, fmt.Errorf("log config: parsing VerifierKey: %w", err)
+			}
+			cfg.Verifier = v
+		}
+		if cfg.KeyID == nil {
+			id, err := KeyID(cfg.VerifierKey)
+			if err != nil {
+				return nil, fmt.Errorf("log config: %w", err)
+			}
+			cfg.KeyID = id
+		}
+	}
+	if cfg.Verifier == nil || len(cfg.KeyID) == 0 {
+		return nil, errors.New("log config: VerifierKey, or Verifier and KeyID, are required")
+	}
+	if cfg.SearchLimit <= 0 {
+		cfg.SearchLimit = DefaultSearchLimit
+	}
+	if cfg.FollowInterval <= 0 {
+		cfg.FollowInterval = DefaultFollowInterval
+	}
+	if cfg.FollowBundles <= 0 {
+		cfg.FollowBundles = DefaultFollowBundles
+	}
+	if cfg.KeyCacheSize <= 0 {
+		cfg.KeyCacheSize = DefaultKeyCacheSize
+	}
+	l := &Log{
+		appender:    cfg.Appender,
+		reader:      cfg.Reader,
+		awaiter:     cfg.Awaiter,
+		history:     cfg.History,
+		index:       cfg.Index,
+		verifier:    cfg.Verifier,
+		keyID:       bytes.Clone(cfg.KeyID),
+		readOnly:    cfg.ReadOnly,
+		searchLimit: cfg.SearchLimit,
+		keys:        newKeyCache(cfg.KeyCacheSize),
+	}
+	l.proofs = newProofCache(l.readTile)
+	if cfg.Index != nil {
+		fctx, cancel := context.WithCancel(ctx)
+		l.stopFollower = cancel
+		l.followerDone = make(chan struct{})
+		l.follower = &follower{l: l, interval: cfg.FollowInterval, bundles: cfg.FollowBundles}
+		go func() {
+			defer close(l.followerDone)
+			l.follower.run(fctx)
+		}()
+	}
+	return l, nil
+}
+
+// Close stops the search follower and waits for it; the Index may then be
+// closed. It does not touch the appender or the reader.
+func (l *Log) Close() error {
+	if l.stopFollower != nil {
+		l.stopFollower()
+		<-l.followerDone
+	}
+	return nil
+}
+
+// KeyID returns the log ID of a signed-note verifier key: the untruncated
+// SHA-256 of key name || "\n" || signature type || public key, the hash whose
+// first four bytes are the C2SP signed-note key ID. rekor-tiles puts the same
+// value in logId.keyId (pkg/note KeyHash).
+func KeyID(vkey string) ([]byte, error) {
+	name, rest, ok := strings.Cut(vkey, "+")
+	if !ok {
+		return nil, errors.New("verifier key has no name")
+	}
+	_, b64, ok := strings.Cut(rest, "+")
+	if !ok {
+		return nil, errors.New("verifier key has no key hash")
+	}
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(key) < 2 {
+		return nil, fmt.Errorf("verifier key is not base64 of a typed key: %w", err)
+	}
+	h := sha256.New()
+	h.Write([]byte(name + "\n"))
+	h.Write(key)
+	return h.Sum(nil), nil
+}
+
+// CreateEntry validates req, appends its canonical leaf, waits until a
+// published checkpoint covers it, and returns the Rekor v2 answer with an
+// inclusion proof to that checkpoint. Errors: ErrReadOnly;
+// *InvalidRequestError for a bad request or signature; *DuplicateError when
+// the same leaf is already logged; errors matching tessera.ErrPushback under
+// overload; ctx errors when the caller gives up.
+func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) (*rekorv1.TransparencyLogEntry, error) {
+	if l.readOnly {
+		return nil, ErrReadOnly
+	}
+	kind, body, err := l.Validate(req)
+	if err != nil {
+		return nil, err
+	}
+	e := tessera.NewEntry(body)
+	idx, rawCP, err := l.awaiter.Await(ctx, l.appender.Add(ctx, e))
+	if err != nil {
+		return nil, fmt.Errorf("appending entry: %w", err)
+	}
+	if idx.IsDup {
+		return nil, &DuplicateError{Index: idx.Index}
+	}
+	cp, err := l.openCheckpoint(rawCP)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint covering entry %d: %w", idx.Index, err)
+	}
+	p, err := l.proofTo(ctx, idx.Index, e.LeafHash(), cp)
+	if err != nil {
+		return nil, err
+	}
+	return &rekorv1.TransparencyLogEntry{
+		LogIndex:          p.LogIndex,
+		LogId:             &commonv1.LogId{KeyId: l.keyID},
+		KindVersion:       &rekorv1.KindVersion{Kind: kind, Version: APIVersion},
+		InclusionProof:    p,
+		CanonicalizedBody: body,
+	}, nil
+}
+
+// proofTo builds and checks the inclusion proof of leaf at index to cp.
+func (l *Log) proofTo(ctx context.Context, index uint64, leaf []byte, cp *checkpoint) (*rekorv1.InclusionProof, error) {
+	if index >= cp.size {
+		return nil, fmt.Errorf("entry %d is not covered by checkpoint of size %d", index, cp.size)
+	}
+	if cp.size > math.MaxInt64 {
+		return nil, fmt.Errorf("tree size %d does not fit the answer", cp.size)
+	}
+	hashes, err := l.proofs.inclusion(ctx, index, cp.size)
+	if err != nil {
+		return nil, fmt.Errorf("building inclusion proof for %d in tree of %d: %w", index, cp.size, err)
+	}
+	// Checking costs about log2(size) hashes and catches a storage fault
+	// before a client sees a proof that does not verify.
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.size, leaf, hashes, cp.root); err != nil {
+		return nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: %w", index, cp.size, err)
+	}
+	ip := &rekorv1.InclusionProof{
+		LogIndex: int64(index),
+		RootHash: cp.root,
+		TreeSize: int64(cp.size),
+		Hashes:   hashes,
+	}
+	if cp.raw != nil {
+		ip.Checkpoint = &rekorv1.Checkpoint{Envelope: string(cp.raw)}
+	}
+	return ip, nil
+}
+
+// Entry is one log entry with its leaf hash and an inclusion proof to the
+// latest checkpoint.
+type Entry struct {
+	Index    uint64
+	Body     []byte
+	LeafHash []byte
+	Proof    *rekorv1.InclusionProof
+}
+
+// Entry returns the entry at index with a proof to the latest checkpoint.
+// An index at or beyond the latest checkpoint's size is ErrNotFound.
+func (l *Log) Entry(ctx context.Context, index uint64) (*Entry, error) {
+	cp, err := l.latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if index >= cp.size {
+		return nil, fmt.Errorf("entry %d: the log has %d entries: %w", index, cp.size, ErrNotFound)
+	}
+	body, err := l.readEntry(ctx, index, cp.size)
+	if err != nil {
+		return nil, err
+	}
+	leaf := rfc6962.DefaultHasher.HashLeaf(body)
+	p, err := l.proofTo(ctx, index, leaf, cp)
+	if err != nil {
+		return nil, err
+	}
+	return &Entry{Index: index, Body: body, LeafHash: leaf, Proof: p}, nil
+}
+
+// InclusionProof proves that the entry at index is in the tree of treeSize
+// (0: the latest checkpoint's size). index >= treeSize is an
+// *InvalidRequestError (field "index"); a treeSize beyond the latest
+// checkpoint is ErrNotFound. The proof carries the checkpoint for treeSize
+// when the log has it (always for the latest; past ones through History).
+func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) (*rekorv1.InclusionProof, error) {
+	cp, err := l.checkpointForSize(ctx, treeSize)
+	if err != nil {
+		return nil, err
+	}
+	if index >= cp.size {
+		return nil, invalid("index", "%d is not below tree size %d", index, cp.size)
+	}
+	body, err := l.readEntry(ctx, index, cp.size)
+	if err != nil {
+		return nil, err
+	}
+	return l.proofTo(ctx, index, rfc6962.DefaultHasher.HashLeaf(body), cp)
+}
+
+// InclusionProofByLeafHash is InclusionProof for the first entry whose RFC
+// 6962 leaf hash is leafHash, found through the Index (ErrUnsupported
+// without one). A leaf hash not (yet) indexed, or first logged at or beyond
+// treeSize, is ErrNotFound.
+func (l *Log) InclusionProofByLeafHash(ctx context.Context, leafHash []byte, treeSize uint64) (*rekorv1.InclusionProof, error) {
+	if l.index == nil {
+		return nil, fmt.Errorf("lookup by leaf hash needs the search index: %w", ErrUnsupported)
+	}
+	if len(leafHash) != sha256.Size {
+		return nil, invalid("leafHash", "length %d, want %d", len(leafHash), sha256.Size)
+	}
+	cp, err := l.checkpointForSize(ctx, treeSize)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := l.index.Lookup(ctx, leafKey(leafHash), 1)
+	if err != nil {
+		return nil, fmt.Errorf("looking up leaf hash: %w", err)
+	}
+	if len(idx) == 0 {
+		return nil, fmt.Errorf("leaf hash %x is not in the index: %w", leafHash, ErrNotFound)
+	}
+	if idx[0] >= cp.size {
+		return nil, fmt.Errorf("leaf hash %x is first at index %d, not in tree of size %d: %w", leafHash, idx[0], cp.size, ErrNotFound)
+	}
+	return l.proofTo(ctx, idx[0], leafHash, cp)
+}
+
+// ConsistencyProof proves that the tree of size first is a prefix of the tree
+// of size second (0: the latest checkpoint's size), per RFC 9162 §2.1.4.
+// first > second is an *InvalidRequestError (field "first"); second beyond
+// the latest checkpoint is ErrNotFound. For first 0 or first == second the
+// proof is empty.
+func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) ([][]byte, error) {
+	latest, err := l.latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if second == 0 {
+		second = latest.size
+	}
+	if second > latest.size {
+		return nil, fmt.Errorf("tree size %d: the log has %d entries: %w", second, latest.size, ErrNotFound)
+	}
+	if first > second {
+		return nil, invalid("first", "%d is larger than second %d", first, second)
+	}
+	if first == 0 || first == second {
+		return [][]byte{}, nil
+	}
+	p, err := l.proofs.consistency(ctx, first, second)
+	if err != nil {
+		return nil, fmt.Errorf("building consistency proof %d→%d: %w", first, second, err)
+	}
+	return p, nil
+}
+
+// Search returns the indices (smallest first, at most Config.SearchLimit) of
+// entries whose artifact digest is digest, written "sha256:HEX" (also sha384,
+// sha512): a hashedrekord's data digest, a DSSE entry's payload hash. Entries
+// are found once the follower has indexed them, shortly after publication.
+// A malformed digest is an *InvalidRequestError (field "digest").
+func (l *Log) Search(ctx context.Context, digest string) ([]uint64, error) {
+	if l.index == nil {
+		return nil, fmt.Errorf("search needs the search index: %w", ErrUnsupported)
+	}
+	key, err := ParseDigest(digest)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := l.index.Lookup(ctx, key, l.searchLimit)
+	if err != nil {
+		return nil, fmt.Errorf("searching for %s: %w", key, err)
+	}
+	return idx, nil
+}
+
+// ParseDigest checks a search digest ("sha256:HEX", "sha384:HEX",
+// "sha512:HEX"; hex in either case) and returns its index key, lowercased.
+func ParseDigest(digest string) ([]byte, error) {
+	alg, hexd, ok := strings.Cut(digest, ":")
+	if !ok {
+		return nil, invalid("digest", "%q is not ALGORITHM:HEX", digest)
+	}
+	var n int
+	switch alg {
+	case "sha256":
+		n = 32
+	case "sha384":
+		n = 48
+	case "sha512":
+		n = 64
+	default:
+		return nil, invalid("digest", "unsupported algorithm %q: want sha256, sha384 or sha512", alg)
+	}
+	if len(hexd) != 2*n {
+		return nil, invalid("digest", "%s digest has %d hex digits, want %d", alg, len(hexd), 2*n)
+	}
+	for _, c := range []byte(hexd) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return nil, invalid("digest", "%q is not hexadecimal", hexd)
+		}
+	}
+	return []byte(alg + ":" + strings.ToLower(hexd)), nil
+}
+
+// Checkpoint returns the checkpoint the log published for tree size size (0:
+// the latest). Past sizes need History (else ErrUnsupported); a size the log
+// never published is ErrNotFound.
+func (l *Log) Checkpoint(ctx context.Context, size uint64) ([]byte, error) {
+	latest, err := l.latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if size == 0 || size == latest.size {
+		return latest.raw, nil
+	}
+	if size > latest.size {
+		return nil, fmt.Errorf("checkpoint for size %d: the log has %d entries: %w", size, latest.size, ErrNotFound)
+	}
+	if l.history == nil {
+		return nil, fmt.Errorf("past checkpoints: %w", ErrUnsupported)
+	}
+	raw, err := l.history.CheckpointAt(ctx, size)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("no checkpoint was published for size %d: %w", size, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint for size %d: %w", size, err)
+	}
+	cp, err := l.openCheckpoint(raw)
+	if err != nil {
+		return nil, fmt.Errorf("stored checkpoint for size %d: %w", size, err)
+	}
+	if cp.size != size {
+		return nil, fmt.Errorf("stored checkpoint for size %d has size %d", size, cp.size)
+	}
+	return raw, nil
+}
+
+// checkpoint is a verified, parsed checkpoint. raw is nil for a tree size the
+// log has no checkpoint for; root is then computed from the tiles.
+type checkpoint struct {
+	raw  []byte
+	size uint64
+	root []byte
+}
+
+// checkpointCache remembers the last few checkpoints opened: every write in a
+// batch gets the same one, and verifying its signature each time would cost
+// as much as checking the write's own signature.
+type checkpointCache struct {
+	mu   sync.Mutex
+	last [4]*checkpoint
+	next int
+}
+
+// openCheckpoint verifies raw with the log's key and parses it.
+func (l *Log) openCheckpoint(raw []byte) (*checkpoint, error) {
+	c := &l.cps
+	c.mu.Lock()
+	for _, cp := range c.last {
+		if cp != nil && bytes.Equal(cp.raw, raw) {
+			c.mu.Unlock()
+			return cp, nil
+		}
+	}
+	c.mu.Unlock()
+	n, err := note.Open(raw, note.VerifierList(l.verifier))
+	if err != nil {
+		return nil, fmt.Errorf("verifying checkpoint signature: %w", err)
+	}
+	var parsed fnote.Checkpoint
+	if _, err := parsed.Unmarshal([]byte(n.Text)); err != nil {
+		return nil, fmt.Errorf("parsing checkpoint: %w", err)
+	}
+	if parsed.Origin != l.verifier.Name() {
+		return nil, fmt.Errorf("checkpoint origin %q is not the log's %q", parsed.Origin, l.verifier.Name())
+	}
+	cp := &checkpoint{raw: bytes.Clone(raw), size: parsed.Size, root: parsed.Hash}
+	c.mu.Lock()
+	c.last[c.next] = cp
+	c.next = (c.next + 1) % len(c.last)
+	c.mu.Unlock()
+	return cp, nil
+}
+
+// latest reads and verifies the latest published checkpoint. A log that has
+// published nothing yet has size 0.
+func (l *Log) latest(ctx context.Context) (*checkpoint, error) {
+	raw, err := l.reader.ReadCheckpoint(ctx)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the log has published no checkpoint yet: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint: %w", err)
+	}
+	return l.openCheckpoint(raw)
+}
+
+// checkpointForSize returns the checkpoint for size (0: latest). Without a
+// stored checkpoint for a past size, the root comes from the tiles.
+func (l *Log) checkpointForSize(ctx context.Context, size uint64) (*checkpoint, error) {
+	latest, err := l.latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if size == 0 || size == latest.size {
+		return latest, nil
+	}
+	if size > latest.size {
+		return nil, fmt.Errorf("tree size %d: the log has %d entries: %w", size, latest.size, ErrNotFound)
+	}
+	if l.history != nil {
+		raw, err := l.history.CheckpointAt(ctx, size)
+		if err == nil {
+			cp, err := l.openCheckpoint(raw)
+			if err != nil {
+				return nil, fmt.Errorf("stored checkpoint for size %d: %w", size, err)
+			}
+			if cp.size == size {
+				return cp, nil
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("reading checkpoint for size %d: %w", size, err)
+		}
+	}
+	root, err := l.proofs.root(ctx, size)
+	if err != nil {
+		return nil, fmt.Errorf("computing root of tree size %d: %w", size, err)
+	}
+	return &checkpoint{size: size, root: root}, nil
+}

@@ -1,0 +1,432 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+
+	"github.com/quirelog/quire/storage/index"
+)
+
+// written is what the test knows independently of the log: every leaf body
+// by index, from the answers.
+type written struct {
+	mu     sync.Mutex
+	bodies map[uint64][]byte
+}
+
+func (w *written) add(i uint64, b []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.bodies == nil {
+		w.bodies = map[uint64][]byte{}
+	}
+	w.bodies[i] = b
+}
+
+// root computes the RFC 6962 root of the first size leaves without the log.
+func (w *written) root(t *testing.T, size uint64) []byte {
+	t.Helper()
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	r := rf.NewEmptyRange(0)
+	for i := uint64(0); i < size; i++ {
+		b, ok := w.bodies[i]
+		if !ok {
+			t.Fatalf("no known body for index %d", i)
+		}
+		if err := r.Append(rfc6962.DefaultHasher.HashLeaf(b), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := r.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// checkAnswer verifies a CreateEntry answer the way a client would.
+func checkAnswer(t *testing.T, tl *testLog, tle *rekorv1.TransparencyLogEntry, wantBody []byte, wantKind string) {
+	t.Helper()
+	wantID, err := KeyID(tl.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tle.GetLogId().GetKeyId(), wantID) {
+		t.Errorf("logId.keyId = %x, want %x", tle.GetLogId().GetKeyId(), wantID)
+	}
+	if tle.GetKindVersion().GetKind() != wantKind || tle.GetKindVersion().GetVersion() != "0.0.2" {
+		t.Errorf("kindVersion = %v", tle.GetKindVersion())
+	}
+	if !bytes.Equal(tle.GetCanonicalizedBody(), wantBody) {
+		t.Errorf("canonicalizedBody differs from the canonical leaf")
+	}
+	ip := tle.GetInclusionProof()
+	if ip.GetLogIndex() != tle.GetLogIndex() {
+		t.Errorf("proof index %d, entry index %d", ip.GetLogIndex(), tle.GetLogIndex())
+	}
+	v, err := note.NewVerifier(tl.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := note.Open([]byte(ip.GetCheckpoint().GetEnvelope()), note.VerifierList(v))
+	if err != nil {
+		t.Fatalf("checkpoint envelope does not verify: %v", err)
+	}
+	var cp fnote.Checkpoint
+	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
+		t.Fatal(err)
+	}
+	if cp.Size != uint64(ip.GetTreeSize()) || !bytes.Equal(cp.Hash, ip.GetRootHash()) {
+		t.Errorf("checkpoint (%d, %x) is not the proof's (%d, %x)", cp.Size, cp.Hash, ip.GetTreeSize(), ip.GetRootHash())
+	}
+	leaf := rfc6962.DefaultHasher.HashLeaf(wantBody)
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(ip.GetLogIndex()), cp.Size, leaf, ip.GetHashes(), cp.Hash); err != nil {
+		t.Errorf("inclusion proof does not verify: %v", err)
+	}
+}
+
+func waitIndexed(t *testing.T, l *Log, size uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, err := l.IndexedSize(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got >= size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("index stuck at %d, want %d", got, size)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLogEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	skey, vkey := newTestKeys(t)
+	idx, err := index.Open(filepath.Join(dir, "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := openTestLog(t, filepath.Join(dir, "log"), testLogOpts{index: idx, skey: skey, vkey: vkey})
+	p256 := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
+	ed := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ED25519)
+	var w written
+
+	// More than one entry bundle, so proofs cross full and partial tiles.
+	const n = 300
+	reqs := make([]*rekorpb.CreateEntryRequest, n)
+	for i := range reqs {
+		reqs[i] = p256.request(t, fmt.Appendf(nil, "artifact %d", i), p256.pkixVerifier(t))
+	}
+	t.Run("concurrent writes each get a verifiable answer", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		seen := make(map[int64]bool)
+		var mu sync.Mutex
+		for _, req := range reqs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, body, err := tl.Validate(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				tle, err := tl.CreateEntry(ctx, req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				checkAnswer(t, tl, tle, body, KindHashedRekord)
+				mu.Lock()
+				if seen[tle.GetLogIndex()] {
+					errs <- fmt.Errorf("index %d given twice", tle.GetLogIndex())
+				}
+				seen[tle.GetLogIndex()] = true
+				mu.Unlock()
+				w.add(uint64(tle.GetLogIndex()), body)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+	t.Run("every shared vector is accepted by the log", func(t *testing.T) {
+		for _, v := range append(readVectors(t, hashedRekordVectors), readVectors(t, dsseVectors)...) {
+			kind, _, _ := tl.Validate(v.req)
+			tle, err := tl.CreateEntry(ctx, v.req)
+			if err != nil {
+				t.Fatalf("%s: %v", v.name, err)
+			}
+			checkAnswer(t, tl, tle, v.leaf, kind)
+			w.add(uint64(tle.GetLogIndex()), v.leaf)
+		}
+	})
+	t.Run("a DSSE envelope is logged as a dsse entry", func(t *testing.T) {
+		req := dsseRequest(t, []byte(`{"_type":"https://in-toto.io/Statement/v1","e2e":1}`), ed)
+		_, body, err := tl.Validate(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tle, err := tl.CreateEntry(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAnswer(t, tl, tle, body, KindDSSE)
+		w.add(uint64(tle.GetLogIndex()), body)
+	})
+	first := map[string]uint64{}
+	for i, b := range w.bodies {
+		first[string(b)] = i
+	}
+	t.Run("a duplicate gets a DuplicateError with the first index", func(t *testing.T) {
+		for _, req := range []*rekorpb.CreateEntryRequest{reqs[0], reqs[n-1]} {
+			_, body, _ := tl.Validate(req)
+			_, err := tl.CreateEntry(ctx, req)
+			var de *DuplicateError
+			if !errors.As(err, &de) {
+				t.Fatalf("CreateEntry(duplicate) = %v, want *DuplicateError", err)
+			}
+			if want := first[string(body)]; de.Index != want {
+				t.Fatalf("duplicate reported at %d, first copy is at %d", de.Index, want)
+			}
+		}
+	})
+	t.Run("a bad request appends nothing", func(t *testing.T) {
+		before, err := tl.latest(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad := p256.request(t, []byte("bad"), p256.pkixVerifier(t))
+		bad.GetHashedRekordRequestV002().Digest[0] ^= 1
+		var ie *InvalidRequestError
+		if _, err := tl.CreateEntry(ctx, bad); !errors.As(err, &ie) {
+			t.Fatalf("CreateEntry(bad) = %v", err)
+		}
+		next, err := tl.reader.NextIndex(ctx)
+		if err != nil || next != before.size {
+			t.Fatalf("NextIndex = %d, %v; want %d", next, err, before.size)
+		}
+	})
+
+	cp, err := tl.latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := cp.size
+	if size != uint64(len(w.bodies)) {
+		t.Fatalf("log size %d, wrote %d entries", size, len(w.bodies))
+	}
+	if !bytes.Equal(cp.root, w.root(t, size)) {
+		t.Fatal("log root is not the root of the entries written")
+	}
+
+	t.Run("Entry returns the body and a proof to the latest checkpoint", func(t *testing.T) {
+		for _, i := range []uint64{0, 255, 256, size - 1} {
+			e, err := tl.Entry(ctx, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(e.Body, w.bodies[i]) {
+				t.Fatalf("entry %d body differs", i)
+			}
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, size, e.LeafHash, e.Proof.GetHashes(), cp.root); err != nil {
+				t.Fatalf("entry %d: %v", i, err)
+			}
+		}
+	})
+	t.Run("inclusion proofs to past sizes verify against independent roots", func(t *testing.T) {
+		for _, tc := range []struct{ index, size uint64 }{{0, 1}, {3, 10}, {100, 257}, {256, 300}, {299, size - 2}, {5, 0}} {
+			p, err := tl.InclusionProof(ctx, tc.index, tc.size)
+			if err != nil {
+				t.Fatalf("InclusionProof(%d, %d): %v", tc.index, tc.size, err)
+			}
+			s := tc.size
+			if s == 0 {
+				s = size
+			}
+			leaf := rfc6962.DefaultHasher.HashLeaf(w.bodies[tc.index])
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, tc.index, s, leaf, p.GetHashes(), w.root(t, s)); err != nil {
+				t.Fatalf("InclusionProof(%d, %d) does not verify: %v", tc.index, tc.size, err)
+			}
+		}
+	})
+	t.Run("consistency proofs verify against independent roots", func(t *testing.T) {
+		for _, tc := range []struct{ a, b uint64 }{{1, 2}, {7, 300}, {256, 257}, {100, size}, {size - 1, 0}} {
+			p, err := tl.ConsistencyProof(ctx, tc.a, tc.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := tc.b
+			if b == 0 {
+				b = size
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, tc.a, b, p, w.root(t, tc.a), w.root(t, b)); err != nil {
+				t.Fatalf("ConsistencyProof(%d, %d): %v", tc.a, tc.b, err)
+			}
+		}
+	})
+	t.Run("out-of-range requests get the documented errors", func(t *testing.T) {
+		var ie *InvalidRequestError
+		if _, err := tl.Entry(ctx, size); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Entry(size) = %v, want ErrNotFound", err)
+		}
+		if _, err := tl.InclusionProof(ctx, 10, 5); !errors.As(err, &ie) || ie.Field != "index" {
+			t.Errorf("InclusionProof(10, 5) = %v, want invalid index", err)
+		}
+		if _, err := tl.InclusionProof(ctx, 1, size+1); !errors.Is(err, ErrNotFound) {
+			t.Errorf("InclusionProof beyond the log = %v, want ErrNotFound", err)
+		}
+		if _, err := tl.ConsistencyProof(ctx, 5, 3); !errors.As(err, &ie) || ie.Field != "first" {
+			t.Errorf("ConsistencyProof(5, 3) = %v, want invalid first", err)
+		}
+		if _, err := tl.ConsistencyProof(ctx, 1, size+1); !errors.Is(err, ErrNotFound) {
+			t.Errorf("ConsistencyProof beyond the log = %v, want ErrNotFound", err)
+		}
+		if _, err := tl.Checkpoint(ctx, 3); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("Checkpoint(past) without History = %v, want ErrUnsupported", err)
+		}
+		if _, err := tl.InclusionProofByLeafHash(ctx, []byte("short"), 0); !errors.As(err, &ie) || ie.Field != "leafHash" {
+			t.Errorf("InclusionProofByLeafHash(short) = %v, want invalid leafHash", err)
+		}
+		if _, err := tl.InclusionProofByLeafHash(ctx, make([]byte, 32), 0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("InclusionProofByLeafHash(unknown) = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("the latest checkpoint is served", func(t *testing.T) {
+		raw, err := tl.Checkpoint(ctx, 0)
+		if err != nil || !bytes.Equal(raw, cp.raw) {
+			t.Fatalf("Checkpoint(0) = %q, %v", raw, err)
+		}
+	})
+
+	waitIndexed(t, tl.Log, size)
+	digestOf := func(req *rekorpb.CreateEntryRequest) string {
+		k, err := digestKey(commonv1.HashAlgorithm_SHA2_256, req.GetHashedRekordRequestV002().GetDigest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(k)
+	}
+	t.Run("search finds entries by artifact digest", func(t *testing.T) {
+		for _, i := range []int{0, 150, n - 1} {
+			_, body, _ := tl.Validate(reqs[i])
+			got, err := tl.Search(ctx, digestOf(reqs[i]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, []uint64{first[string(body)]}) {
+				t.Fatalf("Search = %v, want [%d]", got, first[string(body)])
+			}
+		}
+		got, err := tl.Search(ctx, "sha256:"+fmt.Sprintf("%064x", 0))
+		if err != nil || len(got) != 0 {
+			t.Fatalf("Search(unknown) = %v, %v", got, err)
+		}
+	})
+	t.Run("inclusion proofs by leaf hash verify", func(t *testing.T) {
+		i := uint64(42)
+		leaf := rfc6962.DefaultHasher.HashLeaf(w.bodies[i])
+		p, err := tl.InclusionProofByLeafHash(ctx, leaf, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint64(p.GetLogIndex()) != i {
+			t.Fatalf("found at %d, want %d", p.GetLogIndex(), i)
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, size, leaf, p.GetHashes(), cp.root); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	tl.close()
+	if err := idx.Close(); err != nil {
+		t.Fatal(err)
+	}
+	idx2, err := index.Open(filepath.Join(dir, "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx2.Close() })
+	tl2 := openTestLog(t, filepath.Join(dir, "log"), testLogOpts{index: idx2, skey: skey, vkey: vkey})
+	t.Run("search finds old entries after restart and indexes new ones", func(t *testing.T) {
+		got, err := tl2.Search(ctx, digestOf(reqs[7]))
+		if err != nil || len(got) != 1 {
+			t.Fatalf("Search after restart = %v, %v", got, err)
+		}
+		req := p256.request(t, []byte("after restart"), p256.pkixVerifier(t))
+		tle, err := tl2.CreateEntry(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if uint64(tle.GetLogIndex()) != size {
+			t.Fatalf("first entry after restart at %d, want %d", tle.GetLogIndex(), size)
+		}
+		waitIndexed(t, tl2.Log, size+1)
+		got, err = tl2.Search(ctx, digestOf(req))
+		if err != nil || !slices.Equal(got, []uint64{size}) {
+			t.Fatalf("Search(new) = %v, %v", got, err)
+		}
+	})
+	t.Run("a read-only log refuses writes and still reads", func(t *testing.T) {
+		ro, err := New(ctx, Config{Reader: tl2.reader, VerifierKey: vkey, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := tl2.reader.NextIndex(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ro.CreateEntry(ctx, p256.request(t, []byte("frozen"), p256.pkixVerifier(t))); !errors.Is(err, ErrReadOnly) {
+			t.Fatalf("CreateEntry on a read-only log = %v, want ErrReadOnly", err)
+		}
+		if after, _ := tl2.reader.NextIndex(ctx); after != before {
+			t.Fatalf("read-only write moved the log from %d to %d", before, after)
+		}
+		if _, err := ro.Entry(ctx, 0); err != nil {
+			t.Fatalf("read-only Entry: %v", err)
+		}
+		if _, err := ro.Search(ctx, digestOf(reqs[0])); !errors.Is(err, ErrUnsupported) {
+			t.Fatalf("Search without an index = %v, want ErrUnsupported", err)
+		}
+	})
+}
+
+func TestCheckpointOfAnotherKeyIsRefused(t *testing.T) {
+	tl := openTestLog(t, t.TempDir(), testLogOpts{})
+	req := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
+	if _, err := tl.CreateEntry(context.Background(), req.request(t, []byte("x"), req.pkixVerifier(t))); err != nil {
+		t.Fatal(err)
+	}
+	_, otherV := newTestKeys(t)
+	l, err := New(context.Background(), Config{Reader: tl.reader, VerifierKey: otherV, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Entry(context.Background(), 0); err == nil {
+		t.Fatal("a checkpoint signed by another key was accepted")
+	}
+}

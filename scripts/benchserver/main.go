@@ -1,0 +1,292 @@
+// Command benchserver is the helper of scripts/bench-server, so that the script needs nothing but
+// Go on a fresh machine (no openssl, curl or jq):
+//
+//	benchserver keygen -out FILE      Ed25519 PKCS#8 PEM key (mode 0600) for rekor-tiles' --signer-filepath
+//	benchserver ports -n N            N free TCP ports on 127.0.0.1, one a line
+//	benchserver wait -url URL         polls URL until it answers 200 (bounded by -timeout)
+//	benchserver sink -listen ADDR     answers every POST /api/v2/log/entries with 201 at once, to
+//	                                  measure how fast quirectl bench itself can go
+//	benchserver table NAME=FILE ...   reads quirectl bench --json reports and prints the comparison
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/quirelog/quire/api/client/loadgen"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "benchserver: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("usage: benchserver keygen|ports|wait|sink|table ...")
+	}
+	rest := args[1:]
+	switch args[0] {
+	case "keygen":
+		fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
+		out := fs.String("out", "", "file to write the private key to")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return keygen(*out)
+	case "ports":
+		fs := flag.NewFlagSet("ports", flag.ContinueOnError)
+		n := fs.Int("n", 1, "how many ports")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return ports(*n, stdout)
+	case "wait":
+		fs := flag.NewFlagSet("wait", flag.ContinueOnError)
+		u := fs.String("url", "", "URL that answers 200 when the server is ready")
+		timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return wait(*u, *timeout)
+	case "sink":
+		fs := flag.NewFlagSet("sink", flag.ContinueOnError)
+		listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return sink(*listen, stdout)
+	case "table":
+		return table(rest, stdout)
+	}
+	return fmt.Errorf("unknown subcommand %q", args[0])
+}
+
+func keygen(out string) error {
+	if out == "" {
+		return errors.New("keygen: -out is required")
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("keygen: generating Ed25519 key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return fmt.Errorf("keygen: encoding key: %w", err)
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		return fmt.Errorf("keygen: writing %s: %w", out, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keygen: closing %s: %w", out, err)
+	}
+	return nil
+}
+
+// ports holds all listeners open until every port is chosen, so the N ports are distinct.
+func ports(n int, stdout io.Writer) error {
+	if n < 1 || n > 100 {
+		return fmt.Errorf("ports: -n %d: want 1 to 100", n)
+	}
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("ports: %w", err)
+		}
+		ls = append(ls, l)
+		fmt.Fprintln(stdout, l.Addr().(*net.TCPAddr).Port)
+	}
+	return nil
+}
+
+func wait(u string, timeout time.Duration) error {
+	if u == "" {
+		return errors.New("wait: -url is required")
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get(u)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		last = err
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("wait: %s not ready after %s: %w", u, timeout, last)
+}
+
+// sinkAnswer is a small but well-formed TransparencyLogEntry, so a client that decodes answers
+// pays for it too.
+const sinkAnswer = `{"logIndex":"0","logId":{"keyId":"AAAA"},"kindVersion":{"kind":"hashedrekord","version":"0.0.2"},` +
+	`"inclusionProof":{"logIndex":"0","rootHash":"AAAA","treeSize":"1","hashes":[],"checkpoint":{"envelope":"sink\n1\nAAAA\n"}},"canonicalizedBody":"e30="}`
+
+func sink(listen string, stdout io.Writer) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("sink: %s is not a loopback address", listen)
+	}
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("sink: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("POST /api/v2/log/entries", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4<<20)); err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, sinkAnswer)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "sink listening on %s\n", l.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("sink: %w", err)
+	}
+	return nil
+}
+
+type namedReport struct {
+	name string
+	rep  loadgen.Report
+}
+
+func table(args []string, stdout io.Writer) error {
+	var reps []namedReport
+	for _, a := range args {
+		name, file, ok := strings.Cut(a, "=")
+		if !ok {
+			return fmt.Errorf("table: argument %q: want NAME=FILE", a)
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("table: %w", err)
+		}
+		var r loadgen.Report
+		if err := json.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("table: decoding %s: %w", file, err)
+		}
+		reps = append(reps, namedReport{name, r})
+	}
+	fmt.Fprintf(stdout, "%-12s %-6s %7s %9s %10s %9s %9s %9s  %s\n", "server", "mode", "workers", "offered/s", "entries/s", "p50 ms", "p90 ms", "p99 ms", "errors")
+	for _, nr := range reps {
+		r := nr.rep
+		offered := "-"
+		if r.Mode == "open" {
+			offered = fmt.Sprintf("%.0f", r.OfferedRate)
+		}
+		fmt.Fprintf(stdout, "%-12s %-6s %7d %9s %10.1f %9.1f %9.1f %9.1f  %s\n", nr.name, r.Mode, r.Workers, offered, r.EntriesPerSecond, r.Latency.P50, r.Latency.P90, r.Latency.P99, errorsText(r))
+	}
+	// Ratios pair each run of the first server with the same load on the second.
+	if len(reps) == 0 {
+		return nil
+	}
+	first := reps[0].name
+	var second string
+	for _, nr := range reps {
+		if nr.name != first {
+			second = nr.name
+			break
+		}
+	}
+	if second == "" {
+		return nil
+	}
+	fmt.Fprintf(stdout, "\nratio %s/%s:\n", first, second)
+	for _, a := range reps {
+		if a.name != first {
+			continue
+		}
+		for _, b := range reps {
+			if b.name != second || b.rep.Mode != a.rep.Mode || b.rep.Workers != a.rep.Workers || b.rep.OfferedRate != a.rep.OfferedRate {
+				continue
+			}
+			label := fmt.Sprintf("%s loop, %d workers", a.rep.Mode, a.rep.Workers)
+			if a.rep.Mode == "open" {
+				label = fmt.Sprintf("open loop, %.0f/s offered", a.rep.OfferedRate)
+			}
+			fmt.Fprintf(stdout, "  %-30s entries/s %s   p50 %s   p99 %s\n", label,
+				ratio(a.rep.EntriesPerSecond, b.rep.EntriesPerSecond),
+				ratio(a.rep.Latency.P50, b.rep.Latency.P50),
+				ratio(a.rep.Latency.P99, b.rep.Latency.P99))
+		}
+	}
+	return nil
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+func errorsText(r loadgen.Report) string {
+	if len(r.Errors) == 0 && r.Unsent == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range sortedKeys(r.Errors) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, r.Errors[k]))
+	}
+	if r.Unsent > 0 {
+		parts = append(parts, fmt.Sprintf("unsent=%d", r.Unsent))
+	}
+	return strings.Join(parts, " ")
+}
+
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,111 @@
+package index
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+func TestIndex(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a new index has progress zero and no postings", func(t *testing.T) {
+		p, err := d.Progress(ctx)
+		if err != nil || p != 0 {
+			t.Fatalf("Progress() = %d, %v; want 0, nil", p, err)
+		}
+		got, err := d.Lookup(ctx, []byte("a"), 0)
+		if err != nil || len(got) != 0 {
+			t.Fatalf("Lookup() = %v, %v; want none", got, err)
+		}
+	})
+	keys := [][]byte{[]byte("a"), []byte("ab"), []byte("a"), []byte("b"), []byte("a"), {}, {0xff, 0xff}}
+	idx := []uint64{7, 3, 2, 9, 1 << 40, 5, 6}
+	if err := d.Add(ctx, keys, idx, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		key   []byte
+		limit int
+		want  []uint64
+	}{
+		{"a key returns its indices in increasing order", []byte("a"), 0, []uint64{2, 7, 1 << 40}},
+		{"a key that prefixes another does not see the other's postings", []byte("ab"), 0, []uint64{3}},
+		{"the limit caps the answer to the smallest indices", []byte("a"), 2, []uint64{2, 7}},
+		{"an empty key is a key like any other", []byte{}, 0, []uint64{5}},
+		{"an all-0xff key is found", []byte{0xff, 0xff}, 0, []uint64{6}},
+		{"an unknown key has no postings", []byte("c"), 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := d.Lookup(ctx, tc.key, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("Lookup(%q) = %v, want %v", tc.key, got, tc.want)
+			}
+		})
+	}
+	t.Run("progress cannot move backwards and a refused add writes nothing", func(t *testing.T) {
+		if err := d.Add(ctx, [][]byte{[]byte("z")}, []uint64{1}, 9); err == nil {
+			t.Fatal("Add with smaller progress succeeded")
+		}
+		if got, _ := d.Lookup(ctx, []byte("z"), 0); len(got) != 0 {
+			t.Fatalf("refused Add left postings %v", got)
+		}
+	})
+	t.Run("mismatched keys and indices are refused", func(t *testing.T) {
+		if err := d.Add(ctx, [][]byte{[]byte("z")}, nil, 11); err == nil {
+			t.Fatal("Add with mismatched slices succeeded")
+		}
+	})
+	t.Run("postings and progress survive reopening", func(t *testing.T) {
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		d2, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d2.Close()
+		p, err := d2.Progress(ctx)
+		if err != nil || p != 10 {
+			t.Fatalf("Progress() = %d, %v; want 10", p, err)
+		}
+		got, err := d2.Lookup(ctx, []byte("a"), 0)
+		if err != nil || !slices.Equal(got, []uint64{2, 7, 1 << 40}) {
+			t.Fatalf("Lookup after reopen = %v, %v", got, err)
+		}
+	})
+}
+
+func BenchmarkAdd(b *testing.B) {
+	ctx := context.Background()
+	d, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	const batch = 4096
+	keys := make([][]byte, batch)
+	idx := make([]uint64, batch)
+	next := uint64(0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range keys {
+			keys[j] = fmt.Appendf(keys[j][:0], "sha256:%064x", next+uint64(j))
+			idx[j] = next + uint64(j)
+		}
+		next += batch
+		if err := d.Add(ctx, keys, idx, next); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "postings/s")
+}

@@ -1,0 +1,473 @@
+package pebble
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
+)
+
+// maxMergedBatches bounds how many queued batches the sequencer folds into one commit when it has
+// fallen behind: fewer fsyncs under load, bounded commit size.
+const maxMergedBatches = 8
+
+// batch is a group of entries that are sequenced together. Its futures wait on done.
+type batch struct {
+	entries []*tessera.Entry
+	results []tessera.Index // set by the sequencer before done is closed
+	err     error           // set by the sequencer before done is closed
+	done    chan struct{}
+}
+
+// queue gathers entries into batches that flush by size or by age into the sequencer's channel,
+// in the order they were created.
+type queue struct {
+	maxSize int
+	maxAge  time.Duration
+
+	mu     sync.Mutex
+	cur    *batch
+	closed bool
+	out    chan *batch // closed by close(); the sequencer drains it
+}
+
+func newQueue(maxSize uint, maxAge time.Duration, depth int) *queue {
+	return &queue{maxSize: int(maxSize), maxAge: maxAge, out: make(chan *batch, depth)}
+}
+
+// add appends e to the current batch and returns the batch and e's position in it.
+func (q *queue) add(e *tessera.Entry) (*batch, int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil, 0, errors.New("pebble storage is closed")
+	}
+	if q.cur == nil {
+		b := &batch{entries: make([]*tessera.Entry, 0, min(q.maxSize, 1024)), done: make(chan struct{})}
+		q.cur = b
+		if q.maxAge > 0 {
+			time.AfterFunc(q.maxAge, func() { q.flushIf(b) })
+		}
+	}
+	b := q.cur
+	b.entries = append(b.entries, e)
+	pos := len(b.entries) - 1
+	if len(b.entries) >= q.maxSize || q.maxAge <= 0 {
+		q.flushLocked()
+	}
+	return b, pos, nil
+}
+
+// flushIf flushes b if it is still the batch being filled (its age timer fired first).
+func (q *queue) flushIf(b *batch) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.cur == b && !q.closed {
+		q.flushLocked()
+	}
+}
+
+// flushLocked hands the current batch to the sequencer. Sending under mu keeps batches in order;
+// when the channel is full this blocks adders, the last line of back-pressure behind pushback.
+func (q *queue) flushLocked() {
+	if q.cur == nil {
+		return
+	}
+	q.out <- q.cur
+	q.cur = nil
+}
+
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.flushLocked()
+	q.closed = true
+	close(q.out)
+}
+
+// edgeTile is the right-most tile of one tile level, owned by the sequencer.
+type edgeTile struct {
+	index uint64
+	buf   []byte // concatenated hashes, len = 32 × width
+	dirty bool
+}
+
+// sequencer assigns indices, integrates entries into tiles and bundles, and commits. Every field
+// is owned by the single sequencing goroutine (run), except through the Storage it updates.
+type sequencer struct {
+	s     *Storage
+	dedup bool
+
+	size   uint64
+	rng    *compact.Range
+	rf     *compact.RangeFactory
+	edge   []edgeTile
+	bundle []byte // count byte | tlog-tiles bundle of entries [size &^ 255, size)
+	bDirty bool
+
+	// per-commit scratch, reused between commits
+	wb       *pdb.Batch
+	seen     map[string]uint64
+	key      []byte
+	stateBuf []byte
+	fresh    []cachePut
+	visitErr error
+	visit    compact.VisitFn
+}
+
+type cachePut struct {
+	k cacheKey
+	v []byte
+}
+
+func newSequencer(s *Storage) (*sequencer, error) {
+	q := &sequencer{
+		s:     s,
+		dedup: !s.cfg.DisableDedup,
+		rf:    &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren},
+		seen:  make(map[string]uint64),
+		wb:    s.db.NewBatch(),
+	}
+	q.visit = q.visitNode
+	if err := q.reload(); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// reload rebuilds the in-memory right edge from Pebble: at start, and after a failed commit left
+// the in-memory state ahead of the database.
+func (q *sequencer) reload() error {
+	st, err := q.s.readTreeState()
+	if err != nil {
+		return err
+	}
+	rng, err := q.rf.NewRange(0, st.size, st.hashes)
+	if err != nil {
+		return fmt.Errorf("rebuilding compact range for size %d: %w", st.size, err)
+	}
+	q.size, q.rng, q.edge = st.size, rng, q.edge[:0]
+	for level := uint64(0); st.size>>(layout.TileHeight*level) > 0; level++ {
+		nodes := st.size >> (layout.TileHeight * level)
+		t := edgeTile{index: nodes / layout.TileWidth, buf: make([]byte, 0, layout.TileWidth*hashSize)}
+		if w := nodes % layout.TileWidth; w > 0 {
+			v, err := q.s.get(tileKey(nil, level, t.index))
+			if err != nil {
+				return fmt.Errorf("reading right-edge tile %d/%d: %w", level, t.index, err)
+			}
+			if uint64(len(v)) != w*hashSize {
+				return fmt.Errorf("right-edge tile %d/%d has %d bytes, want %d", level, t.index, len(v), w*hashSize)
+			}
+			t.buf = append(t.buf, v...)
+		}
+		q.edge = append(q.edge, t)
+	}
+	q.bundle, q.bDirty = append(q.bundle[:0], 0), false
+	if w := st.size % layout.EntryBundleWidth; w > 0 {
+		idx := st.size / layout.EntryBundleWidth
+		v, err := q.s.get(bundleKey(nil, idx))
+		if err != nil {
+			return fmt.Errorf("reading right-edge bundle %d: %w", idx, err)
+		}
+		if len(v) < 1 || uint64(v[0]) != w {
+			return fmt.Errorf("right-edge bundle %d does not hold %d entries", idx, w)
+		}
+		q.bundle = append(q.bundle[:0], v...)
+	}
+	return nil
+}
+
+// run sequences batches until the queue closes. Once ctx is done it fails what is left instead.
+func (q *sequencer) run(ctx context.Context, in <-chan *batch) {
+	defer close(q.s.seqDone)
+	group := make([]*batch, 0, maxMergedBatches)
+	for b := range in {
+		group = append(group[:0], b)
+	more:
+		for len(group) < maxMergedBatches {
+			select {
+			case b, ok := <-in:
+				if !ok {
+					break more
+				}
+				group = append(group, b)
+			default:
+				break more
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			q.fail(group, fmt.Errorf("appender context done: %w", err))
+			continue
+		}
+		if err := q.commit(group); err != nil {
+			q.fail(group, err)
+			if rerr := q.reload(); rerr != nil {
+				q.s.setBroken(fmt.Errorf("after failed commit (%w), reloading state: %w", err, rerr))
+			}
+			continue
+		}
+		for _, b := range group {
+			q.s.outstanding.Add(-int64(len(b.entries)))
+			close(b.done)
+		}
+		select {
+		case q.s.nudgePub <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (q *sequencer) fail(group []*batch, err error) {
+	for _, b := range group {
+		b.err = err
+		q.s.outstanding.Add(-int64(len(b.entries)))
+		close(b.done)
+	}
+}
+
+// commit sequences and integrates every entry of group and writes the result in one Pebble batch.
+//
+// Crash story: everything this group changes (dedup keys, entry bundles, hash tiles, tree state)
+// goes into one Pebble batch committed with Sync, which Pebble writes to its WAL as a single
+// record: after a SIGKILL at any instant, reopening replays either all of it or none of it, so the
+// log is exactly before or after the group. Futures resolve (done closes) only after Commit
+// returned, so no caller sees an index that a crash could take back. Values are overwritten, never
+// appended to, so replaying the WAL is idempotent. The checkpoint is written later, in its own
+// synced batch, and only for a tree state already durable, so a crash between the two leaves an
+// integrated tree newer than the latest checkpoint, which the publisher signs after restart.
+func (q *sequencer) commit(group []*batch) error {
+	if err := q.s.brokenErr(); err != nil {
+		return err
+	}
+	wb := q.wb
+	wb.Reset()
+	clear(q.seen)
+	q.fresh = q.fresh[:0]
+	q.visitErr = nil
+	start := q.size
+
+	for _, b := range group {
+		b.results = make([]tessera.Index, len(b.entries))
+		for i, e := range b.entries {
+			if q.dedup {
+				idx, dup, err := q.lookup(e.Identity())
+				if err != nil {
+					return err
+				}
+				if dup {
+					b.results[i] = tessera.Index{Index: idx, IsDup: true}
+					continue
+				}
+				q.seen[string(e.Identity())] = q.size
+				q.key = dedupKey(q.key, e.Identity())
+				var v [8]byte
+				binary.BigEndian.PutUint64(v[:], q.size)
+				if err := wb.Set(q.key, v[:], nil); err != nil {
+					return fmt.Errorf("batching dedup key for index %d: %w", q.size, err)
+				}
+			}
+			b.results[i] = tessera.Index{Index: q.size}
+			if err := q.appendEntry(e); err != nil {
+				return err
+			}
+		}
+	}
+	if q.size == start {
+		return nil
+	}
+	if err := q.flushEdge(); err != nil {
+		return err
+	}
+	root, err := q.rng.GetRootHash(nil)
+	if err != nil {
+		return fmt.Errorf("computing root for size %d: %w", q.size, err)
+	}
+	root = append([]byte(nil), root...)
+	q.stateBuf = encodeTreeState(q.stateBuf, treeState{size: q.size, root: root, hashes: q.rng.Hashes()})
+	if err := wb.Set([]byte{keyTreeState}, q.stateBuf, nil); err != nil {
+		return fmt.Errorf("batching tree state for size %d: %w", q.size, err)
+	}
+	if err := wb.Commit(pdb.Sync); err != nil {
+		return fmt.Errorf("committing entries [%d, %d): %w", start, q.size, err)
+	}
+	for _, p := range q.fresh {
+		q.s.cache.put(p.k, p.v)
+	}
+	q.s.tree.Store(&treeHead{size: q.size, root: root})
+	return nil
+}
+
+// lookup finds an earlier index for identity, first in this commit, then in Pebble.
+func (q *sequencer) lookup(identity []byte) (uint64, bool, error) {
+	if idx, ok := q.seen[string(identity)]; ok {
+		return idx, true, nil
+	}
+	q.key = dedupKey(q.key, identity)
+	v, closer, err := q.s.db.Get(q.key)
+	if errors.Is(err, pdb.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("looking up dedup identity %x: %w", identity, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("dedup identity %x: stored index is %d bytes, want 8", identity, len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+// appendEntry gives e the next index: its bundle data joins the right-edge bundle and its leaf
+// hash joins the tree, whose new tile-level nodes visitNode collects.
+func (q *sequencer) appendEntry(e *tessera.Entry) error {
+	idx := q.size
+	q.bundle = append(q.bundle, e.MarshalBundleData(idx)...)
+	q.bDirty = true
+	q.size++
+	if err := q.rng.Append(e.LeafHash(), q.visit); err != nil {
+		return fmt.Errorf("appending leaf %d to the tree: %w", idx, err)
+	}
+	if q.visitErr != nil {
+		return q.visitErr
+	}
+	if q.size%layout.EntryBundleWidth == 0 {
+		q.bundle[0] = 0 // full: 256 entries
+		if err := q.putBundle(idx/layout.EntryBundleWidth, q.bundle, true); err != nil {
+			return err
+		}
+		q.bundle, q.bDirty = make([]byte, 1, cap(q.bundle)), false
+	}
+	return nil
+}
+
+// visitNode receives every node the compact range completes. Only levels that are multiples of
+// the tile height are stored in tiles (tlog-tiles "Merkle Tree"); the rest are recomputed by readers.
+func (q *sequencer) visitNode(id compact.NodeID, hash []byte) {
+	if id.Level%layout.TileHeight != 0 || q.visitErr != nil {
+		return
+	}
+	level := uint64(id.Level / layout.TileHeight)
+	for uint64(len(q.edge)) <= level {
+		q.edge = append(q.edge, edgeTile{buf: make([]byte, 0, layout.TileWidth*hashSize)})
+	}
+	t := &q.edge[level]
+	tileIdx, pos := id.Index/layout.TileWidth, id.Index%layout.TileWidth
+	if tileIdx != t.index || pos != uint64(len(t.buf)/hashSize) {
+		q.visitErr = fmt.Errorf("node %d at tree level %d does not extend right-edge tile %d/%d of width %d", id.Index, id.Level, level, t.index, len(t.buf)/hashSize)
+		return
+	}
+	t.buf = append(t.buf, hash...)
+	t.dirty = true
+	if len(t.buf) == layout.TileWidth*hashSize {
+		if err := q.putTile(level, t.index, t.buf, true); err != nil {
+			q.visitErr = err
+			return
+		}
+		*t = edgeTile{index: t.index + 1, buf: make([]byte, 0, layout.TileWidth*hashSize)}
+	}
+}
+
+// flushEdge writes the partial right-edge tiles and bundle this commit changed.
+func (q *sequencer) flushEdge() error {
+	for level := range q.edge {
+		t := &q.edge[level]
+		if !t.dirty || len(t.buf) == 0 {
+			continue
+		}
+		if err := q.putTile(uint64(level), t.index, t.buf, false); err != nil {
+			return err
+		}
+		t.dirty = false
+	}
+	if q.bDirty {
+		q.bundle[0] = byte(q.size % layout.EntryBundleWidth)
+		if err := q.putBundle(q.size/layout.EntryBundleWidth, q.bundle, false); err != nil {
+			return err
+		}
+		q.bDirty = false
+	}
+	return nil
+}
+
+// putTile adds a tile to the write batch and queues it for the cache. A full tile's buffer is
+// handed over (the caller starts a new one); a partial one is copied since it keeps growing.
+func (q *sequencer) putTile(level, index uint64, v []byte, full bool) error {
+	q.key = tileKey(q.key, level, index)
+	if err := q.wb.Set(q.key, v, nil); err != nil {
+		return fmt.Errorf("batching tile %d/%d: %w", level, index, err)
+	}
+	if !full {
+		v = append([]byte(nil), v...)
+	}
+	q.fresh = append(q.fresh, cachePut{k: cacheKey{kind: keyTile, level: level, index: index}, v: v})
+	return nil
+}
+
+func (q *sequencer) putBundle(index uint64, v []byte, full bool) error {
+	q.key = bundleKey(q.key, index)
+	if err := q.wb.Set(q.key, v, nil); err != nil {
+		return fmt.Errorf("batching entry bundle %d: %w", index, err)
+	}
+	if !full {
+		v = append([]byte(nil), v...)
+	}
+	q.fresh = append(q.fresh, cachePut{k: cacheKey{kind: keyBundle, index: index}, v: v})
+	return nil
+}
+
+// add is the tessera.AddFn of the appender.
+func (s *Storage) add(ctx context.Context, e *tessera.Entry) tessera.IndexFuture {
+	if err := s.appendCtx.Err(); err != nil {
+		return failed(fmt.Errorf("appender context done: %w", err))
+	}
+	if err := s.brokenErr(); err != nil {
+		return failed(err)
+	}
+	n := s.outstanding.Add(1)
+	if s.maxOutstanding > 0 && n > s.maxOutstanding {
+		s.outstanding.Add(-1)
+		return failed(fmt.Errorf("%d entries awaiting integration, limit %d: %w", n-1, s.maxOutstanding, tessera.ErrPushbackIntegration))
+	}
+	b, pos, err := s.q.add(e)
+	if err != nil {
+		s.outstanding.Add(-1)
+		return failed(err)
+	}
+	return func() (tessera.Index, error) {
+		<-b.done
+		if b.err != nil {
+			return tessera.Index{}, b.err
+		}
+		return b.results[pos], nil
+	}
+}
+
+func failed(err error) tessera.IndexFuture {
+	return func() (tessera.Index, error) { return tessera.Index{}, err }
+}
+
+// brokenState records a sequencer that can no longer trust its in-memory state.
+type brokenState struct {
+	err atomic.Pointer[error]
+}
+
+func (s *Storage) setBroken(err error) { s.broken.err.CompareAndSwap(nil, &err) }
+
+func (s *Storage) brokenErr() error {
+	if p := s.broken.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}

@@ -1,0 +1,478 @@
+// Package pebble is a Tessera storage driver (a tessera.Driver for tessera.NewAppender) that keeps
+// a whole tiled transparency log in one embedded Pebble database: entry bundles and hash tiles as
+// C2SP tlog-tiles (https://c2sp.org/tlog-tiles) specifies them, the integrated tree state, strong
+// deduplication, and every checkpoint (C2SP tlog-checkpoint) the log published.
+//
+// Hashing follows RFC 6962 section 2.1 through transparency-dev/merkle; tile geometry comes from
+// Tessera's api/layout. One goroutine sequences and integrates; everything one batch changes is
+// written in one synced Pebble batch (see the crash story on (*sequencer).commit).
+//
+// Key layout, the one place it is written down. Integers are big-endian so that Pebble's byte order
+// is numeric order.
+//
+//	key                               value
+//	"v"                               format version (1 byte)
+//	"s"                               tree state: size u64 | root [32] | compact range hashes [32]...
+//	"c"                               latest checkpoint: published-at unix ns u64 | size u64 | note
+//	"h" size u64                      checkpoint history: the note published for that tree size
+//	"t" level u64 index u64           hash tile: 1..256 concatenated 32-byte hashes (tlog-tiles)
+//	"b" index u64                     entry bundle: entry count u8 (0 = 256) | tlog-tiles bundle
+//	"d" identity                      dedup: index u64 of the first entry with that identity
+//
+// A tile or bundle position has one key: the right-edge partial is overwritten as it grows and is
+// final once full. A request for a smaller partial width is served by truncation, which yields
+// exactly the bytes that width had when it was current, because tiles and bundles only grow.
+package pebble
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	pdb "github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+)
+
+const (
+	formatVersion = 1
+
+	keyVersion    = 'v'
+	keyTreeState  = 's'
+	keyCheckpoint = 'c'
+	keyHistory    = 'h'
+	keyTile       = 't'
+	keyBundle     = 'b'
+	keyDedup      = 'd'
+
+	hashSize = 32
+
+	defaultCacheBytes       = 32 << 20
+	defaultPebbleCacheBytes = 64 << 20
+	defaultMemTableBytes    = 32 << 20
+)
+
+// Config configures the driver. Only Path is required.
+type Config struct {
+	// Path is the directory of the Pebble database; it is created if missing.
+	Path string
+	// DisableDedup turns strong deduplication off; it is on by default.
+	DisableDedup bool
+	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles;
+	// 0 means 32 MiB.
+	CacheBytes int64
+	// PebbleCacheBytes sizes Pebble's block cache; 0 means 64 MiB.
+	PebbleCacheBytes int64
+	// HTTPClient is handed to the checkpoint publisher for witness requests; nil means
+	// http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// Storage is the driver returned by New. It is also the tessera.LogReader that Appender returns.
+type Storage struct {
+	cfg   Config
+	db    *pdb.DB
+	cache *edgeCache
+
+	// readMu keeps Close from closing db under a read in flight; closed is guarded by it.
+	readMu sync.RWMutex
+	closed bool
+
+	// tree is the integrated tree, replaced by the sequencer after each synced commit.
+	tree atomic.Pointer[treeHead]
+	// pub is the latest published checkpoint; its wake channel is closed when a newer one replaces it.
+	pub atomic.Pointer[published]
+
+	// mu guards started and closing, and orders Appender against Close.
+	mu       sync.Mutex
+	started  bool
+	closing  bool
+	q        *queue
+	seqDone  chan struct{}
+	pubStop  chan struct{}
+	pubDone  chan struct{}
+	cancel   context.CancelFunc
+	nudgePub chan struct{}
+
+	// appendCtx is the appender's context; Add refuses new entries once it is done.
+	appendCtx      context.Context
+	maxOutstanding int64
+	// outstanding counts entries added but not yet resolved, for pushback.
+	outstanding atomic.Int64
+	broken      brokenState
+}
+
+// treeHead is an immutable snapshot of the integrated tree.
+type treeHead struct {
+	size uint64
+	root []byte
+}
+
+// published is an immutable snapshot of the latest published checkpoint. A nil cp means none yet.
+type published struct {
+	size   uint64
+	atNano int64
+	cp     []byte
+	// next is closed when this snapshot is superseded (or the storage closes), waking Await callers.
+	next   chan struct{}
+	closed bool
+}
+
+// New opens (or creates) the database at cfg.Path. The returned driver's dynamic type is *Storage.
+func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("pebble storage: Config.Path is empty")
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = defaultCacheBytes
+	}
+	if cfg.PebbleCacheBytes <= 0 {
+		cfg.PebbleCacheBytes = defaultPebbleCacheBytes
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
+		return nil, fmt.Errorf("creating database directory %q: %w", cfg.Path, err)
+	}
+	cache := pdb.NewCache(cfg.PebbleCacheBytes)
+	defer cache.Unref()
+	db, err := pdb.Open(cfg.Path, &pdb.Options{
+		Cache:        cache,
+		MemTableSize: defaultMemTableBytes,
+		Logger:       quietLogger{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening pebble database %q: %w", cfg.Path, err)
+	}
+	s := &Storage{cfg: cfg, db: db, cache: newEdgeCache(cfg.CacheBytes)}
+	if err := s.load(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return s, nil
+}
+
+// load checks the format version and reads the tree head and latest checkpoint into memory.
+func (s *Storage) load() error {
+	v, err := s.get([]byte{keyVersion})
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := s.db.Set([]byte{keyVersion}, []byte{formatVersion}, pdb.Sync); err != nil {
+			return fmt.Errorf("writing format version: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("reading format version: %w", err)
+	case len(v) != 1 || v[0] != formatVersion:
+		return fmt.Errorf("database format version %v, want %d", v, formatVersion)
+	}
+
+	st, err := s.readTreeState()
+	if err != nil {
+		return err
+	}
+	s.tree.Store(&treeHead{size: st.size, root: st.root})
+
+	p := &published{next: make(chan struct{})}
+	raw, err := s.get([]byte{keyCheckpoint})
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("reading latest checkpoint: %w", err)
+	default:
+		at, size, cp, err := decodePublished(raw)
+		if err != nil {
+			return fmt.Errorf("decoding latest checkpoint: %w", err)
+		}
+		p.atNano, p.size, p.cp = at, size, cp
+	}
+	s.pub.Store(p)
+	return nil
+}
+
+// readTreeState returns the stored tree state, or the empty tree when none is stored yet.
+func (s *Storage) readTreeState() (treeState, error) {
+	raw, err := s.get([]byte{keyTreeState})
+	if errors.Is(err, os.ErrNotExist) {
+		return treeState{root: rfc6962.DefaultHasher.EmptyRoot()}, nil
+	}
+	if err != nil {
+		return treeState{}, fmt.Errorf("reading tree state: %w", err)
+	}
+	st, err := decodeTreeState(raw)
+	if err != nil {
+		return treeState{}, fmt.Errorf("decoding tree state: %w", err)
+	}
+	return st, nil
+}
+
+// get returns a copy of the value at key, or an error wrapping os.ErrNotExist.
+func (s *Storage) get(key []byte) ([]byte, error) {
+	s.readMu.RLock()
+	defer s.readMu.RUnlock()
+	if s.closed {
+		return nil, errors.New("pebble storage is closed")
+	}
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pdb.ErrNotFound) {
+		return nil, fmt.Errorf("key %q: %w", key, os.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("getting key %q: %w", key, err)
+	}
+	out := append([]byte(nil), v...)
+	if err := closer.Close(); err != nil {
+		return nil, fmt.Errorf("releasing key %q: %w", key, err)
+	}
+	return out, nil
+}
+
+// ReadCheckpoint returns the latest published checkpoint, or os.ErrNotExist before the first.
+func (s *Storage) ReadCheckpoint(_ context.Context) ([]byte, error) {
+	p := s.pub.Load()
+	if p.cp == nil {
+		return nil, fmt.Errorf("no checkpoint published yet: %w", os.ErrNotExist)
+	}
+	return append([]byte(nil), p.cp...), nil
+}
+
+// ReadTile returns the hash tile at (level, index) with partial width p (0 = full), per
+// tlog-tiles "/tile/<L>/<N>[.p/<W>]". Like Tessera's POSIX driver, a full tile answers a partial
+// request once it exists.
+func (s *Storage) ReadTile(_ context.Context, level, index uint64, p uint8) ([]byte, error) {
+	k := cacheKey{kind: keyTile, level: level, index: index}
+	if v, ok := s.cache.get(k); ok {
+		if out, ok := tileAtWidth(v, p); ok {
+			return append([]byte(nil), out...), nil
+		}
+	}
+	v, err := s.get(tileKey(nil, level, index))
+	if err != nil {
+		return nil, fmt.Errorf("reading tile %d/%d.p/%d: %w", level, index, p, err)
+	}
+	out, ok := tileAtWidth(v, p)
+	if !ok {
+		return nil, fmt.Errorf("tile %d/%d has %d hashes, want width %d: %w", level, index, len(v)/hashSize, p, os.ErrNotExist)
+	}
+	return out, nil
+}
+
+// ReadEntryBundle returns entry bundle index with partial width p (0 = full), per tlog-tiles
+// "/tile/entries/<N>[.p/<W>]", falling back to the full bundle like ReadTile.
+func (s *Storage) ReadEntryBundle(_ context.Context, index uint64, p uint8) ([]byte, error) {
+	k := cacheKey{kind: keyBundle, index: index}
+	if v, ok := s.cache.get(k); ok {
+		if out, err := bundleAtWidth(v, p); err == nil {
+			return append([]byte(nil), out...), nil
+		}
+	}
+	v, err := s.get(bundleKey(nil, index))
+	if err != nil {
+		return nil, fmt.Errorf("reading entry bundle %d.p/%d: %w", index, p, err)
+	}
+	out, err := bundleAtWidth(v, p)
+	if err != nil {
+		return nil, fmt.Errorf("reading entry bundle %d.p/%d: %w", index, p, err)
+	}
+	return out, nil
+}
+
+// IntegratedSize returns the size of the integrated (not necessarily published) tree.
+func (s *Storage) IntegratedSize(_ context.Context) (uint64, error) {
+	return s.tree.Load().size, nil
+}
+
+// NextIndex returns the first unassigned index. Integration is synchronous with sequencing here,
+// so it equals IntegratedSize.
+func (s *Storage) NextIndex(ctx context.Context) (uint64, error) {
+	return s.IntegratedSize(ctx)
+}
+
+// CheckpointAt returns the checkpoint this log published for exactly tree size size, or an error
+// wrapping os.ErrNotExist if it never published one for that size.
+func (s *Storage) CheckpointAt(_ context.Context, size uint64) ([]byte, error) {
+	cp, err := s.get(historyKey(size))
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint for size %d: %w", size, err)
+	}
+	return cp, nil
+}
+
+// Close stops the sequencer and the checkpoint publisher, waiting for queued entries to be
+// integrated (or failed), wakes every Await caller, and closes Pebble. Call it after the
+// appender's shutdown function. Close is idempotent.
+func (s *Storage) Close() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	started := s.started
+	s.mu.Unlock()
+
+	if started {
+		s.q.close()
+		<-s.seqDone
+		close(s.pubStop)
+		<-s.pubDone
+		s.cancel()
+	}
+	old := s.pub.Load()
+	s.pub.Store(&published{size: old.size, atNano: old.atNano, cp: old.cp, next: make(chan struct{}), closed: true})
+	close(old.next)
+
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing pebble database: %w", err)
+	}
+	return nil
+}
+
+// tileAtWidth serves width p (0 = full) from a stored tile v. Hash tiles only ever grow to the
+// right, so the first p hashes of a wider tile are exactly the tile of width p.
+func tileAtWidth(v []byte, p uint8) ([]byte, bool) {
+	w := len(v) / hashSize
+	switch {
+	case w == 256:
+		return v, true
+	case p == 0 || w < int(p):
+		return nil, false
+	default:
+		return v[:int(p)*hashSize], true
+	}
+}
+
+// bundleAtWidth serves width p (0 = full) from a stored bundle value (count byte | bundle).
+func bundleAtWidth(v []byte, p uint8) ([]byte, error) {
+	if len(v) < 1 {
+		return nil, errors.New("stored entry bundle is empty")
+	}
+	count := int(v[0])
+	if count == 0 {
+		count = 256
+	}
+	body := v[1:]
+	switch {
+	case count == 256 || int(p) == count:
+		return body, nil
+	case p == 0 || int(p) > count:
+		return nil, fmt.Errorf("bundle has %d entries, want width %d: %w", count, p, os.ErrNotExist)
+	}
+	return bundlePrefix(body, count, int(p))
+}
+
+// bundlePrefix returns the first p entries of a tlog-tiles entry bundle holding count entries
+// (each a big-endian uint16 length and that many bytes, tlog-tiles "Log Entries"). It walks the
+// whole bundle first, so a bundle in another encoding is refused instead of cut in the wrong place.
+func bundlePrefix(body []byte, count, p int) ([]byte, error) {
+	cut, off := -1, 0
+	for i := 0; i < count; i++ {
+		if i == p {
+			cut = off
+		}
+		if len(body)-off < 2 {
+			return nil, fmt.Errorf("entry %d of bundle: truncated length prefix: %w", i, os.ErrNotExist)
+		}
+		n := int(binary.BigEndian.Uint16(body[off:]))
+		off += 2 + n
+		if off > len(body) {
+			return nil, fmt.Errorf("entry %d of bundle: %d bytes overrun the bundle: %w", i, n, os.ErrNotExist)
+		}
+	}
+	if off != len(body) {
+		return nil, fmt.Errorf("bundle has %d trailing bytes after %d entries: %w", len(body)-off, count, os.ErrNotExist)
+	}
+	if cut < 0 {
+		return nil, fmt.Errorf("bundle has %d entries, want width %d: %w", count, p, os.ErrNotExist)
+	}
+	return body[:cut], nil
+}
+
+func tileKey(dst []byte, level, index uint64) []byte {
+	dst = append(dst[:0], keyTile)
+	dst = binary.BigEndian.AppendUint64(dst, level)
+	return binary.BigEndian.AppendUint64(dst, index)
+}
+
+func bundleKey(dst []byte, index uint64) []byte {
+	dst = append(dst[:0], keyBundle)
+	return binary.BigEndian.AppendUint64(dst, index)
+}
+
+func dedupKey(dst, identity []byte) []byte {
+	dst = append(dst[:0], keyDedup)
+	return append(dst, identity...)
+}
+
+func historyKey(size uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{keyHistory}, size)
+}
+
+// treeState is the integrated tree as stored under key "s".
+type treeState struct {
+	size   uint64
+	root   []byte
+	hashes [][]byte // compact range [0, size): one hash per set bit of size, largest subtree first
+}
+
+func encodeTreeState(dst []byte, st treeState) []byte {
+	dst = binary.BigEndian.AppendUint64(dst[:0], st.size)
+	dst = append(dst, st.root...)
+	for _, h := range st.hashes {
+		dst = append(dst, h...)
+	}
+	return dst
+}
+
+func decodeTreeState(raw []byte) (treeState, error) {
+	if len(raw) < 8+hashSize || (len(raw)-8)%hashSize != 0 {
+		return treeState{}, fmt.Errorf("tree state is %d bytes, want 40 + a multiple of 32", len(raw))
+	}
+	st := treeState{size: binary.BigEndian.Uint64(raw)}
+	st.root = append([]byte(nil), raw[8:8+hashSize]...)
+	rest := raw[8+hashSize:]
+	if got, want := len(rest)/hashSize, bits.OnesCount64(st.size); got != want {
+		return treeState{}, fmt.Errorf("tree state for size %d has %d compact range hashes, want %d", st.size, got, want)
+	}
+	for off := 0; off < len(rest); off += hashSize {
+		st.hashes = append(st.hashes, append([]byte(nil), rest[off:off+hashSize]...))
+	}
+	return st, nil
+}
+
+func encodePublished(atNano int64, size uint64, cp []byte) []byte {
+	v := make([]byte, 0, 16+len(cp))
+	v = binary.BigEndian.AppendUint64(v, uint64(atNano))
+	v = binary.BigEndian.AppendUint64(v, size)
+	return append(v, cp...)
+}
+
+func decodePublished(raw []byte) (atNano int64, size uint64, cp []byte, err error) {
+	if len(raw) < 17 {
+		return 0, 0, nil, fmt.Errorf("latest checkpoint record is %d bytes, want more than 16", len(raw))
+	}
+	return int64(binary.BigEndian.Uint64(raw)), binary.BigEndian.Uint64(raw[8:]), append([]byte(nil), raw[16:]...), nil
+}
+
+// quietLogger drops Pebble's informational chatter and keeps its errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Errorf(format string, args ...any) {
+	slog.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+// Fatalf must not return: Pebble calls it only when its own state is unrecoverable.
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic("pebble: " + fmt.Sprintf(format, args...))
+}
