@@ -42,5 +42,5 @@ type DuplicateError struct {
 }
 
 func (e *DuplicateError) Error() string {
-	return fmt.Sprintf("an equivalent entry already exists in the log at index %d", e.Index)
+	return fmt.Sprintf("an equivalent entry already exists in the transparency log with index %d", e.Index)
 }

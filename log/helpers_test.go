@@ -21,6 +21,8 @@ import (
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/quirelog/quire/storage/pebble"
 )
 
 // testSigner is a client key that signs hashedrekord digests.
@@ -135,9 +137,13 @@ type testLog struct {
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
 	reader   tessera.LogReader
+	store    *pebble.Storage
 }
 
 type testLogOpts struct {
+	// pebble selects Quire's storage/pebble driver (with its own Await and
+	// checkpoint history) instead of Tessera's POSIX driver.
+	pebble   bool
 	index    Index
 	readOnly bool
 	skey     string
@@ -163,24 +169,38 @@ func openTestLog(t testing.TB, dir string, o testLogOpts) *testLog {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	driver, err := posix.New(ctx, posix.Config{Path: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
 		WithBatching(512, 20*time.Millisecond).
-		WithCheckpointInterval(100*time.Millisecond).
-		WithAntispam(1<<16, nil)
+		WithCheckpointInterval(100 * time.Millisecond)
+	var driver tessera.Driver
+	var store *pebble.Storage
+	if o.pebble {
+		driver, err = pebble.New(ctx, pebble.Config{Path: dir})
+		if err == nil {
+			store = driver.(*pebble.Storage)
+		}
+	} else {
+		driver, err = posix.New(ctx, posix.Config{Path: dir})
+		opts = opts.WithAntispam(1<<16, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	awaiter := tessera.NewPublicationAwaiter(ctx, reader.ReadCheckpoint, 10*time.Millisecond)
+	var awaiter Awaiter = tessera.NewPublicationAwaiter(ctx, reader.ReadCheckpoint, 10*time.Millisecond)
+	var history CheckpointHistory
+	if store != nil {
+		awaiter, history = store, store
+	}
 	l, err := New(ctx, Config{
 		Appender:       appender,
 		Reader:         reader,
 		Awaiter:        awaiter,
+		History:        history,
 		Index:          o.index,
 		VerifierKey:    o.vkey,
 		ReadOnly:       o.readOnly,
@@ -189,7 +209,7 @@ func openTestLog(t testing.TB, dir string, o testLogOpts) *testLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl := &testLog{Log: l, dir: dir, vkey: o.vkey, shutdown: shutdown, cancel: cancel, reader: reader}
+	tl := &testLog{Log: l, dir: dir, vkey: o.vkey, shutdown: shutdown, cancel: cancel, reader: reader, store: store}
 	t.Cleanup(tl.close)
 	return tl
 }
@@ -202,6 +222,9 @@ func (tl *testLog) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = tl.shutdown(ctx)
+	if tl.store != nil {
+		_ = tl.store.Close()
+	}
 	tl.cancel()
 	tl.cancel = nil
 }

@@ -121,6 +121,15 @@ func waitIndexed(t *testing.T, l *Log, size uint64) {
 }
 
 func TestLogEndToEnd(t *testing.T) {
+	for _, backend := range []struct {
+		name   string
+		pebble bool
+	}{{"Tessera's POSIX driver", false}, {"Quire's Pebble driver", true}} {
+		t.Run("on "+backend.name, func(t *testing.T) { testLogEndToEnd(t, backend.pebble) })
+	}
+}
+
+func testLogEndToEnd(t *testing.T, usePebble bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	skey, vkey := newTestKeys(t)
@@ -128,10 +137,12 @@ func TestLogEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl := openTestLog(t, filepath.Join(dir, "log"), testLogOpts{index: idx, skey: skey, vkey: vkey})
+	tl := openTestLog(t, filepath.Join(dir, "log"), testLogOpts{pebble: usePebble, index: idx, skey: skey, vkey: vkey})
 	p256 := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
 	ed := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ED25519)
 	var w written
+	seenCPs := map[uint64]string{} // checkpoints handed out in answers, by size
+	var seenMu sync.Mutex
 
 	// More than one entry bundle, so proofs cross full and partial tiles.
 	const n = 300
@@ -166,6 +177,9 @@ func TestLogEndToEnd(t *testing.T) {
 				seen[tle.GetLogIndex()] = true
 				mu.Unlock()
 				w.add(uint64(tle.GetLogIndex()), body)
+				seenMu.Lock()
+				seenCPs[uint64(tle.GetInclusionProof().GetTreeSize())] = tle.GetInclusionProof().GetCheckpoint().GetEnvelope()
+				seenMu.Unlock()
 			}()
 		}
 		wg.Wait()
@@ -306,14 +320,38 @@ func TestLogEndToEnd(t *testing.T) {
 		if _, err := tl.ConsistencyProof(ctx, 1, size+1); !errors.Is(err, ErrNotFound) {
 			t.Errorf("ConsistencyProof beyond the log = %v, want ErrNotFound", err)
 		}
-		if _, err := tl.Checkpoint(ctx, 3); !errors.Is(err, ErrUnsupported) {
-			t.Errorf("Checkpoint(past) without History = %v, want ErrUnsupported", err)
+		if _, err := tl.Checkpoint(ctx, size+1); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Checkpoint beyond the log = %v, want ErrNotFound", err)
 		}
 		if _, err := tl.InclusionProofByLeafHash(ctx, []byte("short"), 0); !errors.As(err, &ie) || ie.Field != "leafHash" {
 			t.Errorf("InclusionProofByLeafHash(short) = %v, want invalid leafHash", err)
 		}
 		if _, err := tl.InclusionProofByLeafHash(ctx, make([]byte, 32), 0); !errors.Is(err, ErrNotFound) {
 			t.Errorf("InclusionProofByLeafHash(unknown) = %v, want ErrNotFound", err)
+		}
+	})
+	t.Run("past checkpoints are served from the history, if there is one", func(t *testing.T) {
+		for s, env := range seenCPs {
+			if s == size {
+				continue
+			}
+			raw, err := tl.Checkpoint(ctx, s)
+			if !usePebble {
+				if !errors.Is(err, ErrUnsupported) {
+					t.Fatalf("Checkpoint(%d) without History = %v, want ErrUnsupported", s, err)
+				}
+				continue
+			}
+			if err != nil || string(raw) != env {
+				t.Fatalf("Checkpoint(%d) = %q, %v; want the checkpoint handed out for that size", s, raw, err)
+			}
+			p, err := tl.InclusionProof(ctx, 0, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.GetCheckpoint().GetEnvelope() != env {
+				t.Fatalf("InclusionProof(0, %d) carries checkpoint %q, want %q", s, p.GetCheckpoint().GetEnvelope(), env)
+			}
 		}
 	})
 	t.Run("the latest checkpoint is served", func(t *testing.T) {
@@ -371,7 +409,7 @@ func TestLogEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idx2.Close() })
-	tl2 := openTestLog(t, filepath.Join(dir, "log"), testLogOpts{index: idx2, skey: skey, vkey: vkey})
+	tl2 := openTestLog(t, filepath.Join(dir, "log"), testLogOpts{pebble: usePebble, index: idx2, skey: skey, vkey: vkey})
 	t.Run("search finds old entries after restart and indexes new ones", func(t *testing.T) {
 		got, err := tl2.Search(ctx, digestOf(reqs[7]))
 		if err != nil || len(got) != 1 {
@@ -391,6 +429,16 @@ func TestLogEndToEnd(t *testing.T) {
 			t.Fatalf("Search(new) = %v, %v", got, err)
 		}
 	})
+	if usePebble {
+		t.Run("a duplicate after restart gets the first index", func(t *testing.T) {
+			_, body, _ := tl2.Validate(reqs[3])
+			_, err := tl2.CreateEntry(ctx, reqs[3])
+			var de *DuplicateError
+			if !errors.As(err, &de) || de.Index != first[string(body)] {
+				t.Fatalf("CreateEntry(old duplicate) = %v, want DuplicateError{%d}", err, first[string(body)])
+			}
+		})
+	}
 	t.Run("a read-only log refuses writes and still reads", func(t *testing.T) {
 		ro, err := New(ctx, Config{Reader: tl2.reader, VerifierKey: vkey, ReadOnly: true})
 		if err != nil {

@@ -257,3 +257,19 @@ func TestRateLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestRateLimitIgnoresUnsignedFloods checks that requests without a valid log
+// signature cannot use up a log's rate budget.
+func TestRateLimitIgnoresUnsignedFloods(t *testing.T) {
+	l := newTestLog(t, "example.com/log", "log", "l", 8)
+	impostor := newTestLog(t, "example.com/log", "impostor", "l", 8)
+	f := startWitness(t, t.TempDir(), 0.5, 1, l.config(t))
+	for i := 0; i < 20; i++ {
+		if r := post(t, f.srv.URL, impostor.request(t, 0, 4)); r.status != http.StatusForbidden {
+			t.Fatalf("impostor request %d got %d, want 403", i, r.status)
+		}
+	}
+	if r := post(t, f.srv.URL, l.request(t, 0, 4)); r.status != http.StatusOK {
+		t.Fatalf("the real log got %d %q after an unsigned flood", r.status, r.body)
+	}
+}

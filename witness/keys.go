@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -204,4 +205,21 @@ func ParseLogConfig(r io.Reader) ([]Log, error) {
 		return nil, fmt.Errorf("reading log list: %w", err)
 	}
 	return logs, nil
+}
+
+// ReadKeyFile reads a private key file, refusing one that group or others
+// can read or write, so a key left world-readable is noticed before use.
+func ReadKeyFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("reading key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("key file %s has mode %04o: it must not be accessible to group or others (chmod 600 %s)", path, perm, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading key file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -221,15 +221,6 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 	if ls == nil {
 		return nil, errUnknownOrigin(string(origin))
 	}
-	// Rate limiting is Quire's own guard (the spec is silent); it comes
-	// before signature checks so a flood cannot buy unbounded CPU.
-	if r := ls.limiter.Reserve(); !r.OK() {
-		return nil, errRateLimited(time.Second)
-	} else if d := r.Delay(); d > 0 {
-		r.Cancel()
-		return nil, errRateLimited(d)
-	}
-
 	// "The witness MUST verify the checkpoint signature against the public
 	// key(s) it trusts for the checkpoint origin, and it MUST ignore
 	// signatures from unknown keys ... 403 Forbidden if either no signature
@@ -244,6 +235,16 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 			return nil, errUnverified("checkpoint is not signed by a trusted key of "+ls.origin, err)
 		}
 		return nil, errMalformed("checkpoint is not a valid signed note", err)
+	}
+	// Rate limiting is Quire's own guard (the spec is silent). It counts
+	// only requests that carry a valid log signature, so nobody but the log
+	// can spend the log's budget and starve its real checkpoints; unsigned
+	// junk costs one signature check each.
+	if r := ls.limiter.Reserve(); !r.OK() {
+		return nil, errRateLimited(time.Second)
+	} else if d := r.Delay(); d > 0 {
+		r.Cancel()
+		return nil, errRateLimited(d)
 	}
 	var cp log.Checkpoint
 	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {

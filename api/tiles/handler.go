@@ -57,8 +57,8 @@ const (
 
 // Options configure a Handler; the zero value gives the defaults.
 type Options struct {
-	// PartialMaxAge is the max-age of partial tiles and bundles;
-	// DefaultPartialMaxAge if zero.
+	// PartialMaxAge is the max-age of partial tiles and bundles, in whole
+	// seconds (rounded down); DefaultPartialMaxAge if zero.
 	PartialMaxAge time.Duration
 	// DisableCompression turns off gzip of entry bundles for clients that
 	// accept it (tlog-tiles "Log entries": bundles "SHOULD be compressed at
@@ -142,7 +142,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	body, err := h.read(req.Context(), res)
+	body, err := h.Read(req.Context(), res)
 	if errors.Is(err, os.ErrNotExist) {
 		httpError(w, http.StatusNotFound, "%s not found", res.Path())
 		return
@@ -189,10 +189,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(body))
 }
 
-// read fetches res and checks its shape against tlog-tiles before it is
-// served: a full tile or bundle is cached for a year, so a short one from
-// storage must never leave as if it were complete.
-func (h *Handler) read(ctx context.Context, res Resource) ([]byte, error) {
+// Read returns the exact bytes of res that ServeHTTP serves (before any
+// gzip), for other front ends such as the Rekor v2 gRPC methods GetTile,
+// GetEntryBundle and GetCheckpoint. It checks the shape against tlog-tiles
+// first: a full tile or bundle is cached for a year, so a short one from
+// storage must never leave as if it were complete. A resource that does not
+// exist gives an error wrapping os.ErrNotExist.
+func (h *Handler) Read(ctx context.Context, res Resource) ([]byte, error) {
 	switch res.Kind {
 	case Checkpoint:
 		cp, err := h.r.ReadCheckpoint(ctx)
@@ -234,7 +237,7 @@ func trimTile(t []byte, w uint8) ([]byte, error) {
 	if len(t)%32 != 0 || len(t) < want || (w == 0 && len(t) != want) {
 		return nil, fmt.Errorf("storage returned a tile of %d bytes, want %d", len(t), want)
 	}
-	return t, nil
+	return t[:want], nil
 }
 
 // trimBundle returns the first w entries of bundle b, which is a sequence
@@ -255,7 +258,7 @@ func trimBundle(b []byte, w uint8) ([]byte, error) {
 	if w == 0 && off != len(b) {
 		return nil, fmt.Errorf("storage returned a full entry bundle with %d trailing bytes", len(b)-off)
 	}
-	return b, nil
+	return b[:off], nil
 }
 
 // etag is a strong validator over the exact bytes served.

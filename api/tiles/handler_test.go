@@ -46,7 +46,7 @@ type testLog struct {
 // POSIX log, waiting for a checkpoint after each so that partial tiles of
 // several widths are written, then stops the appender so nothing changes
 // while the test reads.
-func newTestLog(t *testing.T, batches ...int) *testLog {
+func newTestLog(t testing.TB, batches ...int) *testLog {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -178,7 +178,7 @@ func TestServesEveryFileByteForByte(t *testing.T) {
 	}
 	for _, prefix := range prefixes {
 		for _, p := range paths {
-			t.Run(prefix+p+" is served as stored", func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s under %s/ is served as stored", p, prefix), func(t *testing.T) {
 				want, err := os.ReadFile(filepath.Join(l.dir, filepath.FromSlash(p)))
 				if err != nil {
 					t.Fatalf("reading file: %v", err)
@@ -564,4 +564,111 @@ func mustParse(t *testing.T, s string) *url.URL {
 		t.Fatalf("parsing %q: %v", s, err)
 	}
 	return u
+}
+
+// BenchmarkHandler measures the handler's own cost per request (parsing,
+// reading from the POSIX reader, hashing for the ETag, gzip), without a
+// network hop.
+func BenchmarkHandler(b *testing.B) {
+	l := newTestLog(b, 300)
+	h, err := tiles.New(l.reader, tiles.Options{})
+	if err != nil {
+		b.Fatalf("tiles.New: %v", err)
+	}
+	full := httptest.NewRequest(http.MethodGet, "/tile/0/000", nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, full)
+	tileTag := rec.Header().Get("ETag")
+	benches := []struct {
+		name string
+		path string
+		hdr  [2]string
+	}{
+		{"full tile", "/tile/0/000", [2]string{}},
+		{"full tile not modified", "/tile/0/000", [2]string{"If-None-Match", tileTag}},
+		{"full entry bundle", "/tile/entries/000", [2]string{}},
+		{"full entry bundle gzipped", "/tile/entries/000", [2]string{"Accept-Encoding", "gzip"}},
+		{"checkpoint", "/checkpoint", [2]string{}},
+	}
+	for _, bb := range benches {
+		b.Run(bb.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, bb.path, nil)
+			if bb.hdr[0] != "" {
+				req.Header.Set(bb.hdr[0], bb.hdr[1])
+			}
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK && rec.Code != http.StatusNotModified {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
+		})
+	}
+}
+
+func TestOptions(t *testing.T) {
+	l := newTestLog(t, 10)
+	t.Run("a nil reader is refused", func(t *testing.T) {
+		if _, err := tiles.New(nil, tiles.Options{}); err == nil {
+			t.Error("New(nil) succeeded")
+		}
+	})
+	t.Run("a negative partial max-age is refused", func(t *testing.T) {
+		if _, err := tiles.New(l.reader, tiles.Options{PartialMaxAge: -time.Second}); err == nil {
+			t.Error("New with PartialMaxAge -1s succeeded")
+		}
+	})
+	t.Run("a configured partial max-age is sent", func(t *testing.T) {
+		h, err := tiles.New(l.reader, tiles.Options{PartialMaxAge: 90 * time.Second})
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/tile/0/000.p/10", nil))
+		if got := rec.Header().Get("Cache-Control"); got != "public, max-age=90" {
+			t.Errorf("Cache-Control %q, want public, max-age=90", got)
+		}
+	})
+	t.Run("compression can be turned off", func(t *testing.T) {
+		h, err := tiles.New(l.reader, tiles.Options{DisableCompression: true})
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		req := httptest.NewRequest(http.MethodGet, "/tile/entries/000.p/10", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if got := rec.Header().Get("Content-Encoding"); got != "" {
+			t.Errorf("Content-Encoding %q with compression off", got)
+		}
+	})
+}
+
+func TestRead(t *testing.T) {
+	l := newTestLog(t, 10)
+	h, err := tiles.New(l.reader, tiles.Options{})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx := context.Background()
+	t.Run("a stored bundle is read as stored", func(t *testing.T) {
+		got, err := h.Read(ctx, tiles.Resource{Kind: tiles.EntryBundle, Width: 10})
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		want, err := os.ReadFile(filepath.Join(l.dir, "tile", "entries", "000.p", "10"))
+		if err != nil {
+			t.Fatalf("reading file: %v", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("Read returned %d bytes, want the %d-byte file", len(got), len(want))
+		}
+	})
+	t.Run("a missing tile is os.ErrNotExist", func(t *testing.T) {
+		_, err := h.Read(ctx, tiles.Resource{Kind: tiles.HashTile, Level: 1, Index: 3})
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Read of a missing tile: %v, want os.ErrNotExist", err)
+		}
+	})
 }

@@ -95,19 +95,22 @@ func FuzzParsePath(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	f.Fuzz(func(t *testing.T, path string) {
-		r, err := ParsePath(path)
-		if err != nil {
-			if !errors.Is(err, ErrNotTiles) && !errors.Is(err, ErrBadPath) {
-				t.Fatalf("ParsePath(%q): error %v wraps neither sentinel", path, err)
+	f.Fuzz(func(t *testing.T, s string) {
+		// Also try s under /tile/, where random strings rarely land.
+		for _, path := range []string{s, "/tile/" + s} {
+			r, err := ParsePath(path)
+			if err != nil {
+				if !errors.Is(err, ErrNotTiles) && !errors.Is(err, ErrBadPath) {
+					t.Fatalf("ParsePath(%q): error %v wraps neither sentinel", path, err)
+				}
+				continue
 			}
-			return
-		}
-		if r.Path() != path {
-			t.Fatalf("ParsePath(%q) accepted a non-canonical path (canonical %q)", path, r.Path())
-		}
-		if r.Kind != Checkpoint && !possible(r.Level, r.Index) {
-			t.Fatalf("ParsePath(%q) accepted an impossible tile %+v", path, r)
+			if r.Path() != path {
+				t.Fatalf("ParsePath(%q) accepted a non-canonical path (canonical %q)", path, r.Path())
+			}
+			if r.Kind != Checkpoint && !possible(r.Level, r.Index) {
+				t.Fatalf("ParsePath(%q) accepted an impossible tile %+v", path, r)
+			}
 		}
 	})
 }

@@ -17,9 +17,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,8 +146,15 @@ func Mirror(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return res, err
 	}
+	// Everything the checkpoint commits to must be durable before the checkpoint is.
+	if err := syncDir(cfg.Dir); err != nil {
+		return res, err
+	}
 	if err := writeAtomic(cfg.Dir, layout.CheckpointPath, cpRaw); err != nil {
 		return res, fmt.Errorf("writing checkpoint: %w", err)
+	}
+	if err := syncDir(cfg.Dir); err != nil {
+		return res, err
 	}
 	oldSize := uint64(0)
 	if old != nil {
@@ -219,35 +228,21 @@ func (r *run) mirrorTree(ctx context.Context, cp *flog.Checkpoint, old *flog.Che
 	}
 
 	bundles := (cp.Size + layout.EntryBundleWidth - 1) / layout.EntryBundleWidth
-	chunk := uint64(r.cfg.Parallel) * 8
-	for first := uint64(0); first < bundles; first += chunk {
-		n := min(chunk, bundles-first)
-		leaves := make([][][]byte, n)
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(int(r.cfg.Parallel))
-		for i := range n {
-			g.Go(func() error {
-				var err error
-				leaves[i], err = r.levelZero(gctx, first+i)
-				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
+	for hs, err := range r.levelZeroInOrder(ctx, bundles) {
+		if err != nil {
 			return err
 		}
-		// Leaves are appended one at a time so that the mirrored size, which may fall inside a bundle,
-		// is seen on the way.
-		for _, hs := range leaves {
-			for _, h := range hs {
-				if err := rng.Append(h, visit); err != nil {
-					return fmt.Errorf("appending leaf %d: %w", rng.End(), err)
-				}
-				if err := checkOld(); err != nil {
-					return err
-				}
+		// Leaves are appended one at a time so that the mirrored size, which may fall inside a
+		// bundle, is seen on the way.
+		for _, h := range hs {
+			if err := rng.Append(h, visit); err != nil {
+				return fmt.Errorf("appending leaf %d: %w", rng.End(), err)
 			}
-			r.done.Add(uint64(len(hs)))
+			if err := checkOld(); err != nil {
+				return err
+			}
 		}
+		r.done.Add(uint64(len(hs)))
 	}
 	root, err := rng.GetRootHash(nil)
 	if err != nil {
@@ -272,6 +267,61 @@ func (r *run) mirrorTree(ctx context.Context, cp *flog.Checkpoint, old *flog.Che
 	return g.Wait()
 }
 
+// levelZeroInOrder runs levelZero for bundles 0..n-1 with cfg.Parallel workers and yields the
+// leaf hashes in index order. At most lookahead bundles are held, so memory stays bounded however
+// big the log is; the first error stops it.
+func (r *run) levelZeroInOrder(ctx context.Context, n uint64) iter.Seq2[[][]byte, error] {
+	type result struct {
+		hashes [][]byte
+		err    error
+	}
+	return func(yield func([][]byte, error) bool) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		lookahead := int(r.cfg.Parallel) * 4
+		pending := make(chan chan result, lookahead)
+		workers := make(chan struct{}, r.cfg.Parallel)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		go func() {
+			defer close(pending)
+			for idx := range n {
+				ch := make(chan result, 1)
+				select {
+				case pending <- ch:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case workers <- struct{}{}:
+				case <-ctx.Done():
+					ch <- result{err: ctx.Err()}
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-workers }()
+					hs, err := r.levelZero(ctx, idx)
+					ch <- result{hs, err}
+				}()
+			}
+		}()
+		for ch := range pending {
+			res := <-ch
+			if !yield(res.hashes, res.err) || res.err != nil {
+				cancel()
+				for range pending {
+				}
+				return
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
 // levelZero gets entry bundle idx and level-0 tile idx, checks that the tile holds the bundle's leaf
 // hashes, and returns them.
 func (r *run) levelZero(ctx context.Context, idx uint64) ([][]byte, error) {
@@ -280,24 +330,37 @@ func (r *run) levelZero(ctx context.Context, idx uint64) ([][]byte, error) {
 	if p == 0 {
 		width = layout.EntryBundleWidth
 	}
-	bundle, err := r.get(ctx, layout.EntriesPath(idx, p), func(ctx context.Context) ([]byte, error) {
-		return r.cfg.Fetcher.ReadEntryBundle(ctx, idx, p)
-	}, func(b []byte) ([]byte, error) { return trimBundle(b, width) })
-	if err != nil {
-		return nil, err
+	bundlePath, tilePath := layout.EntriesPath(idx, p), layout.TilePath(0, idx, p)
+	for refetch := false; ; refetch = true {
+		bundle, bundleReused, err := r.get(ctx, bundlePath, refetch, func(ctx context.Context) ([]byte, error) {
+			return r.cfg.Fetcher.ReadEntryBundle(ctx, idx, p)
+		}, func(b []byte) ([]byte, error) { return trimBundle(b, width) })
+		if err != nil {
+			return nil, err
+		}
+		tile, tileReused, err := r.get(ctx, tilePath, refetch, func(ctx context.Context) ([]byte, error) {
+			return r.cfg.Fetcher.ReadTile(ctx, 0, idx, p)
+		}, func(b []byte) ([]byte, error) { return trimTile(b, width) })
+		if err != nil {
+			return nil, err
+		}
+		hashes, err := leafHashesMatching(idx, bundle, tile, width)
+		if err == nil || refetch || !(bundleReused || tileReused) {
+			return hashes, err
+		}
+		// A file from an earlier run that does not check out was torn by a crash (files are not
+		// synced one by one): fetch both again, once.
 	}
+}
+
+// leafHashesMatching parses bundle idx, hashes its entries and checks them against its level-0 tile.
+func leafHashesMatching(idx uint64, bundle, tile []byte, width int) ([][]byte, error) {
 	var eb api.EntryBundle
 	if err := eb.UnmarshalText(bundle); err != nil {
 		return nil, fmt.Errorf("parsing entry bundle %d: %w", idx, err)
 	}
-	if len(eb.Entries) != width {
-		return nil, fmt.Errorf("entry bundle %d has %d entries, want %d", idx, len(eb.Entries), width)
-	}
-	tile, err := r.get(ctx, layout.TilePath(0, idx, p), func(ctx context.Context) ([]byte, error) {
-		return r.cfg.Fetcher.ReadTile(ctx, 0, idx, p)
-	}, func(b []byte) ([]byte, error) { return trimTile(b, width) })
-	if err != nil {
-		return nil, err
+	if len(eb.Entries) != width || len(tile) != width*32 {
+		return nil, fmt.Errorf("entry bundle %d has %d entries and its tile %d hashes, want %d", idx, len(eb.Entries), len(tile)/32, width)
 	}
 	hashes := make([][]byte, width)
 	for i, e := range eb.Entries {
@@ -313,47 +376,53 @@ func (r *run) levelZero(ctx context.Context, idx uint64) ([][]byte, error) {
 func (r *run) upperTile(ctx context.Context, level, idx uint64, want []byte) error {
 	p := layout.PartialTileSize(level, idx, r.size)
 	width := len(want) / 32
-	tile, err := r.get(ctx, layout.TilePath(level, idx, p), func(ctx context.Context) ([]byte, error) {
-		return r.cfg.Fetcher.ReadTile(ctx, level, idx, p)
-	}, func(b []byte) ([]byte, error) { return trimTile(b, width) })
-	if err != nil {
-		return err
+	for refetch := false; ; refetch = true {
+		tile, reused, err := r.get(ctx, layout.TilePath(level, idx, p), refetch, func(ctx context.Context) ([]byte, error) {
+			return r.cfg.Fetcher.ReadTile(ctx, level, idx, p)
+		}, func(b []byte) ([]byte, error) { return trimTile(b, width) })
+		if err != nil {
+			return err
+		}
+		if bytes.Equal(tile, want) {
+			return nil
+		}
+		if refetch || !reused {
+			return fmt.Errorf("tile %d/%d does not hold the hashes recomputed from the entries", level, idx)
+		}
 	}
-	if !bytes.Equal(tile, want) {
-		return fmt.Errorf("tile %d/%d does not hold the hashes recomputed from the entries", level, idx)
-	}
-	return nil
 }
 
-// get returns the resource at path from disk if a previous run stored it, or else fetches it, trims
-// it to the width asked for, and stores it. Only whole, trimmed resources are ever stored; whether
-// they are right is checked by the caller on both paths.
-func (r *run) get(ctx context.Context, path string, fetch func(context.Context) ([]byte, error), trim func([]byte) ([]byte, error)) ([]byte, error) {
+// get returns the resource at path from disk if a previous run stored it (unless refetch), or else
+// fetches it, trims it to the width asked for, and stores it. Whether it is right is checked by the
+// caller either way; reused says it came from disk.
+func (r *run) get(ctx context.Context, path string, refetch bool, fetch func(context.Context) ([]byte, error), trim func([]byte) ([]byte, error)) (data []byte, reused bool, err error) {
 	full := filepath.Join(r.cfg.Dir, filepath.FromSlash(path))
-	if data, err := os.ReadFile(full); err == nil {
-		r.reused.Add(1)
-		return data, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading %s: %w", full, err)
+	if !refetch {
+		if data, err := os.ReadFile(full); err == nil {
+			r.reused.Add(1)
+			return data, true, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, false, fmt.Errorf("reading %s: %w", full, err)
+		}
 	}
-	data, err := fetch(ctx)
+	data, err = fetch(ctx)
 	if err != nil {
 		// Tessera's fetcher formats errors with %v; keep a cancellation recognisable for callers.
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("fetching %s: %w", path, context.Cause(ctx))
+			return nil, false, fmt.Errorf("fetching %s: %w", path, context.Cause(ctx))
 		}
-		return nil, fmt.Errorf("fetching %s: %w", path, err)
+		return nil, false, fmt.Errorf("fetching %s: %w", path, err)
 	}
 	// A fetcher asked for a partial resource may answer with the full one that replaced it.
 	if data, err = trim(data); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, false, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := writeAtomic(r.cfg.Dir, path, data); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	r.fetch.Add(1)
 	r.bytes.Add(uint64(len(data)))
-	return data, nil
+	return data, false, nil
 }
 
 // trimTile cuts a tile to width hashes (tlog-tiles: a partial tile is a prefix of the full one).
@@ -430,32 +499,24 @@ func (r *run) prunePartials(path string, keep uint8) error {
 	return nil
 }
 
-// writeAtomic writes root/path via a temp file in root's temp dir, synced, then renamed into place.
+// writeAtomic writes root/path via a temp file in root's temp dir, renamed into place, so a reader
+// or a rerun never sees half a file under its final name. Files are not synced one by one (that
+// would cost a journal commit each): syncDir runs once before the checkpoint is written, and a file
+// torn by a crash before then fails verification on the next run and is fetched again.
 func writeAtomic(root, path string, data []byte) error {
 	full := filepath.Join(root, filepath.FromSlash(path))
-	parent := filepath.Dir(full)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", parent, err)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", filepath.Dir(full), err)
 	}
-	f, err := os.CreateTemp(filepath.Join(root, tmpDir), strings.ReplaceAll(path, "/", "_")+".*")
+	tmp := filepath.Join(root, tmpDir, fmt.Sprintf("%s.%d", strings.ReplaceAll(path, "/", "_"), tmpSeq.Add(1)))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("creating temp file for %s: %w", path, err)
 	}
-	tmp := f.Name()
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("setting mode of %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("syncing %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -467,3 +528,5 @@ func writeAtomic(root, path string, data []byte) error {
 	}
 	return nil
 }
+
+var tmpSeq atomic.Uint64

@@ -571,3 +571,12 @@ func FuzzBundle(f *testing.F) {
 		}
 	})
 }
+
+func mustPKIX(t testing.TB, pub any) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}

@@ -3,10 +3,13 @@
 //
 //	benchserver keygen -out FILE      Ed25519 PKCS#8 PEM key (mode 0600) for rekor-tiles' --signer-filepath
 //	benchserver ports -n N            N free TCP ports on 127.0.0.1, one a line
-//	benchserver wait -url URL         polls URL until it answers 200 (bounded by -timeout)
+//	benchserver wait -url URL [-pid P] polls URL until it answers 200 (bounded by -timeout; gives up
+//	                                  at once if process P has exited)
 //	benchserver sink -listen ADDR     answers every POST /api/v2/log/entries with 201 at once, to
 //	                                  measure how fast quirectl bench itself can go
-//	benchserver table NAME=FILE ...   reads quirectl bench --json reports and prints the comparison
+//	benchserver table [-ratio A/B] NAME=FILE ...
+//	                                  reads quirectl bench --json reports, prints one row each and,
+//	                                  for each load both A and B ran, A's figures over B's
 package main
 
 import (
@@ -63,10 +66,11 @@ func run(args []string, stdout io.Writer) error {
 		fs := flag.NewFlagSet("wait", flag.ContinueOnError)
 		u := fs.String("url", "", "URL that answers 200 when the server is ready")
 		timeout := fs.Duration("timeout", 60*time.Second, "give up after this long")
+		pid := fs.Int("pid", 0, "the server's process ID: stop waiting if it exits")
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
-		return wait(*u, *timeout)
+		return wait(*u, *pid, *timeout)
 	case "sink":
 		fs := flag.NewFlagSet("sink", flag.ContinueOnError)
 		listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
@@ -75,7 +79,12 @@ func run(args []string, stdout io.Writer) error {
 		}
 		return sink(*listen, stdout)
 	case "table":
-		return table(rest, stdout)
+		fs := flag.NewFlagSet("table", flag.ContinueOnError)
+		r := fs.String("ratio", "", "A/B: print A's figures over B's for each load both ran")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return table(fs.Args(), *r, stdout)
 	}
 	return fmt.Errorf("unknown subcommand %q", args[0])
 }
@@ -128,7 +137,7 @@ func ports(n int, stdout io.Writer) error {
 	return nil
 }
 
-func wait(u string, timeout time.Duration) error {
+func wait(u string, pid int, timeout time.Duration) error {
 	if u == "" {
 		return errors.New("wait: -url is required")
 	}
@@ -136,6 +145,9 @@ func wait(u string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
+		if pid > 0 && syscall.Kill(pid, 0) != nil {
+			return fmt.Errorf("wait: process %d exited before %s answered", pid, u)
+		}
 		resp, err := hc.Get(u)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
@@ -198,7 +210,11 @@ type namedReport struct {
 	rep  loadgen.Report
 }
 
-func table(args []string, stdout io.Writer) error {
+func table(args []string, ratioOf string, stdout io.Writer) error {
+	first, second, ok := strings.Cut(ratioOf, "/")
+	if ratioOf != "" && (!ok || first == "" || second == "") {
+		return fmt.Errorf("table: -ratio %q: want A/B", ratioOf)
+	}
 	var reps []namedReport
 	for _, a := range args {
 		name, file, ok := strings.Cut(a, "=")
@@ -224,19 +240,7 @@ func table(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "%-12s %-6s %7d %9s %10.1f %9.1f %9.1f %9.1f  %s\n", nr.name, r.Mode, r.Workers, offered, r.EntriesPerSecond, r.Latency.P50, r.Latency.P90, r.Latency.P99, errorsText(r))
 	}
-	// Ratios pair each run of the first server with the same load on the second.
-	if len(reps) == 0 {
-		return nil
-	}
-	first := reps[0].name
-	var second string
-	for _, nr := range reps {
-		if nr.name != first {
-			second = nr.name
-			break
-		}
-	}
-	if second == "" {
+	if ratioOf == "" {
 		return nil
 	}
 	fmt.Fprintf(stdout, "\nratio %s/%s:\n", first, second)

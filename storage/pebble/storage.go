@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 
 	pdb "github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 )
@@ -144,11 +145,14 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 	}
 	cache := pdb.NewCache(cfg.PebbleCacheBytes)
 	defer cache.Unref()
-	db, err := pdb.Open(cfg.Path, &pdb.Options{
+	opts := &pdb.Options{
 		Cache:        cache,
 		MemTableSize: defaultMemTableBytes,
 		Logger:       quietLogger{},
-	})
+	}
+	// Most dedup lookups are misses; a bloom filter answers those without reading data blocks.
+	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	db, err := pdb.Open(cfg.Path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble database %q: %w", cfg.Path, err)
 	}

@@ -414,7 +414,8 @@ func (x *SearchRequest) GetFromIndex() uint64 {
 
 type SearchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Indices of the entries for the digest, ascending, at most 1000.
+	// Indices of the entries for the digest, ascending, at most 1000; empty
+	// when the log holds none.
 	Indices []uint64 `protobuf:"varint,1,rep,packed,name=indices,proto3" json:"indices,omitempty"`
 	// When more indices remain, the from_index to ask for next; otherwise 0.
 	NextFromIndex uint64 `protobuf:"varint,2,opt,name=next_from_index,json=nextFromIndex,proto3" json:"next_from_index,omitempty"`
@@ -573,16 +574,16 @@ const file_quire_v1_log_proto_rawDesc = "" +
 	"\rGetCheckpoint\x12\x1e.quire.v1.GetCheckpointRequest\x1a!.dev.sigstore.rekor.v1.Checkpoint\"\x9d\x01\x92A}\x12&A past signed checkpoint, by tree sizeJS\n" +
 	"\x03404\x12L\n" +
 	"2The log never published a checkpoint of this size.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\x82\xd3\xe4\x93\x02\x17\x12\x15/quire/v1/checkpointsB\x8f\v\x92A\xdb\n" +
-	"\x12\xb0\n" +
+	"\x14\x1a\x12.google.rpc.Status\x82\xd3\xe4\x93\x02\x17\x12\x15/quire/v1/checkpointsB\xd3\v\x92A\x9f\v\x12\xf4\n" +
 	"\n" +
-	"\x12Quire log read API\x12\xd2\tEntries, proofs, search and past checkpoints of a Quire transparency log.\n" +
+	"\x12Quire log read API\x12\x96\n" +
+	"Entries, proofs, search and past checkpoints of a Quire transparency log.\n" +
 	"\n" +
 	"Encodings. Request parameters that carry a hash are lowercase or uppercase hex (leaf_hash: 64 hex digits; digest: \"sha256:\" and 64 hex digits). Every hash in a JSON response (leafHash, rootHash, hashes, firstRootHash, secondRootHash) and canonicalizedBody is a protobuf `bytes` field, which the proto3 JSON mapping writes as standard base64 with padding (RFC 4648 section 4), not hex. 64-bit integers (logIndex, treeSize, indices) are JSON strings, also per the proto3 JSON mapping. Query parameters are accepted in snake_case (leaf_hash, tree_size, from_index) as well as in the lowerCamelCase shown below.\n" +
 	"\n" +
 	"Hashes and proofs are RFC 6962 section 2.1 (RFC 9162 section 2.1) SHA-256 Merkle tree hashes: leaf hash = SHA-256(0x00 || canonicalized body); proof hashes run from the leaf (or the smaller tree) towards the root. Checkpoints are C2SP tlog-checkpoint signed notes, given as their full text in `envelope`.\n" +
 	"\n" +
-	"Errors are google.rpc.Status JSON: {\"code\": N, \"message\": \"...\", \"details\": []}. A malformed or out-of-range parameter gives HTTP 400 (INVALID_ARGUMENT); an index, leaf hash, digest or tree size the log does not hold gives HTTP 404 (NOT_FOUND).*A\n" +
+	"Errors are google.rpc.Status JSON: {\"code\": N, \"message\": \"...\", \"details\": []}. A malformed or out-of-range parameter gives HTTP 400 (INVALID_ARGUMENT); an index, leaf hash or tree size the log does not hold gives HTTP 404 (NOT_FOUND). A search for a digest with no entries is not an error: it lists no indices.*A\n" +
 	"\x12Apache License 2.0\x12+https://www.apache.org/licenses/LICENSE-2.02\x02v1*\x02\x02\x012\x10application/json:\x10application/jsonZ.github.com/quirelog/quire/api/quire/v1;quirev1b\x06proto3"
 
 var (

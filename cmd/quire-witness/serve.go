@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/quirelog/quire/witness"
+)
+
+func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", "", "directory of the witness state (Pebble); created if missing (required)")
+	keyFile := fs.String("key", "", "witness private key file from keygen, mode 0600 (required)")
+	listen := fs.String("listen", "127.0.0.1:3030", "address to serve HTTP on")
+	configFile := fs.String("config", "", `file listing logs, one "VKEY" or "ORIGIN VKEY" per line, # comments`)
+	rateLimit := fs.Float64("rate-limit", float64(witness.DefaultRateLimit), "add-checkpoint requests per second allowed per log")
+	rateBurst := fs.Int("rate-burst", witness.DefaultRateBurst, "burst allowed per log above --rate-limit")
+	var logLines logFlags
+	fs.Var(&logLines, "log", `a log to witness: "VKEY" (origin = key name) or "ORIGIN VKEY"; repeatable`)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dataDir == "" || *keyFile == "" || fs.NArg() != 0 {
+		return usageError("--data-dir and --key are required and no arguments are taken")
+	}
+	if *rateLimit <= 0 || *rateBurst <= 0 {
+		return usageError("--rate-limit and --rate-burst must be positive")
+	}
+
+	var logs []witness.Log
+	for _, line := range logLines {
+		l, err := witness.ParseLog(line)
+		if err != nil {
+			return usageError(fmt.Sprintf("--log %q: %v", line, err))
+		}
+		logs = append(logs, l)
+	}
+	if *configFile != "" {
+		f, err := os.Open(*configFile)
+		if err != nil {
+			return fmt.Errorf("opening log config: %w", err)
+		}
+		more, err := witness.ParseLogConfig(f)
+		f.Close()
+		if err != nil {
+			return usageError(fmt.Sprintf("--config %s: %v", *configFile, err))
+		}
+		logs = append(logs, more...)
+	}
+	if len(logs) == 0 {
+		return usageError("no logs to witness: give --log or --config")
+	}
+
+	skey, err := witness.ReadKeyFile(*keyFile)
+	if err != nil {
+		return err
+	}
+	cosigner, err := witness.NewCosigner(skey, nil)
+	if err != nil {
+		return fmt.Errorf("loading key %s: %w", *keyFile, err)
+	}
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+	w, err := witness.New(witness.Config{
+		Path:      *dataDir,
+		Signer:    cosigner,
+		Logs:      logs,
+		RateLimit: rate.Limit(*rateLimit),
+		RateBurst: *rateBurst,
+		Logger:    logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg, w)
+
+	mux := http.NewServeMux()
+	mux.Handle("/", m.instrument(w.Handler()))
+	mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, r *http.Request) { statusPage(rw, cosigner, w) })
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "ok\n") })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", *listen, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	origins := make([]string, 0, len(logs))
+	for _, s := range w.Logs() {
+		origins = append(origins, s.Origin)
+	}
+	logger.Info("quire-witness listening", "addr", ln.Addr().String(), "name", cosigner.Name(),
+		"vkey", cosigner.VerifierKey(), "logs", strings.Join(origins, ","), "data_dir", *dataDir)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	// In-flight requests finish (and their state is synced) before the
+	// database closes; new connections are refused.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving: %w", err)
+	}
+	return w.Close()
+}
+
+// statusPage lists each log's latest cosigned checkpoint for people.
+func statusPage(rw http.ResponseWriter, c *witness.Cosigner, w *witness.Witness) {
+	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rw.Header().Set("Cache-Control", "no-cache")
+	var b strings.Builder
+	fmt.Fprintf(&b, "quire-witness %s\nverifier key: %s\n", c.Name(), c.VerifierKey())
+	for _, s := range w.Logs() {
+		fmt.Fprintf(&b, "\nlog %s\n", s.Origin)
+		if !s.Cosigned {
+			b.WriteString("  nothing cosigned yet\n")
+			continue
+		}
+		fmt.Fprintf(&b, "  latest cosigned checkpoint (size %d), also at GET /%s/checkpoint:\n", s.Size, s.OriginHash)
+		for _, line := range strings.SplitAfter(strings.TrimSuffix(string(s.Checkpoint), "\n"), "\n") {
+			b.WriteString("    " + strings.TrimSuffix(line, "\n") + "\n")
+		}
+	}
+	io.WriteString(rw, b.String())
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg *prometheus.Registry, w *witness.Witness) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quire_witness_http_requests_total",
+			Help: "HTTP requests answered by the witness API, by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "quire_witness_http_request_duration_seconds",
+			Help:    "Time to answer witness API requests, including the synced state write.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
+		}, []string{"route"}),
+	}
+	reg.MustRegister(m.requests, m.duration, sizeCollector{w})
+	return m
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (m *metrics) instrument(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		route := "checkpoint"
+		if r.URL.Path == "/add-checkpoint" {
+			route = "add-checkpoint"
+		}
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: rw, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		m.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// sizeCollector exports each log's latest cosigned size, read at scrape time.
+type sizeCollector struct{ w *witness.Witness }
+
+var sizeDesc = prometheus.NewDesc("quire_witness_log_cosigned_size",
+	"Tree size of the latest checkpoint cosigned for each log (0 if none).", []string{"origin"}, nil)
+
+func (c sizeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sizeDesc }
+
+func (c sizeCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.w.Logs() {
+		ch <- prometheus.MustNewConstMetric(sizeDesc, prometheus.GaugeValue, float64(s.Size), s.Origin)
+	}
+}

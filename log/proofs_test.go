@@ -1,0 +1,156 @@
+package log
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"testing"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
+	"github.com/transparency-dev/tessera/client"
+)
+
+// gcReader hides every partial tile and bundle narrower than the one the
+// latest checkpoint implies, as a driver that garbage collects them would.
+type gcReader struct {
+	tessera.LogReader
+	size uint64
+}
+
+func (r gcReader) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	if p != 0 && p != layout.PartialTileSize(level, index, r.size) {
+		return nil, fmt.Errorf("tile %d/%d.p/%d: %w", level, index, p, fs.ErrNotExist)
+	}
+	return r.LogReader.ReadTile(ctx, level, index, p)
+}
+
+func (r gcReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	if p != 0 && p != layout.PartialTileSize(0, index, r.size) {
+		return nil, fmt.Errorf("bundle %d.p/%d: %w", index, p, fs.ErrNotExist)
+	}
+	return r.LogReader.ReadEntryBundle(ctx, index, p)
+}
+
+func TestProofs(t *testing.T) {
+	ctx := context.Background()
+	tl := openTestLog(t, t.TempDir(), testLogOpts{})
+	var w written
+	// Appended in rounds so that several checkpoints, and partial tiles of
+	// several widths, are published on the way.
+	const n = 700
+	for round := 0; round < 7; round++ {
+		var futures []tessera.IndexFuture
+		var datas [][]byte
+		for i := 0; i < n/7; i++ {
+			d := fmt.Appendf(nil, "leaf %d/%d", round, i)
+			futures = append(futures, tl.appender.Add(ctx, tessera.NewEntry(d)))
+			datas = append(datas, d)
+		}
+		for i, f := range futures {
+			idx, _, err := tl.awaiter.Await(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.add(idx.Index, datas[i])
+		}
+	}
+	cp, err := tl.latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.size != n {
+		t.Fatalf("log size %d, want %d", cp.size, n)
+	}
+	pairs := []struct{ a, b uint64 }{{0, 1}, {1, 2}, {5, 9}, {255, 256}, {256, 257}, {0, 511}, {511, 512}, {300, 513}, {100, 699}, {699, 700}, {17, 700}, {256, 700}}
+
+	t.Run("proofs equal Tessera's ProofBuilder and verify against independent roots", func(t *testing.T) {
+		for _, tc := range pairs {
+			ref, err := client.NewProofBuilder(ctx, tc.b, tl.readTile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := ref.InclusionProof(ctx, tc.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := tl.proofs.inclusion(ctx, tc.a, tc.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalHashes(got, want) {
+				t.Fatalf("inclusion(%d, %d) differs from ProofBuilder", tc.a, tc.b)
+			}
+			leaf := rfc6962.DefaultHasher.HashLeaf(w.bodies[tc.a])
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, tc.a, tc.b, leaf, got, w.root(t, tc.b)); err != nil {
+				t.Fatalf("inclusion(%d, %d): %v", tc.a, tc.b, err)
+			}
+			if tc.a == 0 {
+				continue
+			}
+			want, err = ref.ConsistencyProof(ctx, tc.a, tc.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err = tl.proofs.consistency(ctx, tc.a, tc.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalHashes(got, want) {
+				t.Fatalf("consistency(%d, %d) differs from ProofBuilder", tc.a, tc.b)
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, tc.a, tc.b, got, w.root(t, tc.a), w.root(t, tc.b)); err != nil {
+				t.Fatalf("consistency(%d, %d): %v", tc.a, tc.b, err)
+			}
+		}
+	})
+	t.Run("past sizes are served when narrow partial tiles are gone", func(t *testing.T) {
+		l, err := New(ctx, Config{Reader: gcReader{LogReader: tl.reader, size: n}, VerifierKey: tl.vkey, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range pairs {
+			p, err := l.InclusionProof(ctx, tc.a, tc.b)
+			if err != nil {
+				t.Fatalf("InclusionProof(%d, %d): %v", tc.a, tc.b, err)
+			}
+			if !bytes.Equal(p.GetRootHash(), w.root(t, tc.b)) {
+				t.Fatalf("root of size %d differs", tc.b)
+			}
+			leaf := rfc6962.DefaultHasher.HashLeaf(w.bodies[tc.a])
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, tc.a, tc.b, leaf, p.GetHashes(), w.root(t, tc.b)); err != nil {
+				t.Fatalf("InclusionProof(%d, %d): %v", tc.a, tc.b, err)
+			}
+		}
+	})
+	t.Run("a bundle prefix is cut at entry boundaries", func(t *testing.T) {
+		b := []byte{0, 1, 'a', 0, 2, 'b', 'c', 0, 0}
+		for _, tc := range []struct{ n, want int }{{0, 0}, {1, 3}, {2, 7}, {3, 9}} {
+			got, err := bundlePrefix(b, tc.n)
+			if err != nil || got != tc.want {
+				t.Fatalf("bundlePrefix(%d) = %d, %v; want %d", tc.n, got, err, tc.want)
+			}
+		}
+		if _, err := bundlePrefix(b, 4); err == nil {
+			t.Fatal("bundlePrefix past the end succeeded")
+		}
+		if _, err := bundlePrefix([]byte{0, 9, 'x'}, 1); err == nil {
+			t.Fatal("bundlePrefix of an overrunning entry succeeded")
+		}
+	})
+}
+
+func equalHashes(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
