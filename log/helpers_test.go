@@ -146,6 +146,7 @@ type testLogOpts struct {
 	pebble   bool
 	index    Index
 	readOnly bool
+	pushback uint // 0: Tessera's default
 	skey     string
 	vkey     string
 }
@@ -173,6 +174,9 @@ func openTestLog(t testing.TB, dir string, o testLogOpts) *testLog {
 		WithCheckpointSigner(signer).
 		WithBatching(512, 20*time.Millisecond).
 		WithCheckpointInterval(100 * time.Millisecond)
+	if o.pushback > 0 {
+		opts = opts.WithPushback(o.pushback)
+	}
 	var driver tessera.Driver
 	var store *pebble.Storage
 	if o.pebble {

@@ -3,10 +3,14 @@ package log
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,11 +19,13 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	rekornote "github.com/sigstore/rekor-tiles/v2/pkg/note"
 
 	"github.com/quirelog/quire/storage/index"
 )
@@ -476,5 +482,70 @@ func TestCheckpointOfAnotherKeyIsRefused(t *testing.T) {
 	}
 	if _, err := l.Entry(context.Background(), 0); err == nil {
 		t.Fatal("a checkpoint signed by another key was accepted")
+	}
+}
+
+func TestPushbackIsReported(t *testing.T) {
+	tl := openTestLog(t, t.TempDir(), testLogOpts{pebble: true, pushback: 1})
+	s := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
+	v := s.pkixVerifier(t)
+	const n = 200
+	reqs := make([]*rekorpb.CreateEntryRequest, n)
+	for i := range reqs {
+		reqs[i] = s.request(t, fmt.Appendf(nil, "pushback %d", i), v)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = tl.CreateEntry(context.Background(), req)
+		}()
+	}
+	wg.Wait()
+	var pushed, ok int
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, tessera.ErrPushback):
+			pushed++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if pushed == 0 || ok == 0 {
+		t.Fatalf("%d accepted, %d pushed back; want some of each", ok, pushed)
+	}
+}
+
+func TestKeyIDMatchesRekorTiles(t *testing.T) {
+	for i := 0; i < 3; i++ {
+		_, vkey, err := note.GenerateKey(rand.Reader, fmt.Sprintf("log%d.quire.test", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(vkey, "+")
+		key, err := base64.StdEncoding.DecodeString(parts[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, want, err := rekornote.KeyHash(parts[0], ed25519.PublicKey(key[1:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := KeyID(vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("KeyID(%s) = %x, rekor-tiles logID %x", vkey, got, want)
+		}
+	}
+	for _, bad := range []string{"", "name", "name+1234", "name+1234+!!!"} {
+		if _, err := KeyID(bad); err == nil {
+			t.Errorf("KeyID(%q) succeeded", bad)
+		}
 	}
 }

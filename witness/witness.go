@@ -187,7 +187,9 @@ func New(cfg Config) (*Witness, error) {
 	return w, nil
 }
 
-// Close releases the database if the Witness opened it.
+// Close releases the database if the Witness opened it. Stop serving
+// (http.Server.Shutdown) before calling it: requests still in flight would
+// write to a closed database.
 func (w *Witness) Close() error {
 	if w.ownDB && w.db != nil {
 		if err := w.db.Close(); err != nil {

@@ -40,6 +40,7 @@ type testLog struct {
 	vkey     string
 	verifier note.Verifier
 	readOnly bool
+	pushback uint
 
 	baseURL  string
 	grpcAddr string
@@ -57,6 +58,8 @@ type logOption func(*testLog)
 
 func readOnly() logOption { return func(l *testLog) { l.readOnly = true } }
 
+func pushback(n uint) logOption { return func(l *testLog) { l.pushback = n } }
+
 // startLog creates a log in a new directory and serves it until the test ends.
 func startLog(t *testing.T, opts ...logOption) *testLog {
 	t.Helper()
@@ -64,7 +67,7 @@ func startLog(t *testing.T, opts ...logOption) *testLog {
 	if err != nil {
 		t.Fatalf("generating log key: %v", err)
 	}
-	l := &testLog{t: t, dir: t.TempDir(), skey: skey, vkey: vkey}
+	l := &testLog{t: t, dir: t.TempDir(), skey: skey, vkey: vkey, pushback: 4096}
 	for _, o := range opts {
 		o(l)
 	}
@@ -93,7 +96,7 @@ func (l *testLog) start() {
 		WithCheckpointSigner(signer).
 		WithBatching(256, 10*time.Millisecond).
 		WithCheckpointInterval(50*time.Millisecond).
-		WithPushback(4096))
+		WithPushback(l.pushback))
 	if err != nil {
 		t.Fatalf("starting appender: %v", err)
 	}

@@ -417,3 +417,41 @@ func TestRestartKeepsServingTheSameTree(t *testing.T) {
 		}
 	})
 }
+
+func TestPushbackAnswers503WithRetryAfter(t *testing.T) {
+	l := startLog(t, pushback(1))
+	k := newSigner(t)
+	const writers = 48
+	statuses := make(chan httpAnswer, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		e := signArtifact(t, k, []byte(fmt.Sprintf("pushback %d", i)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- l.post(e.json())
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	var created, pushed int
+	for a := range statuses {
+		switch a.status {
+		case http.StatusCreated:
+			created++
+		case http.StatusServiceUnavailable:
+			pushed++
+			if a.header.Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After")
+			}
+			if e, err := decodeErrorBody(a.body); err != nil || *e.Code != 14 {
+				t.Errorf("503 body %s (%v), want code 14 (Unavailable)", a.body, err)
+			}
+		default:
+			t.Errorf("status %d: %s", a.status, a.body)
+		}
+	}
+	if pushed == 0 || created == 0 {
+		t.Fatalf("%d created, %d pushed back: want both with an outstanding limit of 1 and %d concurrent writers", created, pushed, writers)
+	}
+}

@@ -442,3 +442,40 @@ func TestTesseraAgainstBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestKillNineKeepsAcknowledgedState kills the witness with SIGKILL right
+// after it acknowledged a cosignature: the state must already be on disk,
+// because tlog-witness requires persisting before responding.
+func TestKillNineKeepsAcknowledgedState(t *testing.T) {
+	dir, _ := keyDir(t)
+	data := t.TempDir()
+	l := newTestLog(t, "example.com/log")
+	args := []string{"--data-dir", data, "--key", filepath.Join(dir, "witness.key"), "--log", l.vkey, "--rate-limit", "1000", "--rate-burst", "1000"}
+	var acked uint64
+	for cycle := 0; cycle < 3; cycle++ {
+		s := startServer(t, args...)
+		for i := 0; i < 5; i++ {
+			next := acked + uint64(1+i)
+			body, _ := l.request(t, acked, next)
+			r := do(t, "POST", s.url+"/add-checkpoint", body)
+			if r.status != 200 {
+				t.Fatalf("cycle %d: %d→%d got %d %q", cycle, acked, next, r.status, r.body)
+			}
+			acked = next
+		}
+		if err := s.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-s.done
+		t.Run(fmt.Sprintf("after SIGKILL %d the last acknowledged size %d binds", cycle+1, acked), func(t *testing.T) {
+			s := startServer(t, args...)
+			body, _ := l.request(t, 0, acked+1)
+			r := do(t, "POST", s.url+"/add-checkpoint", body)
+			if r.status != 409 || r.body != fmt.Sprintf("%d\n", acked) {
+				t.Fatalf("got %d %q, want 409 %d", r.status, r.body, acked)
+			}
+			s.cmd.Process.Kill()
+			<-s.done
+		})
+	}
+}

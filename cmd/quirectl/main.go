@@ -1,8 +1,8 @@
 // Command quirectl is the client of a Quire (or any Rekor v2 compatible) log.
 //
 // It is thin: each subcommand parses its flags and calls a package that holds the logic
-// (bench: github.com/quirelog/quire/api/client/loadgen). Subcommands are listed in commands;
-// keygen, submit, verify, monitor and mirror (issue 5) are added there the same way.
+// (bench: github.com/quirelog/quire/api/client/loadgen). Each subcommand lives in its own file
+// and is listed in commands, either in the literal below or from that file's init.
 package main
 
 import (

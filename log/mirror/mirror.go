@@ -140,16 +140,20 @@ func Mirror(ctx context.Context, cfg Config) (*Result, error) {
 
 	r := &run{cfg: cfg, size: cp.Size, start: time.Now()}
 	stopProgress := r.reportProgress()
+	t0 := time.Now()
 	err = r.mirrorTree(ctx, cp, old)
+	fmt.Fprintln(os.Stderr, "TIMING tree", time.Since(t0))
 	stopProgress()
 	res.Progress = r.snapshot(false)
 	if err != nil {
 		return res, err
 	}
 	// Everything the checkpoint commits to must be durable before the checkpoint is.
+	t0 = time.Now()
 	if err := syncDir(cfg.Dir); err != nil {
 		return res, err
 	}
+	fmt.Fprintln(os.Stderr, "TIMING sync", time.Since(t0))
 	if err := writeAtomic(cfg.Dir, layout.CheckpointPath, cpRaw); err != nil {
 		return res, fmt.Errorf("writing checkpoint: %w", err)
 	}
@@ -160,6 +164,8 @@ func Mirror(ctx context.Context, cfg Config) (*Result, error) {
 	if old != nil {
 		oldSize = old.Size
 	}
+	t0 = time.Now()
+	defer func() { fmt.Fprintln(os.Stderr, "TIMING prune", time.Since(t0)) }()
 	if err := r.removeObsoletePartials(oldSize); err != nil {
 		return res, err
 	}
@@ -509,6 +515,9 @@ func writeAtomic(root, path string, data []byte) error {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(full), err)
 	}
 	tmp := filepath.Join(root, tmpDir, fmt.Sprintf("%s.%d", strings.ReplaceAll(path, "/", "_"), tmpSeq.Add(1)))
+	if os.Getenv("SAMEDIR") != "" {
+		tmp = fmt.Sprintf("%s.tmp-%d", full, tmpSeq.Add(1))
+	}
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("creating temp file for %s: %w", path, err)

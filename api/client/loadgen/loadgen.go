@@ -44,6 +44,8 @@ const (
 	// DefaultClosedLoopRate is the throughput assumed when sizing the pool for a closed-loop run:
 	// above what a 2-core machine's log can verify (about 12,400 ECDSA P-256 verifications/s).
 	DefaultClosedLoopRate = 15000
+	// MaxRate bounds the open-loop arrival rate (one arrival per microsecond).
+	MaxRate = 1_000_000
 	// MaxPoolSize bounds the pre-signed pool (about 400 bytes per request).
 	MaxPoolSize = 2_000_000
 	// drainTimeout bounds how long requests in flight at the end of the run may take to finish.
@@ -117,8 +119,8 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("workers %d: must be positive", c.Workers)
 	case c.Duration < 0:
 		return fmt.Errorf("duration %s: must be positive", c.Duration)
-	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
-		return fmt.Errorf("rate %v: must be a positive number of requests per second", c.Rate)
+	case c.Rate < 0 || c.Rate > MaxRate || math.IsNaN(c.Rate):
+		return fmt.Errorf("rate %v: must be between 0 and %d requests per second", c.Rate, MaxRate)
 	case c.DupFraction < 0 || c.DupFraction >= 1 || math.IsNaN(c.DupFraction):
 		return fmt.Errorf("dup fraction %v: must be in [0, 1)", c.DupFraction)
 	case c.Keys < 0:
@@ -177,6 +179,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer src.stop()
 
 	r := &run{cfg: cfg, c: c, src: src, errs: map[string]int64{}}
+	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
 	runCtx, cancel := context.WithDeadline(ctx, deadline.Add(drainTimeout))
@@ -187,7 +190,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.closedLoop(runCtx, deadline)
 	}
 	elapsed := time.Since(start)
-	return r.report(start, deadline, elapsed), nil
+	rep := r.report(elapsed)
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		rep.ClientCPUSeconds = (cpu1 - cpu0).Seconds()
+		if rep.Sent > 0 {
+			rep.ClientCPUPerRequestMicros = rep.ClientCPUSeconds * 1e6 / float64(rep.Sent)
+		}
+	}
+	return rep, nil
 }
 
 // run is the state shared by the workers of one Run.
@@ -219,7 +229,7 @@ type workerStats struct {
 }
 
 func newWorkerStats() *workerStats {
-	return &workerStats{latencies: make([]time.Duration, 0, 4096), errs: map[string]int64{}}
+	return &workerStats{latencies: make([]time.Duration, 0, 256), errs: map[string]int64{}}
 }
 
 func (r *run) merge(ws *workerStats) {
@@ -326,14 +336,11 @@ func (r *run) openLoop(ctx context.Context, start, deadline time.Time) {
 	defer end.Stop()
 	var i int64
 dispatch:
-	for i < total {
+	for i < total && ctx.Err() == nil {
 		now := time.Now()
-		if !now.Before(deadline) || ctx.Err() != nil {
-			break
-		}
 		for ; i < total; i++ {
 			sched := start.Add(time.Duration(i) * interval)
-			if sched.After(now) {
+			if sched.After(now) || !sched.Before(deadline) {
 				break
 			}
 			if behind := now.Sub(sched); behind > r.maxBehind {
@@ -347,8 +354,14 @@ dispatch:
 				break dispatch
 			}
 		}
+		if !now.Before(deadline) {
+			break
+		}
 		select {
 		case <-tick.C:
+		case <-end.C:
+			// Go round once more: that pass sends the arrivals that fell due just before the
+			// deadline, then stops.
 		case <-ctx.Done():
 			break dispatch
 		}
@@ -540,7 +553,7 @@ func (g *Generator) SignMany(ctx context.Context, n, parallel int) ([][]byte, er
 	return out, nil
 }
 
-func (r *run) report(start, deadline time.Time, elapsed time.Duration) *Report {
+func (r *run) report(elapsed time.Duration) *Report {
 	sort.Slice(r.latencies, func(i, j int) bool { return r.latencies[i] < r.latencies[j] })
 	mode := "closed"
 	if r.cfg.Rate > 0 {
@@ -565,8 +578,9 @@ func (r *run) report(start, deadline time.Time, elapsed time.Duration) *Report {
 		SignedDuringRun:     r.src.signedLive.Load(),
 		MaxDispatchBehindMs: ms(r.maxBehind),
 	}
-	if r.cfg.Duration > 0 {
-		rep.EntriesPerSecond = float64(r.created) / r.cfg.Duration.Seconds()
+	// An interrupted run (ctx cancelled) is rated over the time it actually ran.
+	if window := min(elapsed, r.cfg.Duration); window > 0 {
+		rep.EntriesPerSecond = float64(r.created) / window.Seconds()
 	}
 	if r.src.prepTime > 0 {
 		rep.SignPerSecond = float64(r.src.prepCount) / r.src.prepTime.Seconds()

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -258,6 +259,7 @@ func TestConfigIsValidated(t *testing.T) {
 		{"a missing URL is refused", Config{}, "missing log URL"},
 		{"negative workers are refused", Config{URL: "http://127.0.0.1:1", Workers: -1}, "workers"},
 		{"a negative rate is refused", Config{URL: "http://127.0.0.1:1", Rate: -5}, "rate"},
+		{"an infinite rate is refused", Config{URL: "http://127.0.0.1:1", Rate: math.Inf(1)}, "rate"},
 		{"a dup fraction of 1 is refused", Config{URL: "http://127.0.0.1:1", DupFraction: 1}, "dup fraction"},
 		{"a huge pool is refused", Config{URL: "http://127.0.0.1:1", PoolSize: MaxPoolSize + 1}, "pool size"},
 		{"a URL without scheme is refused", Config{URL: "127.0.0.1:1", PoolSize: 1, Duration: time.Millisecond}, "log URL"},

@@ -19,7 +19,7 @@ type Report struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	ElapsedSeconds  float64 `json:"elapsed_seconds"`
 
-	// EntriesPerSecond is Created over the configured duration.
+	// EntriesPerSecond is Created over the configured duration (or the elapsed time, if shorter).
 	EntriesPerSecond float64 `json:"entries_per_second"`
 	// Sent counts requests that got an answer or failed, duplicates included.
 	Sent           int64 `json:"sent"`
@@ -40,6 +40,11 @@ type Report struct {
 	SignPerSecond float64 `json:"sign_per_second"`
 	// SignedDuringRun counts requests signed while the clock ran because the pool ran dry.
 	SignedDuringRun int64 `json:"signed_during_run"`
+	// ClientCPUSeconds is the CPU this process used while the clock ran (signing excluded unless
+	// the pool ran dry), and ClientCPUPerRequestMicros that per request sent: the generator's cost
+	// on a machine it shares with the log.
+	ClientCPUSeconds          float64 `json:"client_cpu_seconds"`
+	ClientCPUPerRequestMicros float64 `json:"client_cpu_per_request_us"`
 	// MaxDispatchBehindMs is how late the open-loop dispatcher handed out an arrival at worst.
 	MaxDispatchBehindMs float64 `json:"max_dispatch_behind_ms,omitempty"`
 }
@@ -136,7 +141,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	fmt.Fprintf(&b, "generator   %d requests signed beforehand (%.0f/s), %d signed during the run\n", r.PoolSigned, r.SignPerSecond, r.SignedDuringRun)
+	fmt.Fprintf(&b, "generator   %d requests signed beforehand (%.0f/s), %d signed during the run; %.1f µs CPU per request sent\n", r.PoolSigned, r.SignPerSecond, r.SignedDuringRun, r.ClientCPUPerRequestMicros)
 	_, err := io.WriteString(w, b.String())
 	if err != nil {
 		return fmt.Errorf("writing report: %w", err)
