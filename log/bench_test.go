@@ -54,7 +54,7 @@ func BenchmarkLeaf(b *testing.B) {
 }
 
 // BenchmarkCreateEntry runs the whole write path (validate, append, await the
-// checkpoint, proof) from 256 goroutines per CPU on each driver, with requests
+// checkpoint, proof) from 1,024 goroutines per CPU on each driver, with requests
 // signed beforehand. It reports entries/s.
 func BenchmarkCreateEntry(b *testing.B) {
 	for _, bc := range []struct {
@@ -70,7 +70,7 @@ func BenchmarkCreateEntry(b *testing.B) {
 				reqs[i] = s.request(b, fmt.Appendf(nil, "bench %d", i), v)
 			}
 			var next atomic.Int64
-			b.SetParallelism(256)
+			b.SetParallelism(1024)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // signPAE signs an envelope's PAE the way DSSE signers do.
@@ -78,6 +80,28 @@ func TestDSSE(t *testing.T) {
 			t.Fatalf("kind %q, parsed %+v", kind, info)
 		}
 	})
+	t.Run("signatures are recorded once each, sorted by their bytes", func(t *testing.T) {
+		req := dsseRequest(t, payload, p256, ed, other)
+		env := req.GetDsseRequestV002().GetEnvelope()
+		env.Signatures = append(env.Signatures, env.Signatures[1])
+		_, body, err := l.Validate(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &rekorpb.Entry{}
+		if err := protojson.Unmarshal(body, e); err != nil {
+			t.Fatal(err)
+		}
+		sigs := e.GetSpec().GetDsseV002().GetSignatures()
+		if len(sigs) != 3 {
+			t.Fatalf("leaf has %d signatures, want 3", len(sigs))
+		}
+		for i := 1; i < len(sigs); i++ {
+			if bytes.Compare(sigs[i-1].GetContent(), sigs[i].GetContent()) >= 0 {
+				t.Fatalf("signatures %d and %d are out of order", i-1, i)
+			}
+		}
+	})
 	t.Run("the same envelope always gives the same leaf", func(t *testing.T) {
 		req := dsseRequest(t, payload, p256, ed)
 		_, a, err := l.Validate(req)
@@ -107,6 +131,16 @@ func TestDSSE(t *testing.T) {
 		{"a key that is not the keyDetails' key is named", func(d *rekorpb.DSSERequestV002) {
 			d.Verifiers[0].KeyDetails = commonv1.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384
 		}, "dsseRequestV002.verifiers[0].keyDetails"},
+		{"more than ten verifiers are refused", func(d *rekorpb.DSSERequestV002) {
+			for len(d.Verifiers) <= maxDSSEVerifiers {
+				d.Verifiers = append(d.Verifiers, d.Verifiers[0])
+			}
+		}, "dsseRequestV002.verifiers"},
+		{"more than ten signatures are refused", func(d *rekorpb.DSSERequestV002) {
+			for len(d.Envelope.Signatures) <= maxDSSESignatures {
+				d.Envelope.Signatures = append(d.Envelope.Signatures, d.Envelope.Signatures[0])
+			}
+		}, "dsseRequestV002.envelope.signatures"},
 		{"garbage key bytes are named", func(d *rekorpb.DSSERequestV002) {
 			d.Verifiers[0].Verifier = &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: []byte("junk")}}
 		}, "dsseRequestV002.verifiers[0].publicKey.rawBytes"},

@@ -1,9 +1,11 @@
 package log
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
@@ -56,13 +58,13 @@ func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*valida
 		return nil, err
 	}
 	if err := alg.keyMatch(pub); err != nil {
-		return nil, invalid(p+".signature.verifier.keyDetails", "%s does not match the key: %v", v.GetKeyDetails(), err)
+		return nil, invalid(p+".signature.verifier.keyDetails", "%s does not match the key: %w", v.GetKeyDetails(), err)
 	}
 	if want := alg.hash.Size(); len(hr.GetDigest()) != want {
 		return nil, invalid(p+".digest", "length %d does not match %s, which signs a %d-byte %s digest", len(hr.GetDigest()), v.GetKeyDetails(), want, alg.hash)
 	}
 	if err := alg.verifyDigest(pub, hr.GetDigest(), sig.GetContent()); err != nil {
-		return nil, invalid(p+".signature.content", "signature does not verify over the digest with the given key: %v", err)
+		return nil, invalid(p+".signature.content", "signature does not verify over the digest with the given key: %w", err)
 	}
 	return &validated{kind: KindHashedRekord, body: hashedRekordLeaf(hr.GetDigest(), alg.hashAlg, sig)}, nil
 }
@@ -162,14 +164,22 @@ func pae(payloadType string, payload []byte) []byte {
 	return b
 }
 
-// validateDSSE checks a DSSERequestV002 and returns the v0.0.2 DSSE leaf, as
-// rekor-tiles stored it before v2 dropped the type (pkg/types/dsse in its
-// v1 releases): every envelope signature must verify over the PAE with one
-// of the given verifiers; the entry records the SHA-256 of the payload and
-// each signature with the verifier that checked it. Here the signatures are
-// listed in request order (verifier order, then envelope order) where
-// rekor-tiles used map order, and a verifier that checks no signature is an
-// error rather than ignored.
+// DSSE request limits, as rekor-tiles v2 enforced them (pkg/types/dsse).
+const (
+	maxDSSEVerifiers  = 10
+	maxDSSESignatures = 10
+)
+
+// validateDSSE checks a DSSERequestV002 and returns the v0.0.2 DSSE leaf as
+// rekor-tiles v2 built it before v2.3.0 dropped the type (pkg/types/dsse
+// ToLogEntry): every envelope signature must verify over the DSSE PAE with
+// one of the given verifiers; the entry records the SHA-256 of the payload
+// and each distinct signature with the verifier that checked it, sorted by
+// the raw signature bytes. Where rekor-tiles tried verifiers in map order
+// and ignored the ones left over once every signature had verified, here a
+// signature goes to the first verifier in request order that checks it, and
+// a verifier that checks none is refused, so the result never depends on
+// iteration order.
 func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 	const p = "dsseRequestV002"
 	if d == nil {
@@ -185,8 +195,12 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 		return nil, invalid(p+".envelope.payloadType", "missing")
 	case len(env.GetSignatures()) == 0:
 		return nil, invalid(p+".envelope.signatures", "missing")
+	case len(env.GetSignatures()) > maxDSSESignatures:
+		return nil, invalid(p+".envelope.signatures", "%d signatures, at most %d allowed", len(env.GetSignatures()), maxDSSESignatures)
 	case len(d.GetVerifiers()) == 0:
 		return nil, invalid(p+".verifiers", "missing")
+	case len(d.GetVerifiers()) > maxDSSEVerifiers:
+		return nil, invalid(p+".verifiers", "%d verifiers, at most %d allowed", len(d.GetVerifiers()), maxDSSEVerifiers)
 	}
 	for i, s := range env.GetSignatures() {
 		if len(s.GetSig()) == 0 {
@@ -194,8 +208,7 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 		}
 	}
 	msg := pae(env.GetPayloadType(), env.GetPayload())
-	matched := make([]bool, len(env.GetSignatures()))
-	var sigs []*rekorpb.Signature
+	signedBy := make([]*rekorpb.Verifier, len(env.GetSignatures()))
 	for i, v := range d.GetVerifiers() {
 		vp := fmt.Sprintf("%s.verifiers[%d]", p, i)
 		if v == nil {
@@ -210,25 +223,27 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 			return nil, err
 		}
 		if err := alg.keyMatch(pub); err != nil {
-			return nil, invalid(vp+".keyDetails", "%s does not match the key: %v", v.GetKeyDetails(), err)
+			return nil, invalid(vp+".keyDetails", "%s does not match the key: %w", v.GetKeyDetails(), err)
 		}
 		used := false
 		for j, s := range env.GetSignatures() {
-			if matched[j] || alg.verifyMessage(pub, msg, s.GetSig()) != nil {
-				continue
+			if signedBy[j] == nil && alg.verifyMessage(pub, msg, s.GetSig()) == nil {
+				signedBy[j], used = v, true
 			}
-			matched[j], used = true, true
-			sigs = append(sigs, &rekorpb.Signature{Content: s.GetSig(), Verifier: v})
 		}
 		if !used {
-			return nil, invalid(vp, "verifies none of the envelope's signatures")
+			return nil, invalid(vp, "verifies none of the envelope's signatures over the DSSE PAE")
 		}
 	}
-	for j, ok := range matched {
-		if !ok {
+	sigs := make([]*rekorpb.Signature, 0, len(signedBy))
+	for j, v := range signedBy {
+		if v == nil {
 			return nil, invalid(fmt.Sprintf("%s.envelope.signatures[%d]", p, j), "no verifier in the request verifies this signature over the DSSE PAE")
 		}
+		sigs = append(sigs, &rekorpb.Signature{Content: env.GetSignatures()[j].GetSig(), Verifier: v})
 	}
+	slices.SortStableFunc(sigs, func(a, b *rekorpb.Signature) int { return bytes.Compare(a.Content, b.Content) })
+	sigs = slices.CompactFunc(sigs, func(a, b *rekorpb.Signature) bool { return bytes.Equal(a.Content, b.Content) })
 	h := sha256.Sum256(env.GetPayload())
 	e := &rekorpb.Entry{
 		Kind:       KindDSSE,

@@ -25,14 +25,21 @@ var (
 type InvalidRequestError struct {
 	Field  string
 	Reason string
+	// cause is the underlying error (a parse or verification failure), if any.
+	cause error
 }
 
 func (e *InvalidRequestError) Error() string {
 	return fmt.Sprintf("invalid %s: %s", e.Field, e.Reason)
 }
 
+// Unwrap returns the parse or verification error behind the refusal, if any.
+func (e *InvalidRequestError) Unwrap() error { return e.cause }
+
+// invalid builds an InvalidRequestError; a %w in format becomes its cause.
 func invalid(field, format string, args ...any) *InvalidRequestError {
-	return &InvalidRequestError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	return &InvalidRequestError{Field: field, Reason: err.Error(), cause: errors.Unwrap(err)}
 }
 
 // DuplicateError is returned by CreateEntry when an identical entry is already

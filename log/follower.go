@@ -122,7 +122,12 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if from >= cp.size {
+	if from > cp.size {
+		// The index outran the log: it belongs to another log, or the log
+		// was restored from an older backup. Indexing on would mix them up.
+		return false, fmt.Errorf("index covers %d entries but the log has %d: is the index directory this log's?", from, cp.size)
+	}
+	if from == cp.size {
 		return true, nil
 	}
 	n := min(cp.size-from, uint64(f.bundles)*layout.EntryBundleWidth)

@@ -202,13 +202,13 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (crypto.PublicK
 	if isCert {
 		cert, err := x509.ParseCertificate(raw)
 		if err != nil {
-			return nil, invalid(field, "not a DER X.509 certificate: %v", err)
+			return nil, invalid(field, "not a DER X.509 certificate: %w", err)
 		}
 		k = cert.PublicKey
 	} else {
 		var err error
 		if k, err = x509.ParsePKIXPublicKey(raw); err != nil {
-			return nil, invalid(field, "not a DER PKIX public key: %v", err)
+			return nil, invalid(field, "not a DER PKIX public key: %w", err)
 		}
 	}
 	c.mu.Lock()

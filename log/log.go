@@ -93,6 +93,7 @@ type Config struct {
 	History CheckpointHistory
 	// Index, if set, is filled by a follower started by New and serves Search
 	// and InclusionProofByLeafHash; without it those return ErrUnsupported.
+	// Call Log.Close before closing the Index.
 	Index Index
 
 	// VerifierKey is the log's checkpoint verifier key in signed-note form
@@ -593,3 +594,9 @@ func (l *Log) checkpointForSize(ctx context.Context, size uint64) (*checkpoint, 
 	}
 	return &checkpoint{size: size, root: root}, nil
 }
+
+// Origin is the log's checkpoint origin (its verifier key's name).
+func (l *Log) Origin() string { return l.verifier.Name() }
+
+// LogID is the logId.keyId the log puts in its answers.
+func (l *Log) LogID() []byte { return bytes.Clone(l.keyID) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -73,6 +74,9 @@ func checkAnswer(t *testing.T, tl *testLog, tle *rekorv1.TransparencyLogEntry, w
 	wantID, err := KeyID(tl.vkey)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Equal(tl.LogID(), wantID) || tl.Origin() != "quire.test/log" {
+		t.Errorf("LogID %x, Origin %q", tl.LogID(), tl.Origin())
 	}
 	if !bytes.Equal(tle.GetLogId().GetKeyId(), wantID) {
 		t.Errorf("logId.keyId = %x, want %x", tle.GetLogId().GetKeyId(), wantID)
@@ -205,8 +209,10 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 			w.add(uint64(tle.GetLogIndex()), v.leaf)
 		}
 	})
+	dssePayload := []byte(`{"_type":"https://in-toto.io/Statement/v1","e2e":1}`)
+	var dsseIndex uint64
 	t.Run("a DSSE envelope is logged as a dsse entry", func(t *testing.T) {
-		req := dsseRequest(t, []byte(`{"_type":"https://in-toto.io/Statement/v1","e2e":1}`), ed)
+		req := dsseRequest(t, dssePayload, ed)
 		_, body, err := tl.Validate(req)
 		if err != nil {
 			t.Fatal(err)
@@ -217,6 +223,7 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 		}
 		checkAnswer(t, tl, tle, body, KindDSSE)
 		w.add(uint64(tle.GetLogIndex()), body)
+		dsseIndex = uint64(tle.GetLogIndex())
 	})
 	first := map[string]uint64{}
 	for i, b := range w.bodies {
@@ -232,6 +239,9 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 			}
 			if want := first[string(body)]; de.Index != want {
 				t.Fatalf("duplicate reported at %d, first copy is at %d", de.Index, want)
+			}
+			if !strings.Contains(de.Error(), fmt.Sprintf("index %d", de.Index)) {
+				t.Fatalf("duplicate message %q does not name the index", de.Error())
 			}
 		}
 	})
@@ -386,7 +396,12 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 				t.Fatalf("Search = %v, want [%d]", got, first[string(body)])
 			}
 		}
-		got, err := tl.Search(ctx, "sha256:"+fmt.Sprintf("%064x", 0))
+		ph := sha256.Sum256(dssePayload)
+		got, err := tl.Search(ctx, fmt.Sprintf("sha256:%x", ph))
+		if err != nil || !slices.Equal(got, []uint64{dsseIndex}) {
+			t.Fatalf("Search(DSSE payload hash) = %v, %v; want [%d]", got, err, dsseIndex)
+		}
+		got, err = tl.Search(ctx, "sha256:"+fmt.Sprintf("%064x", 0))
 		if err != nil || len(got) != 0 {
 			t.Fatalf("Search(unknown) = %v, %v", got, err)
 		}
@@ -521,12 +536,12 @@ func TestPushbackIsReported(t *testing.T) {
 }
 
 func TestKeyIDMatchesRekorTiles(t *testing.T) {
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 64; i++ {
 		_, vkey, err := note.GenerateKey(rand.Reader, fmt.Sprintf("log%d.quire.test", i))
 		if err != nil {
 			t.Fatal(err)
 		}
-		parts := strings.Split(vkey, "+")
+		parts := strings.SplitN(vkey, "+", 3)
 		key, err := base64.StdEncoding.DecodeString(parts[2])
 		if err != nil {
 			t.Fatal(err)
@@ -547,5 +562,28 @@ func TestKeyIDMatchesRekorTiles(t *testing.T) {
 		if _, err := KeyID(bad); err == nil {
 			t.Errorf("KeyID(%q) succeeded", bad)
 		}
+	}
+}
+
+func TestFollowerRefusesAnIndexAheadOfTheLog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	idx, err := index.Open(filepath.Join(dir, "index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idx.Close() })
+	if err := idx.Add(ctx, nil, nil, 1000); err != nil {
+		t.Fatal(err)
+	}
+	tl := openTestLog(t, filepath.Join(dir, "log"), testLogOpts{pebble: true})
+	s := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
+	if _, err := tl.CreateEntry(ctx, s.request(t, []byte("one"), s.pkixVerifier(t))); err != nil {
+		t.Fatal(err)
+	}
+	tl.index = idx
+	f := &follower{l: tl.Log, bundles: 1}
+	if _, err := f.step(ctx); err == nil || !strings.Contains(err.Error(), "index covers 1000 entries but the log has 1") {
+		t.Fatalf("step() = %v, want the index-ahead error", err)
 	}
 }

@@ -29,7 +29,8 @@ const maxTilesPerTree = 256
 // recent tree size, every node it has computed. Tessera's client.ProofBuilder
 // does the same job but recomputes a subtree root from up to 128 tile hashes
 // on every node lookup, which on the write path cost more than checking the
-// request's signature (about 0.3 ms of CPU per proof per 2 cores); here each
+// request's signature (BenchmarkInclusionProof, tree of 20,000: about 230 µs
+// per proof from a warm ProofBuilder against about 6 µs here); here each
 // tile's internal nodes are hashed once per tree size and thousands of writes
 // answered from one checkpoint share them. The node lists and ephemeral-node
 // rehashing are transparency-dev/merkle's (proof.Inclusion,

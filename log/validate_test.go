@@ -1,6 +1,7 @@
 package log
 
 import (
+	"crypto/rsa"
 	"errors"
 	"os"
 	"path/filepath"
@@ -38,6 +39,11 @@ func TestValidateHashedRekord(t *testing.T) {
 		mod    func(*rekorpb.HashedRekordRequestV002)
 		field  string
 		reason string // a fragment the message must contain
+		// rekorAccepts marks the requests rekor-tiles v2.3.0 lets through and
+		// this log refuses: a key that is not the one keyDetails names but
+		// forms some permitted key/hash pair with its hash.
+		rekorAccepts bool
+		cause        error // an error the refusal must wrap, if set
 	}{
 		{name: "a request without a spec names the spec", field: "spec", reason: "missing"},
 		{name: "a missing digest is named", mod: func(r *rekorpb.HashedRekordRequestV002) { r.Digest = nil }, field: hr + ".digest"},
@@ -65,13 +71,13 @@ func TestValidateHashedRekord(t *testing.T) {
 		}, field: hr + ".signature.verifier.keyDetails", reason: "ECDSA P-256, want ECDSA P-384"},
 		{name: "an RSA-2048 key declared as RSA-3072 is a mismatch", vector: "pkix_rsa_pkcs1v15_2048_sha256", mod: func(r *rekorpb.HashedRekordRequestV002) {
 			r.Signature.Verifier.KeyDetails = commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_3072_SHA256
-		}, field: hr + ".signature.verifier.keyDetails", reason: "RSA-2048, want RSA-3072"},
+		}, field: hr + ".signature.verifier.keyDetails", reason: "RSA-2048, want RSA-3072", rekorAccepts: true},
 		{name: "an RSA key declared as ECDSA is a mismatch rekor-tiles would let through", vector: "pkix_rsa_pkcs1v15_2048_sha256", mod: func(r *rekorpb.HashedRekordRequestV002) {
 			r.Signature.Verifier.KeyDetails = commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256
-		}, field: hr + ".signature.verifier.keyDetails", reason: "RSA-2048, want ECDSA P-256"},
+		}, field: hr + ".signature.verifier.keyDetails", reason: "RSA-2048, want ECDSA P-256", rekorAccepts: true},
 		{name: "an Ed25519 key declared as ECDSA is a mismatch", vector: "pkix_ed25519_ph", mod: func(r *rekorpb.HashedRekordRequestV002) {
 			r.Signature.Verifier.KeyDetails = commonv1.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512
-		}, field: hr + ".signature.verifier.keyDetails", reason: "Ed25519"},
+		}, field: hr + ".signature.verifier.keyDetails", reason: "Ed25519", rekorAccepts: true},
 		{name: "an ECDSA key declared as Ed25519ph is a mismatch", mod: func(r *rekorpb.HashedRekordRequestV002) {
 			r.Signature.Verifier.KeyDetails = commonv1.PublicKeyDetails_PKIX_ED25519_PH
 		}, field: hr + ".signature.verifier.keyDetails", reason: "want Ed25519"},
@@ -79,7 +85,7 @@ func TestValidateHashedRekord(t *testing.T) {
 		{name: "a truncated digest has the wrong length", vector: "pkix_ecdsa_p521_sha_512", mod: func(r *rekorpb.HashedRekordRequestV002) { r.Digest = r.Digest[:32] }, field: hr + ".digest", reason: "64-byte"},
 		{name: "a changed digest fails the signature", mod: func(r *rekorpb.HashedRekordRequestV002) { r.Digest[0] ^= 1 }, field: hr + ".signature.content", reason: "does not verify"},
 		{name: "a changed signature fails", mod: func(r *rekorpb.HashedRekordRequestV002) { r.Signature.Content[10] ^= 1 }, field: hr + ".signature.content"},
-		{name: "an RSA signature with a flipped bit fails", vector: "pkix_rsa_pkcs1v15_4096_sha256", mod: func(r *rekorpb.HashedRekordRequestV002) { r.Signature.Content[100] ^= 1 }, field: hr + ".signature.content"},
+		{name: "an RSA signature with a flipped bit fails", vector: "pkix_rsa_pkcs1v15_4096_sha256", mod: func(r *rekorpb.HashedRekordRequestV002) { r.Signature.Content[100] ^= 1 }, field: hr + ".signature.content", cause: rsa.ErrVerification},
 		{name: "an Ed25519ph signature over another digest fails", vector: "pkix_ed25519_ph", mod: func(r *rekorpb.HashedRekordRequestV002) { r.Digest[5] ^= 1 }, field: hr + ".signature.content"},
 		{name: "a signature by another key fails", mod: func(r *rekorpb.HashedRekordRequestV002) {
 			r.Signature.Content = other.signDigest(t, r.Digest)
@@ -109,6 +115,9 @@ func TestValidateHashedRekord(t *testing.T) {
 				}
 				tc.mod(req.GetHashedRekordRequestV002())
 			}
+			if got := rekorTilesAccepts(t, req); got != tc.rekorAccepts {
+				t.Errorf("rekor-tiles accepts the request: %v, want %v", got, tc.rekorAccepts)
+			}
 			_, _, err := l.Validate(req)
 			var ie *InvalidRequestError
 			if !errors.As(err, &ie) {
@@ -116,6 +125,9 @@ func TestValidateHashedRekord(t *testing.T) {
 			}
 			if ie.Field != tc.field {
 				t.Errorf("error names %q (%v), want %q", ie.Field, err, tc.field)
+			}
+			if tc.cause != nil && !errors.Is(err, tc.cause) {
+				t.Errorf("error %v does not wrap %v", err, tc.cause)
 			}
 			if !strings.Contains(err.Error(), ie.Field) || !strings.Contains(err.Error(), tc.reason) {
 				t.Errorf("message %q lacks the field or %q", err, tc.reason)

@@ -16,19 +16,17 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// -regen rewrites the shared vectors in ../testdata: fresh keys and
-// signatures, with the leaf computed by rekor-tiles' own code.
-var regen = flag.Bool("regen", false, "regenerate testdata/hashedrekord and testdata/dsse vectors")
+// -regen rewrites the shared vectors in ../testdata ("hashedrekord", "dsse"
+// or "all"): fresh keys and signatures, with the hashedrekord leaves computed
+// by rekor-tiles' own code.
+var regen = flag.String("regen", "", "regenerate testdata vectors: hashedrekord, dsse or all")
 
 const (
 	hashedRekordVectors = "../testdata/hashedrekord"
 	dsseVectors         = "../testdata/dsse"
 )
 
-// rekorTilesLeaf computes the leaf for a hashedrekord request with
-// rekor-tiles v2.3.0's pkg/types/hashedrekord.ToLogEntry, protojson and the
-// JCS canonicaliser, as its CreateEntry does.
-func rekorTilesLeaf(t *testing.T, req *rekorpb.CreateEntryRequest) []byte {
+func rekorTilesRegistry(t *testing.T) *signature.AlgorithmRegistryConfig {
 	t.Helper()
 	reg, err := signature.NewAlgorithmRegistryConfig([]commonv1.PublicKeyDetails{
 		commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256,
@@ -43,7 +41,35 @@ func rekorTilesLeaf(t *testing.T, req *rekorpb.CreateEntryRequest) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := hashedrekord.ToLogEntry(req.GetHashedRekordRequestV002(), reg)
+	return reg
+}
+
+// rekorTilesAccepts says whether rekor-tiles v2.3.0 (with its default
+// algorithms) accepts a hashedrekord request. rekor-tiles panics on some
+// requests (keyDetails PKIX_ED25519 has no hash, and crypto.Hash(0).Size
+// panics); that counts as refusing.
+func rekorTilesAccepts(t *testing.T, req *rekorpb.CreateEntryRequest) (ok bool) {
+	t.Helper()
+	hr := req.GetHashedRekordRequestV002()
+	if hr == nil {
+		return false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Logf("rekor-tiles panics on this request: %v", r)
+			ok = false
+		}
+	}()
+	_, err := hashedrekord.ToLogEntry(hr, rekorTilesRegistry(t))
+	return err == nil
+}
+
+// rekorTilesLeaf computes the leaf for a hashedrekord request with
+// rekor-tiles v2.3.0's pkg/types/hashedrekord.ToLogEntry, protojson and the
+// JCS canonicaliser, as its CreateEntry does.
+func rekorTilesLeaf(t *testing.T, req *rekorpb.CreateEntryRequest) []byte {
+	t.Helper()
+	e, err := hashedrekord.ToLogEntry(req.GetHashedRekordRequestV002(), rekorTilesRegistry(t))
 	if err != nil {
 		t.Fatalf("rekor-tiles rejects the request: %v", err)
 	}
@@ -71,7 +97,7 @@ func readVectors(t *testing.T, dir string) []vector {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Fatalf("no vectors in %s (run go test ./log -run TestVectors -regen)", dir)
+		t.Fatalf("no vectors in %s (run go test ./log -run TestVectors -regen=all)", dir)
 	}
 	var vs []vector
 	for _, f := range files {
@@ -128,8 +154,10 @@ func regenerateHashedRekord(t *testing.T) {
 // TestVectors checks the canonical leaf against vectors made by rekor-tiles'
 // own code, and against that code run now on the same requests.
 func TestVectors(t *testing.T) {
-	if *regen {
+	if *regen == "hashedrekord" || *regen == "all" {
 		regenerateHashedRekord(t)
+	}
+	if *regen == "dsse" || *regen == "all" {
 		regenerateDSSE(t)
 	}
 	l := &Log{keys: newKeyCache(64)}

@@ -246,3 +246,23 @@ func TestParseKeyType(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseKeyType(f *testing.F) {
+	for _, kt := range KeyTypes() {
+		f.Add(string(kt))
+	}
+	f.Add("ECDSA-P256 ")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		kt, err := ParseKeyType(s)
+		if err != nil {
+			if kt != "" || !strings.Contains(err.Error(), "unknown key type") {
+				t.Fatalf("ParseKeyType(%q) = %q, %v", s, kt, err)
+			}
+			return
+		}
+		if !strings.EqualFold(s, string(kt)) {
+			t.Fatalf("ParseKeyType(%q) = %q", s, kt)
+		}
+	})
+}

@@ -34,7 +34,7 @@ const testOrigin = "log.quire.test"
 // testLog is a whole Quire log on disk behind a real server on random 127.0.0.1 ports, wired the
 // way cmd/quire wires it.
 type testLog struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	skey     string
 	vkey     string
@@ -61,7 +61,7 @@ func readOnly() logOption { return func(l *testLog) { l.readOnly = true } }
 func pushback(n uint) logOption { return func(l *testLog) { l.pushback = n } }
 
 // startLog creates a log in a new directory and serves it until the test ends.
-func startLog(t *testing.T, opts ...logOption) *testLog {
+func startLog(t testing.TB, opts ...logOption) *testLog {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, testOrigin)
 	if err != nil {
@@ -187,7 +187,7 @@ type signedEntry struct {
 	pubDER []byte
 }
 
-func newSigner(t *testing.T) *ecdsa.PrivateKey {
+func newSigner(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -196,7 +196,7 @@ func newSigner(t *testing.T) *ecdsa.PrivateKey {
 	return k
 }
 
-func signArtifact(t *testing.T, k *ecdsa.PrivateKey, artifact []byte) signedEntry {
+func signArtifact(t testing.TB, k *ecdsa.PrivateKey, artifact []byte) signedEntry {
 	t.Helper()
 	d := sha256.Sum256(artifact)
 	sig, err := ecdsa.SignASN1(rand.Reader, k, d[:])

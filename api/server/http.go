@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"strings"
 	"sync/atomic"
 
@@ -25,10 +27,10 @@ const createEntryMethod = "/dev.sigstore.rekor.v2.Rekor/CreateEntry"
 // a silently different entry. protojson accepts both camelCase and snake_case names on input.
 func newGatewayMux() *runtime.ServeMux {
 	marshaler := &runtime.HTTPBodyMarshaler{
-		Marshaler: &runtime.JSONPb{
+		Marshaler: &singleValueJSONPb{JSONPb: runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		},
+		}},
 	}
 	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
@@ -44,6 +46,31 @@ func newGatewayMux() *runtime.ServeMux {
 			return "", false
 		}),
 	)
+}
+
+// singleValueJSONPb is the gateway's JSONPb except that a request body must be exactly one JSON
+// value: the stock decoder stops after the first, so `{…}garbage` or two requests back to back
+// would log the first and silently drop the rest.
+type singleValueJSONPb struct{ runtime.JSONPb }
+
+func (m *singleValueJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
+	d := json.NewDecoder(r)
+	inner := runtime.DecoderWrapper{Decoder: d, UnmarshalOptions: m.UnmarshalOptions}
+	return runtime.DecoderFunc(func(v any) error {
+		if err := inner.Decode(v); err != nil {
+			return err
+		}
+		var syntax *json.SyntaxError
+		switch _, err := d.Token(); {
+		case err == io.EOF:
+			return nil
+		case err == nil || errors.As(err, &syntax):
+			return errors.New("request body has data after the JSON object")
+		default:
+			// A failure of the body itself (over the size limit, a timeout) keeps its own error.
+			return fmt.Errorf("reading request body: %w", err)
+		}
+	})
 }
 
 // setCreated answers a successful CreateEntry with 201, as Rekor v2 does.
@@ -111,6 +138,24 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	}
 	w.WriteHeader(e.httpStatus)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// refuseUncleanPaths answers a path with dot segments or repeated slashes with 400. http.ServeMux
+// would redirect it to the cleaned path, so `/tile/../../etc/passwd` would get a redirect where
+// every other malformed path gets a refusal, and a resource would have more than one URL.
+func refuseUncleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if r.Method != http.MethodConnect && p != "" && clean != p {
+			writeError(w, newAPIError(codes.InvalidArgument, http.StatusBadRequest, fmt.Sprintf("path %q is not canonical: dot segments and repeated slashes are not allowed", p)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limitedBody caps a request body (http.MaxBytesReader, which also closes the connection after

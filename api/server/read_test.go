@@ -19,7 +19,7 @@ import (
 )
 
 // fillLog writes n entries for distinct artifacts and returns the answers and the artifacts' digests.
-func fillLog(t *testing.T, l *testLog, n int) ([]*rekorv1.TransparencyLogEntry, [][]byte) {
+func fillLog(t testing.TB, l *testLog, n int) ([]*rekorv1.TransparencyLogEntry, [][]byte) {
 	t.Helper()
 	k := newSigner(t)
 	var tles []*rekorv1.TransparencyLogEntry

@@ -183,7 +183,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newAPIError(codes.NotFound, http.StatusNotFound, r.URL.Path+" is not a Quire API path"))
 	})
-	s.handler = m.instrumentHTTP(mux)
+	s.handler = m.instrumentHTTP(refuseUncleanPaths(mux))
 
 	s.http = &http.Server{
 		Handler:           s.handler,

@@ -23,7 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-func decodeEntry(t *testing.T, b []byte) *rekorv1.TransparencyLogEntry {
+func decodeEntry(t testing.TB, b []byte) *rekorv1.TransparencyLogEntry {
 	t.Helper()
 	tle := &rekorv1.TransparencyLogEntry{}
 	if err := protojson.Unmarshal(b, tle); err != nil {

@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"k8s.io/klog/v2"
 )
 
 const usage = `quire: a self-hosted, Rekor v2 compatible transparency log
@@ -47,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Tessera logs through klog; routing it into slog keeps one structured log stream.
+	klog.SetSlogLogger(logger)
 	var err error
 	switch args[0] {
 	case "serve":

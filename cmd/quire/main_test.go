@@ -436,3 +436,63 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+func TestServeFlags(t *testing.T) {
+	k := newECDSA(t)
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, s *serveProc)
+	}{
+		{name: "--read-only answers writes with 405 and still serves reads", args: []string{"--read-only"}, check: func(t *testing.T, s *serveProc) {
+			if status, body := s.post(hashedRekord(t, k, []byte("frozen"))); status != http.StatusMethodNotAllowed {
+				t.Fatalf("POST: status %d, want 405: %s", status, body)
+			}
+			if status, _ := s.get("/checkpoint"); status != http.StatusOK {
+				t.Fatalf("GET /checkpoint: status %d", status)
+			}
+		}},
+		{name: "--dedup=false logs a resubmitted entry again", args: []string{"--dedup=false"}, check: func(t *testing.T, s *serveProc) {
+			body := hashedRekord(t, k, []byte("twice"))
+			var indices []int64
+			for range 2 {
+				status, answer := s.post(body)
+				if status != http.StatusCreated {
+					t.Fatalf("status %d, want 201: %s", status, answer)
+				}
+				tle := &rekorv1.TransparencyLogEntry{}
+				if err := protojson.Unmarshal(answer, tle); err != nil {
+					t.Fatal(err)
+				}
+				indices = append(indices, tle.GetLogIndex())
+			}
+			if indices[0] == indices[1] {
+				t.Fatalf("both copies got index %d", indices[0])
+			}
+		}},
+		{name: "--max-request-body bounds request bodies", args: []string{"--max-request-body", "256"}, check: func(t *testing.T, s *serveProc) {
+			if status, body := s.post(hashedRekord(t, k, []byte("too big for 256 bytes"))); status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status %d, want 413: %s", status, body)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServe(t, t.TempDir(), tc.args...)
+			tc.check(t, s)
+			s.stop()
+		})
+	}
+}
+
+func TestServeRefusesABadWitnessPolicy(t *testing.T) {
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy")
+	if err := os.WriteFile(policy, []byte("quorum nobody\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runQuire(t, dir, "serve", "--witness-policy", policy, "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(stderr, "witness policy") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}

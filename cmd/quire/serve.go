@@ -55,6 +55,9 @@ type serveFlags struct {
 	readOnly           bool
 	dedup              bool
 	shutdownTimeout    time.Duration
+	witnessPolicy      string
+	witnessTimeout     time.Duration
+	witnessFailOpen    bool
 	// originSet says --origin or --public-url was given, so the key must match it.
 	originSet bool
 }
@@ -76,6 +79,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond)")
 	fset.BoolVar(&f.readOnly, "read-only", false, "serve a frozen log: reads only, writes get 405")
 	fset.BoolVar(&f.dedup, "dedup", true, "give a resubmitted entry the first copy's index (409) instead of logging it again")
+	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "file with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
+	fset.DurationVar(&f.witnessTimeout, "witness-timeout", tessera.DefaultWitnessTimeout, "how long publication waits for witnesses")
+	fset.BoolVar(&f.witnessFailOpen, "witness-fail-open", false, "publish a checkpoint even when the witness quorum is not met in time (as rekor-tiles does)")
 	fset.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight writes")
 	if err := parseFlags(fset, args); err != nil {
 		return nil, err
@@ -116,6 +122,10 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 	if err != nil {
 		return err
 	}
+	witnesses, err := readWitnessPolicy(f.witnessPolicy)
+	if err != nil {
+		return err
+	}
 
 	// Storage outlives ctx: after a signal it must keep integrating until every answered write is
 	// in a published checkpoint.
@@ -132,6 +142,9 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 		WithBatching(f.batchMaxSize, f.batchMaxAge).
 		WithCheckpointInterval(f.checkpointInterval).
 		WithPushback(f.pushback)
+	if f.witnessPolicy != "" {
+		opts = opts.WithWitnesses(witnesses, &tessera.WitnessOptions{Timeout: f.witnessTimeout, FailOpen: f.witnessFailOpen})
+	}
 	appender, shutdownAppender, reader, err := tessera.NewAppender(bg, drv, opts)
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting appender: %w", err), storage.Close())
@@ -181,7 +194,7 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 	logger.Info("quire serving",
 		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
 		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir,
-		"verifier_key", key.vkey, "read_only", f.readOnly, "dedup", f.dedup)
+		"verifier_key", key.vkey, "read_only", f.readOnly, "dedup", f.dedup, "witness_policy", f.witnessPolicy)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLis, grpcLis) }()
@@ -250,4 +263,21 @@ func openOrCreateKey(f *serveFlags, logger *slog.Logger) (*logKey, error) {
 		return nil, fmt.Errorf("the key's origin is %q but --origin/--public-url say %q: use a key made for this origin", key.origin, f.origin)
 	}
 	return key, nil
+}
+
+// readWitnessPolicy parses the --witness-policy file with Tessera's parser; no file means the empty
+// group, which asks no witness.
+func readWitnessPolicy(path string) (tessera.WitnessGroup, error) {
+	if path == "" {
+		return tessera.WitnessGroup{}, nil
+	}
+	policy, err := os.ReadFile(path)
+	if err != nil {
+		return tessera.WitnessGroup{}, fmt.Errorf("reading witness policy: %w", err)
+	}
+	group, err := tessera.NewWitnessGroupFromPolicy(policy)
+	if err != nil {
+		return tessera.WitnessGroup{}, fmt.Errorf("parsing witness policy %s: %w", path, err)
+	}
+	return group, nil
 }

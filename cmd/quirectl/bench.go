@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/quirelog/quire/api/client"
 	"github.com/quirelog/quire/api/client/loadgen"
@@ -17,6 +18,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cfg loadgen.Config
 	var keyType string
 	var asJSON, strict bool
+	var recordPath string
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:3000", "base URL of the Rekor v2 compatible log")
 	fs.IntVar(&cfg.Workers, "workers", loadgen.DefaultWorkers, "concurrent requests (closed loop), or the most in flight with --rate")
 	fs.DurationVar(&cfg.Duration, "duration", loadgen.DefaultDuration, "how long to send requests")
@@ -27,6 +29,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.PoolSize, "pool", 0, "requests to sign before the clock starts (0: sized from rate and duration)")
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", loadgen.DefaultRequestTimeout, "timeout of one request")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.StringVar(&recordPath, "record", "", "write a JSON line per 201 (log_index, canonicalized_body, tree_size, root_hash, checkpoint) to this file")
 	fs.BoolVar(&strict, "strict", false, "exit 1 when no entry was created or an unexpected error occurred")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -39,6 +42,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: %w", err)
 	}
 	cfg.KeyType = kt
+	var (
+		rec     *loadgen.Recorder
+		recFile *os.File
+	)
+	if recordPath != "" {
+		f, err := os.OpenFile(recordPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		recFile, rec = f, loadgen.NewRecorder(f)
+		cfg.OnResult = rec.Record
+	}
 	rep, err := loadgen.Run(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -51,6 +67,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	} else if err := rep.WriteText(stdout); err != nil {
 		return fmt.Errorf("bench: %w", err)
+	}
+	if rec != nil {
+		written, malformed, err := rec.Flush()
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		if err := recFile.Close(); err != nil {
+			return fmt.Errorf("bench: closing %s: %w", recordPath, err)
+		}
+		if malformed > 0 {
+			return &exitStatus{code: 1, err: fmt.Errorf("bench: %d of %d answers with 201 were not a TransparencyLogEntry", malformed, malformed+written)}
+		}
 	}
 	if strict && (rep.Created == 0 || rep.UnexpectedErrors() > 0) {
 		return &exitStatus{code: 1, err: fmt.Errorf("bench: %d entries created, %d unexpected errors", rep.Created, rep.UnexpectedErrors())}

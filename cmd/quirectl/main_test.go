@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -96,8 +98,9 @@ func TestBenchStrictFailsWhenNothingIsCreated(t *testing.T) {
 // deliberate duplicate must get 409. No speed is asserted.
 func TestBenchAgainstQuireServe(t *testing.T) {
 	base, _ := quireServer(t)
+	receipts := filepath.Join(t.TempDir(), "receipts.jsonl")
 	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"bench", "--url", base, "--workers", "16", "--duration", "3s", "--dup-fraction", "0.1", "--pool", "3000", "--json", "--strict"}, &stdout, &stderr)
+	err := run(context.Background(), []string{"bench", "--url", base, "--workers", "16", "--duration", "3s", "--dup-fraction", "0.1", "--pool", "3000", "--json", "--strict", "--record", receipts}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
@@ -114,5 +117,42 @@ func TestBenchAgainstQuireServe(t *testing.T) {
 	}
 	if rep.Errors["409"] != rep.DuplicatesSent {
 		t.Errorf("%d deliberate duplicates but %d answered 409", rep.DuplicatesSent, rep.Errors["409"])
+	}
+
+	data, err := os.ReadFile(receipts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if int64(len(lines)) != rep.Created+rep.CreatedAfterEnd {
+		t.Fatalf("%d receipts for %d entries created", len(lines), rep.Created+rep.CreatedAfterEnd)
+	}
+	indices := map[int64]bool{}
+	for _, line := range lines {
+		var r loadgen.Receipt
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("receipt %q: %v", line, err)
+		}
+		if indices[r.LogIndex] {
+			t.Fatalf("index %d acknowledged twice", r.LogIndex)
+		}
+		indices[r.LogIndex] = true
+		if r.LogIndex >= r.TreeSize || len(r.RootHash) != 32 || !strings.Contains(string(r.CanonicalizedBody), `"kind":"hashedrekord"`) {
+			t.Fatalf("receipt %+v does not hold a proof for its entry", r)
+		}
+	}
+}
+
+func TestBenchRecordRefusesAnswersThatAreNotEntries(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`<html>created</html>`))
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--url", srv.URL, "--workers", "1", "--duration", "100ms", "--pool", "50", "--record", filepath.Join(t.TempDir(), "r.jsonl")}, &stdout, &stderr)
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "not a TransparencyLogEntry") {
+		t.Fatalf("err = %v (exit %d), want malformed answers reported", err, exitCode(err))
 	}
 }

@@ -140,20 +140,16 @@ func Mirror(ctx context.Context, cfg Config) (*Result, error) {
 
 	r := &run{cfg: cfg, size: cp.Size, start: time.Now()}
 	stopProgress := r.reportProgress()
-	t0 := time.Now()
 	err = r.mirrorTree(ctx, cp, old)
-	fmt.Fprintln(os.Stderr, "TIMING tree", time.Since(t0))
 	stopProgress()
 	res.Progress = r.snapshot(false)
 	if err != nil {
 		return res, err
 	}
 	// Everything the checkpoint commits to must be durable before the checkpoint is.
-	t0 = time.Now()
 	if err := syncDir(cfg.Dir); err != nil {
 		return res, err
 	}
-	fmt.Fprintln(os.Stderr, "TIMING sync", time.Since(t0))
 	if err := writeAtomic(cfg.Dir, layout.CheckpointPath, cpRaw); err != nil {
 		return res, fmt.Errorf("writing checkpoint: %w", err)
 	}
@@ -164,8 +160,6 @@ func Mirror(ctx context.Context, cfg Config) (*Result, error) {
 	if old != nil {
 		oldSize = old.Size
 	}
-	t0 = time.Now()
-	defer func() { fmt.Fprintln(os.Stderr, "TIMING prune", time.Since(t0)) }()
 	if err := r.removeObsoletePartials(oldSize); err != nil {
 		return res, err
 	}
@@ -210,12 +204,37 @@ func (r *run) reportProgress() (stop func()) {
 
 // mirrorTree fetches and checks every bundle and tile for cp, and old's root on the way.
 func (r *run) mirrorTree(ctx context.Context, cp *flog.Checkpoint, old *flog.Checkpoint) error {
-	// upper[l] holds the level-l nodes (l a multiple of 8 above 0) in order: the contents of the
-	// level l/8 tiles, recomputed from the leaves.
-	upper := map[uint][][]byte{}
+	// Tiles above level 0 are checked against the nodes recomputed from the leaves as soon as each
+	// is complete, so only one unfinished tile per level is held: memory stays bounded.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(int(r.cfg.Parallel))
+	err := r.walkLeaves(gctx, g, cp, old)
+	if werr := g.Wait(); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// walkLeaves reads level 0 in order, recomputing the tree; it hands each finished higher tile to g
+// to check, then checks the root and the partial tiles at the right edge.
+func (r *run) walkLeaves(ctx context.Context, g *errgroup.Group, cp, old *flog.Checkpoint) error {
+	// unfinished[l] holds the level-l nodes (l a multiple of 8 above 0) of the level l/8 tile not
+	// yet complete; done[l] counts the complete tiles of that level.
+	unfinished := map[uint][][]byte{}
+	done := map[uint]uint64{}
+	checkTile := func(level uint, idx uint64, nodes [][]byte) {
+		want := bytes.Join(nodes, nil)
+		g.Go(func() error { return r.upperTile(ctx, uint64(level/8), idx, want) })
+	}
 	visit := func(id compact.NodeID, h []byte) {
-		if id.Level > 0 && id.Level%8 == 0 {
-			upper[id.Level] = append(upper[id.Level], h)
+		if id.Level == 0 || id.Level%8 != 0 {
+			return
+		}
+		unfinished[id.Level] = append(unfinished[id.Level], h)
+		if len(unfinished[id.Level]) == layout.TileWidth {
+			checkTile(id.Level, done[id.Level], unfinished[id.Level])
+			unfinished[id.Level] = nil
+			done[id.Level]++
 		}
 	}
 	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
@@ -254,23 +273,22 @@ func (r *run) mirrorTree(ctx context.Context, cp *flog.Checkpoint, old *flog.Che
 	if err != nil {
 		return fmt.Errorf("hashing the tree: %w", err)
 	}
+	if rng.End() == 0 {
+		// RFC 6962 §2.1: the empty tree hashes to SHA-256(""), where a compact range gives nil.
+		root = rfc6962.DefaultHasher.EmptyRoot()
+	}
 	if !bytes.Equal(root, cp.Hash) {
 		return fmt.Errorf("entries hash to root %x at size %d, the checkpoint says %x", root, cp.Size, cp.Hash)
 	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(int(r.cfg.Parallel))
-	for level := uint64(1); cp.Size>>(8*level) > 0; level++ {
-		nodes := upper[uint(8*level)]
-		if uint64(len(nodes)) != cp.Size>>(8*level) {
-			return fmt.Errorf("recomputed %d nodes at level %d, want %d", len(nodes), 8*level, cp.Size>>(8*level))
+	for level := uint(8); cp.Size>>level > 0; level += 8 {
+		if got, want := done[level]*layout.TileWidth+uint64(len(unfinished[level])), cp.Size>>level; got != want {
+			return fmt.Errorf("recomputed %d nodes at level %d, want %d", got, level, want)
 		}
-		for idx := uint64(0); idx*layout.TileWidth < uint64(len(nodes)); idx++ {
-			want := bytes.Join(nodes[idx*layout.TileWidth:min(uint64(len(nodes)), (idx+1)*layout.TileWidth)], nil)
-			g.Go(func() error { return r.upperTile(gctx, level, idx, want) })
+		if len(unfinished[level]) > 0 {
+			checkTile(level, done[level], unfinished[level])
 		}
 	}
-	return g.Wait()
+	return nil
 }
 
 // levelZeroInOrder runs levelZero for bundles 0..n-1 with cfg.Parallel workers and yields the
@@ -515,9 +533,6 @@ func writeAtomic(root, path string, data []byte) error {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(full), err)
 	}
 	tmp := filepath.Join(root, tmpDir, fmt.Sprintf("%s.%d", strings.ReplaceAll(path, "/", "_"), tmpSeq.Add(1)))
-	if os.Getenv("SAMEDIR") != "" {
-		tmp = fmt.Sprintf("%s.tmp-%d", full, tmpSeq.Add(1))
-	}
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("creating temp file for %s: %w", path, err)

@@ -398,6 +398,35 @@ func TestMirrorRejectsABadSource(t *testing.T) {
 	})
 }
 
+func TestMirrorOfAnEmptyLogHoldsOnlyItsCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	key, err := testlog.NewKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := testlog.NewVerifier(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcDir := t.TempDir()
+	lg, err := testlog.Open(ctx, srcDir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close(ctx)
+	src := newSource(srcDir)
+	defer src.srv.Close()
+	dir := t.TempDir()
+	res, err := Mirror(ctx, src.config(t, dir, v))
+	if err != nil || res.Size != 0 {
+		t.Fatalf("mirror of an empty log: %+v, %v", res, err)
+	}
+	got := tree(t, dir)
+	if len(got) != 1 || got["checkpoint"] == nil {
+		t.Fatalf("mirror holds %d files, want only the checkpoint", len(got))
+	}
+}
+
 func TestTrim(t *testing.T) {
 	bundle := []byte{0, 1, 'a', 0, 2, 'b', 'c', 0, 0}
 	for _, tc := range []struct {

@@ -5,8 +5,8 @@
 // consistent with the last checkpoint this monitor verified (RFC 9162 §2.1.4, proof built from the
 // tiles), reads every new entry from the entry bundles (C2SP tlog-tiles), recomputes the tree root
 // from those entries' leaf hashes and the compact range of the old tree and compares it to the
-// checkpoint, and only then reports the hashedrekord v0.0.2 entries that were signed by a watched key
-// or are for a watched digest, one JSON line each. The last verified checkpoint lives in a state file
+// checkpoint, and only then reports the Rekor v2 entries (hashedrekord and dsse v0.0.2) that were
+// signed by a watched key or are for a watched digest, one JSON line each. The last verified checkpoint lives in a state file
 // that is replaced atomically; a fork is returned as *ForkError with both checkpoints saved beside it.
 package monitor
 
@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
@@ -203,7 +204,7 @@ func (m *Monitor) Poll(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// consistent proves the tree of size m with root mRoot a prefix of the tree of size n with root nRoot.
+// consistent proves the tree of size small with root smallRoot a prefix of the tree of size large.
 // A proof that cannot be fetched is an ordinary error; one that fails is the fork evidence.
 func (m *Monitor) consistent(ctx context.Context, small, large uint64, smallRoot, largeRoot []byte) error {
 	if small == 0 {
@@ -297,14 +298,18 @@ func (m *Monitor) readEntries(ctx context.Context, oldSize uint64, oldHash []byt
 	if err != nil {
 		return nil, fmt.Errorf("hashing the tree of size %d: %w", cp.Size, err)
 	}
+	if rng.End() == 0 {
+		// RFC 6962 §2.1: the empty tree hashes to SHA-256(""), where a compact range gives nil.
+		root = rfc6962.DefaultHasher.EmptyRoot()
+	}
 	if !bytes.Equal(root, cp.Hash) {
 		return nil, fmt.Errorf("entries hash to root %x at size %d, the checkpoint says %x", root, cp.Size, cp.Hash)
 	}
 	return matches, nil
 }
 
-// inspect matches a Rekor v2 hashedrekord v0.0.2 entry against the watch lists; other entries
-// (other kinds, or logs that are not Rekor logs) never match.
+// inspect matches a Rekor v2 entry (hashedrekord or dsse, v0.0.2) against the watch lists: the
+// signer keys and the artifact digest (a DSSE entry's payload hash). Other entries never match.
 func (m *Monitor) inspect(e []byte) (Match, bool) {
 	if len(m.keys) == 0 && len(m.digests) == 0 {
 		return Match{}, false
@@ -313,27 +318,43 @@ func (m *Monitor) inspect(e []byte) (Match, bool) {
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(e, &entry); err != nil {
 		return Match{}, false
 	}
-	hr := entry.GetSpec().GetHashedRekordV002()
-	if entry.GetKind() != "hashedrekord" || hr == nil {
+	var data *protocommon.HashOutput
+	var verifiers []*rekorpb.Verifier
+	switch {
+	case entry.GetSpec().GetHashedRekordV002() != nil:
+		hr := entry.GetSpec().GetHashedRekordV002()
+		data, verifiers = hr.GetData(), []*rekorpb.Verifier{hr.GetSignature().GetVerifier()}
+	case entry.GetSpec().GetDsseV002() != nil:
+		d := entry.GetSpec().GetDsseV002()
+		data = d.GetPayloadHash()
+		for _, sig := range d.GetSignatures() {
+			verifiers = append(verifiers, sig.GetVerifier())
+		}
+	default:
 		return Match{}, false
 	}
-	key := signerKey(hr.GetSignature().GetVerifier())
-	digest := hr.GetData().GetDigest()
 	var reasons []string
-	if key != nil && m.keys[string(key)] {
-		reasons = append(reasons, "key")
+	var matchedKey []byte
+	for _, v := range verifiers {
+		if key := signerKey(v); key != nil && m.keys[string(key)] {
+			reasons, matchedKey = append(reasons, "key"), key
+			break
+		}
 	}
-	if m.digests[string(digest)] {
+	if m.digests[string(data.GetDigest())] {
 		reasons = append(reasons, "digest")
 	}
 	if len(reasons) == 0 {
 		return Match{}, false
 	}
-	keySum := sha256.Sum256(key)
-	alg := strings.ToLower(strings.ReplaceAll(hr.GetData().GetAlgorithm().String(), "SHA2_", "sha"))
+	if matchedKey == nil && len(verifiers) > 0 {
+		matchedKey = signerKey(verifiers[0])
+	}
+	keySum := sha256.Sum256(matchedKey)
+	alg := strings.ToLower(strings.ReplaceAll(data.GetAlgorithm().String(), "SHA2_", "sha"))
 	return Match{
 		Kind:    entry.GetKind() + "/" + entry.GetApiVersion(),
-		Digest:  alg + ":" + hex.EncodeToString(digest),
+		Digest:  alg + ":" + hex.EncodeToString(data.GetDigest()),
 		KeySHA:  hex.EncodeToString(keySum[:]),
 		Reasons: reasons,
 	}, true

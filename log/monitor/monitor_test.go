@@ -27,6 +27,7 @@ import (
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/tessera/client"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 const origin = "monitor.quire.test"
@@ -56,6 +57,24 @@ func hashedRekord(t *testing.T, key *ecdsa.PrivateKey, artifact string) (leaf, d
 	return leaf, sum[:]
 }
 
+// dsseEntry returns a dsse v0.0.2 leaf whose envelope signer is key.
+func dsseEntry(t *testing.T, key *ecdsa.PrivateKey, payload string) []byte {
+	t.Helper()
+	sum := sha256.Sum256([]byte(payload))
+	e := &rekorpb.Entry{Kind: "dsse", ApiVersion: "0.0.2", Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_DsseV002{DsseV002: &rekorpb.DSSELogEntryV002{
+		PayloadHash: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: sum[:]},
+		Signatures: []*rekorpb.Signature{{Content: []byte("sig"), Verifier: &rekorpb.Verifier{
+			Verifier:   &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: pkix(t, key)}},
+			KeyDetails: protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256,
+		}}},
+	}}}}
+	leaf, err := protojson.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
+}
+
 func newKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -77,7 +96,8 @@ func pkix(t *testing.T, k crypto.Signer) []byte {
 // switchServer serves whichever log directory it was last pointed at, like a log that changes
 // its story.
 type switchServer struct {
-	dir atomic.Pointer[string]
+	dir        atomic.Pointer[string]
+	checkpoint atomic.Pointer[[]byte]
 	*httptest.Server
 }
 
@@ -85,6 +105,10 @@ func newSwitchServer(dir string) *switchServer {
 	s := &switchServer{}
 	s.dir.Store(&dir)
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cp := s.checkpoint.Load(); cp != nil && r.URL.Path == "/checkpoint" {
+			w.Write(*cp)
+			return
+		}
 		http.FileServer(http.Dir(*s.dir.Load())).ServeHTTP(w, r)
 	}))
 	return s
@@ -154,9 +178,8 @@ func TestMonitorReportsWatchedEntriesAndFollowsGrowth(t *testing.T) {
 	var watchedDigest []byte
 	entries[300], watchedDigest = hashedRekord(t, other, "evil.tar.gz")
 	entries[301], _ = hashedRekord(t, other, "fine.tar.gz")
-	if err := lg.Add(ctx, entries[:350]); err != nil {
-		t.Fatal(err)
-	}
+	entries[400], _ = hashedRekord(t, watched, "release-2.0.tar.gz")
+	entries[500] = dsseEntry(t, watched, "attestation")
 	srv := testlog.Serve(dir)
 	defer srv.Close()
 	state := filepath.Join(t.TempDir(), "state")
@@ -169,13 +192,13 @@ func TestMonitorReportsWatchedEntriesAndFollowsGrowth(t *testing.T) {
 		wantSize   uint64
 		wantReport []uint64
 	}{
-		{name: "the first poll reads the whole log and reports the watched key and digest", wantSize: 350, wantReport: []uint64{3, 300}},
+		{name: "the first poll of an empty log verifies it and reports nothing", wantSize: 0},
+		{name: "the next poll reads the whole log and reports the watched key and digest", add: entries[:350], wantSize: 350, wantReport: []uint64{3, 300}},
 		{name: "a poll with no growth reports nothing", wantSize: 350},
-		{name: "a poll after growth reports only new entries", add: entries[350:], wantSize: 600, wantReport: []uint64{400}},
+		{name: "a poll after growth reports only new entries", add: entries[350:], wantSize: 600, wantReport: []uint64{400, 500}},
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			if step.add != nil {
-				step.add[400-350], _ = hashedRekord(t, watched, "release-2.0.tar.gz")
 				if err := lg.Add(ctx, step.add); err != nil {
 					t.Fatal(err)
 				}
@@ -211,7 +234,8 @@ func TestMonitorCatchesAForkAndSavesBothCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two logs under one key that agree on nothing: a log showing different views to different people.
+	// Two logs under one key that agree on nothing after entry 298: a log showing different views
+	// to different people.
 	honest, forked := t.TempDir(), t.TempDir()
 	for _, c := range []struct {
 		dir     string
@@ -231,42 +255,94 @@ func TestMonitorCatchesAForkAndSavesBothCheckpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	srv := newSwitchServer(honest)
-	defer srv.Close()
-	state := filepath.Join(t.TempDir(), "state")
-	var out bytes.Buffer
-	m := newMonitor(t, srv.URL, key, state, &out, nil, nil)
-	if _, err := m.Poll(ctx); err != nil {
-		t.Fatalf("poll of the honest log: %v", err)
-	}
-	before, err := os.ReadFile(state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.dir.Store(&forked)
-	_, err = m.Poll(ctx)
-	var fe *ForkError
-	if !errors.As(err, &fe) {
-		t.Fatalf("poll of the forked log returned %v, want a *ForkError", err)
-	}
-	forkedCP, err := os.ReadFile(filepath.Join(forked, "checkpoint"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		name, path string
-		want       []byte
+	otherRoot := bytes.Repeat([]byte{7}, 32)
+	for _, tc := range []struct {
+		name string
+		dir  string
+		// checkpoint, if set, is served instead of the directory's own.
+		checkpoint []byte
 	}{
-		{"the old checkpoint is saved", fe.OldPath, before[len(stateHeader):]},
-		{"the new checkpoint is saved", fe.NewPath, forkedCP},
-		{"the state is left as it was", state, before},
+		{name: "a larger tree that does not extend the verified one is a fork", dir: forked},
+		{name: "a second root for the verified size is a fork", dir: honest, checkpoint: testlog.SignCheckpoint(t, key, 300, otherRoot)},
+		{name: "a smaller tree that the verified one does not extend is a fork", dir: honest, checkpoint: testlog.SignCheckpoint(t, key, 200, otherRoot)},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := os.ReadFile(c.path)
-			if err != nil || !bytes.Equal(got, c.want) {
-				t.Fatalf("%s holds %q (%v), want %q", c.path, got, err, c.want)
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newSwitchServer(honest)
+			defer srv.Close()
+			state := filepath.Join(t.TempDir(), "state")
+			var out bytes.Buffer
+			m := newMonitor(t, srv.URL, key, state, &out, nil, nil)
+			if _, err := m.Poll(ctx); err != nil {
+				t.Fatalf("poll of the honest log: %v", err)
+			}
+			before, err := os.ReadFile(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.dir.Store(&tc.dir)
+			served := tc.checkpoint
+			if served == nil {
+				if served, err = os.ReadFile(filepath.Join(tc.dir, "checkpoint")); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				srv.checkpoint.Store(&served)
+			}
+			_, err = m.Poll(ctx)
+			var fe *ForkError
+			if !errors.As(err, &fe) {
+				t.Fatalf("poll returned %v, want a *ForkError", err)
+			}
+			for _, c := range []struct {
+				what, path string
+				want       []byte
+			}{
+				{"the old checkpoint", fe.OldPath, before[len(stateHeader):]},
+				{"the new checkpoint", fe.NewPath, served},
+				{"the state", state, before},
+			} {
+				got, err := os.ReadFile(c.path)
+				if err != nil || !bytes.Equal(got, c.want) {
+					t.Errorf("%s: %s holds %q (%v), want %q", c.what, c.path, got, err, c.want)
+				}
 			}
 		})
+	}
+}
+
+func TestMonitorAcceptsAnOlderConsistentCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	key, err := testlog.NewKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	lg, err := testlog.Open(ctx, dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close(ctx)
+	if err := lg.Add(ctx, testlog.Entries(0, 100)); err != nil {
+		t.Fatal(err)
+	}
+	older, err := os.ReadFile(filepath.Join(dir, "checkpoint"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lg.Add(ctx, testlog.Entries(100, 100)); err != nil {
+		t.Fatal(err)
+	}
+	srv := newSwitchServer(dir)
+	defer srv.Close()
+	var out bytes.Buffer
+	m := newMonitor(t, srv.URL, key, filepath.Join(t.TempDir(), "state"), &out, nil, nil)
+	if rep, err := m.Poll(ctx); err != nil || rep.NewSize != 200 {
+		t.Fatalf("first poll: %+v, %v", rep, err)
+	}
+	// A lagging cache may still serve the size-100 checkpoint; it is consistent, so not a fork.
+	srv.checkpoint.Store(&older)
+	if rep, err := m.Poll(ctx); err != nil || rep.NewSize != 200 {
+		t.Fatalf("poll seeing an older checkpoint: %+v, %v", rep, err)
 	}
 }
 

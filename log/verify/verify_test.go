@@ -9,14 +9,17 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
@@ -57,6 +60,27 @@ type artifactSigner struct {
 	details protocommon.PublicKeyDetails
 	hash    crypto.Hash
 	key     crypto.Signer
+	// cert, if set, is a DER certificate for key that names the signer instead of the key.
+	cert []byte
+}
+
+// withCert names the signer by a self-signed certificate, as a Fulcio-issued one would.
+func withCert(t testing.TB, s artifactSigner) artifactSigner {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "signer@quire.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.key.Public(), s.key)
+	if err != nil {
+		t.Fatalf("creating certificate: %v", err)
+	}
+	s.cert = der
+	s.name += " certificate"
+	return s
 }
 
 func newArtifactSigner(t testing.TB, name string) artifactSigner {
@@ -128,12 +152,16 @@ func buildSignedLog(t testing.TB, s artifactSigner, witnesses, cosigned int) *si
 	if err != nil {
 		t.Fatalf("encoding signer key: %v", err)
 	}
+	verifier := &rekorpb.Verifier{
+		Verifier:   &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: pubDER}},
+		KeyDetails: s.details,
+	}
+	if s.cert != nil {
+		verifier.Verifier = &rekorpb.Verifier_X509Certificate{X509Certificate: &protocommon.X509Certificate{RawBytes: s.cert}}
+	}
 	req := &rekorpb.HashedRekordRequestV002{
-		Digest: digest,
-		Signature: &rekorpb.Signature{Content: sig, Verifier: &rekorpb.Verifier{
-			Verifier:   &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: pubDER}},
-			KeyDetails: s.details,
-		}},
+		Digest:    digest,
+		Signature: &rekorpb.Signature{Content: sig, Verifier: verifier},
 	}
 	registry, err := signature.NewAlgorithmRegistryConfig([]protocommon.PublicKeyDetails{s.details})
 	if err != nil {
@@ -215,7 +243,6 @@ func buildSignedLog(t testing.TB, s artifactSigner, witnesses, cosigned int) *si
 	b := &protobundle.Bundle{
 		MediaType: bundleMediaTypes[0],
 		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: KeyHint(pubDER)}},
 			TlogEntries: []*protorekor.TransparencyLogEntry{{
 				LogIndex:    index,
 				LogId:       &protocommon.LogId{KeyId: LogID(testOrigin, logPub)},
@@ -231,6 +258,10 @@ func buildSignedLog(t testing.TB, s artifactSigner, witnesses, cosigned int) *si
 			MessageDigest: &protocommon.HashOutput{Algorithm: hashAlgFor(s.hash), Digest: digest},
 			Signature:     sig,
 		}},
+	}
+	b.VerificationMaterial.Content = &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: KeyHint(pubDER)}}
+	if s.cert != nil {
+		b.VerificationMaterial.Content = &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: s.cert}}
 	}
 	return &signedLog{
 		bundle:       b,
@@ -306,9 +337,14 @@ func checkOf(err error) Check {
 }
 
 func TestBundleVerifiesForEveryAcceptedKeyType(t *testing.T) {
+	var signers []artifactSigner
 	for _, keyType := range []string{"ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-2048", "ed25519"} {
-		t.Run("a bundle signed with "+keyType+" verifies", func(t *testing.T) {
-			l := buildSignedLog(t, newArtifactSigner(t, keyType), 1, 1)
+		signers = append(signers, newArtifactSigner(t, keyType))
+	}
+	signers = append(signers, withCert(t, newArtifactSigner(t, "ecdsa-p256")))
+	for _, s := range signers {
+		t.Run("a bundle signed with "+s.name+" verifies", func(t *testing.T) {
+			l := buildSignedLog(t, s, 1, 1)
 			policy, err := ParseWitnessPolicy(policyText(l.witnessVKeys, "all"))
 			if err != nil {
 				t.Fatal(err)

@@ -243,7 +243,7 @@ func table(args []string, ratioOf string, stdout io.Writer) error {
 	if ratioOf == "" {
 		return nil
 	}
-	fmt.Fprintf(stdout, "\nratio %s/%s:\n", first, second)
+	header := false
 	for _, a := range reps {
 		if a.name != first {
 			continue
@@ -251,6 +251,10 @@ func table(args []string, ratioOf string, stdout io.Writer) error {
 		for _, b := range reps {
 			if b.name != second || b.rep.Mode != a.rep.Mode || b.rep.Workers != a.rep.Workers || b.rep.OfferedRate != a.rep.OfferedRate {
 				continue
+			}
+			if !header {
+				fmt.Fprintf(stdout, "\nratio %s/%s:\n", first, second)
+				header = true
 			}
 			label := fmt.Sprintf("%s loop, %d workers", a.rep.Mode, a.rep.Workers)
 			if a.rep.Mode == "open" {

@@ -103,4 +103,12 @@ func TestTablePrintsRowsAndRatios(t *testing.T) {
 	if strings.Contains(got, "open loop, 2000/s") {
 		t.Errorf("a ratio was printed for a load only one server ran:\n%s", got)
 	}
+
+	out.Reset()
+	if err := run([]string{"table", "-ratio", "quire/rekor-tiles", "quire=testdata/quire-256.json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "ratio") {
+		t.Errorf("a ratio heading without a pair to compare:\n%s", out.String())
+	}
 }

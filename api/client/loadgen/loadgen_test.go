@@ -5,6 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -17,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	rekorpb "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	pb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -321,7 +324,7 @@ func TestPercentiles(t *testing.T) {
 	}
 }
 
-func TestGeneratorSignsDistinctVerifiableRequests(t *testing.T) {
+func TestGeneratorSignsDistinctRequestsOverEveryKey(t *testing.T) {
 	for _, kt := range client.KeyTypes() {
 		if kt == client.KeyRSA3072 || kt == client.KeyRSA4096 {
 			continue // generating these keys takes seconds; rsa-2048 covers the RSA path
@@ -354,5 +357,36 @@ func TestGeneratorSignsDistinctVerifiableRequests(t *testing.T) {
 				t.Errorf("%d distinct keys, want 2", len(keys))
 			}
 		})
+	}
+}
+
+func TestRecorderWritesAReceiptPer201(t *testing.T) {
+	tle := &rekorpb.TransparencyLogEntry{
+		LogIndex:          7,
+		CanonicalizedBody: []byte(`{"kind":"hashedrekord"}`),
+		InclusionProof: &rekorpb.InclusionProof{
+			LogIndex: 7, TreeSize: 8, RootHash: make([]byte, 32),
+			Checkpoint: &rekorpb.Checkpoint{Envelope: "origin\n8\nAAAA\n"},
+		},
+	}
+	body, err := protojson.Marshal(tle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rec := NewRecorder(&out)
+	rec.Record(Result{Status: 201, Body: body})
+	rec.Record(Result{Status: 409, Err: errors.New("duplicate")})
+	rec.Record(Result{Status: 201, Body: []byte("not json")})
+	written, malformed, err := rec.Flush()
+	if err != nil || written != 1 || malformed != 1 {
+		t.Fatalf("written %d malformed %d err %v", written, malformed, err)
+	}
+	var got Receipt
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+		t.Fatalf("%q: %v", out.String(), err)
+	}
+	if got.LogIndex != 7 || got.TreeSize != 8 || string(got.CanonicalizedBody) != `{"kind":"hashedrekord"}` || got.Checkpoint != "origin\n8\nAAAA\n" {
+		t.Fatalf("receipt %+v", got)
 	}
 }

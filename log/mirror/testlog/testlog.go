@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"time"
 
 	"github.com/transparency-dev/formats/log"
@@ -79,7 +80,12 @@ func open(ctx context.Context, dir string, key Key) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting appender: %w", err)
 	}
-	return &Log{Dir: dir, Verifier: verifier, appender: a, reader: r, shutdown: shutdown}, nil
+	l := &Log{Dir: dir, Verifier: verifier, appender: a, reader: r, shutdown: shutdown}
+	// Callers may read the log at once, so wait for the first (possibly empty) checkpoint.
+	if err := l.Add(ctx, nil); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Add appends entries and returns once a checkpoint covering all of them is published.
@@ -104,6 +110,9 @@ func (l *Log) Add(ctx context.Context, entries [][]byte) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
 		raw, err := l.reader.ReadCheckpoint(ctx)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("reading checkpoint: %w", err)
+		}
 		if err == nil {
 			cp, _, _, err := log.ParseCheckpoint(raw, l.Verifier.Name(), l.Verifier)
 			if err != nil {
@@ -173,3 +182,6 @@ func SignCheckpoint(t Fataler, key Key, size uint64, root []byte) []byte {
 	}
 	return n
 }
+
+// Reader is the log's Tessera reader.
+func (l *Log) Reader() tessera.LogReader { return l.reader }
