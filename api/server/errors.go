@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"syscall"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/transparency-dev/tessera"
@@ -28,6 +29,9 @@ const (
 	// pushbackRetrySeconds is short because pushback clears as soon as one batch integrates,
 	// which takes well under a second.
 	pushbackRetrySeconds = 1
+
+	// diskFullRetrySeconds is longer: a full disk waits for an operator, not for a batch.
+	diskFullRetrySeconds = 10
 
 	// statusClientClosedRequest is the de-facto status for a client that went away (nginx's 499),
 	// which grpc-gateway also uses for codes.Canceled.
@@ -77,6 +81,12 @@ func mapError(err error) *apiError {
 		// caller's quota, and gRPC clients retry Unavailable by default.
 		e := newAPIError(codes.Unavailable, http.StatusServiceUnavailable, "the log is busy integrating earlier entries; retry after "+strconv.Itoa(pushbackRetrySeconds)+"s")
 		e.headers = map[string]string{headerRetryAfter: strconv.Itoa(pushbackRetrySeconds)}
+		return e
+	case errors.Is(err, syscall.ENOSPC):
+		// A full disk (issue 6 item 5): storage refused the batch and wrote nothing of it. It
+		// clears only when an operator frees space, so writers are asked to wait longer.
+		e := newAPIError(codes.Unavailable, http.StatusServiceUnavailable, "the log's storage is full; retry after "+strconv.Itoa(diskFullRetrySeconds)+"s")
+		e.headers = map[string]string{headerRetryAfter: strconv.Itoa(diskFullRetrySeconds)}
 		return e
 	case errors.As(err, &tooBig):
 		return newAPIError(codes.ResourceExhausted, http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(tooBig.Limit, 10)+" bytes")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -83,6 +86,9 @@ func TestGRPC(t *testing.T) {
 		if status.Code(err) != codes.InvalidArgument {
 			t.Fatalf("error %v, want InvalidArgument", err)
 		}
+		if msg := status.Convert(err).Message(); !strings.Contains(msg, "signature") {
+			t.Errorf("message %q does not name the signature", msg)
+		}
 	})
 
 	t.Run("a message over the size limit is refused", func(t *testing.T) {
@@ -130,6 +136,36 @@ func TestGRPC(t *testing.T) {
 		}
 		if _, err := rekor.GetTile(ctx, &rekorpb.TileRequest{L: 0, N: "x999/000"}); status.Code(err) != codes.NotFound {
 			t.Errorf("tile beyond the log: error %v, want NotFound", err)
+		}
+	})
+
+	t.Run("the health service reports serving", func(t *testing.T) {
+		resp, err := healthpb.NewHealthClient(dialGRPC(t, l)).Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health: %v %v", resp, err)
+		}
+	})
+
+	t.Run("reflection lists the Rekor and quire.v1 services", func(t *testing.T) {
+		stream, err := reflectionpb.NewServerReflectionClient(dialGRPC(t, l)).ServerReflectionInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		for _, s := range resp.GetListServicesResponse().GetService() {
+			names[s.GetName()] = true
+		}
+		for _, want := range []string{"dev.sigstore.rekor.v2.Rekor", "quire.v1.Log"} {
+			if !names[want] {
+				t.Errorf("reflection does not list %s: %v", want, names)
+			}
 		}
 	})
 

@@ -25,6 +25,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/proto"
 )
 
 // hostileCase is one request from issue 6 item 3: something a careless or malicious client sends.
@@ -73,7 +76,8 @@ func intp(n int) *int { return &n }
 
 // generatedCases are the cases whose requests are built in code: 10,000-level nesting, bodies over
 // the harness's 64 KiB limit, paths and numbers thousands of characters long.
-func generatedCases() []hostileCase {
+func generatedCases(t *testing.T) []hostileCase {
+	t.Helper()
 	const depth = 10000
 	deepArrays := strings.Repeat("[", depth) + strings.Repeat("]", depth)
 	deepObjects := strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth)
@@ -81,6 +85,12 @@ func generatedCases() []hostileCase {
 	// A body just over the limit that would otherwise be a valid request: spaces are legal JSON.
 	padded := `{"hashedRekordRequestV002":{"digest":"{{DIGEST}}",` + strings.Repeat(" ", 65<<10) + `"signature":{"content":"{{SIG}}","verifier":{"publicKey":{"rawBytes":"{{PUB}}"},"keyDetails":"PKIX_ECDSA_P256_SHA_256"}}}}`
 	hugeDigest := base64.StdEncoding.EncodeToString(make([]byte, 40<<10))
+	binary, err := proto.Marshal(&rekorpb.CreateEntryRequest{Spec: &rekorpb.CreateEntryRequest_HashedRekordRequestV002{
+		HashedRekordRequestV002: &rekorpb.HashedRekordRequestV002{Digest: make([]byte, sha256.Size)},
+	}})
+	if err != nil {
+		t.Fatalf("encoding a protobuf request: %v", err)
+	}
 	return []hostileCase{
 		{Name: "a body of 10,000 nested arrays is refused with 400 without exhausting the stack",
 			Method: "POST", Path: "/api/v2/log/entries", rawBody: []byte(deepArrays), Status: 400, Code: intp(3), Message: "unexpected token ["},
@@ -98,6 +108,8 @@ func generatedCases() []hostileCase {
 		{Name: "a key details number with 5,000 digits is refused with 400 naming keyDetails",
 			Method: "POST", Path: "/api/v2/log/entries", Body: json.RawMessage(`{"hashedRekordRequestV002":{"digest":"{{DIGEST}}","signature":{"content":"{{SIG}}","verifier":{"publicKey":{"rawBytes":"{{PUB}}"},"keyDetails":` + strings.Repeat("9", 5000) + `}}}}`),
 			Status: 400, Code: intp(3), Message: "keyDetails"},
+		{Name: "a binary protobuf body is refused with 400: the REST gateway speaks JSON only",
+			Method: "POST", Path: "/api/v2/log/entries", ContentType: "application/x-protobuf", rawBody: binary, Status: 400, Code: intp(3), Message: "invalid character"},
 		{Name: "a body with an invalid UTF-8 byte in a string is refused with 400",
 			Method: "POST", Path: "/api/v2/log/entries", rawBody: []byte("{\"hashedRekordRequestV002\":{\"digest\":\"\xff\"}}"), Status: 400, Code: intp(3), Message: "UTF-8"},
 		{Name: "a tile path of 10,000 characters is refused with 400",
@@ -314,7 +326,8 @@ func checkHostileAnswer(t *testing.T, tc hostileCase, a httpAnswer) {
 func TestHostileInput(t *testing.T) {
 	l := startLog(t)
 	keys := newHostileKeys(t)
-	cases := append(loadHostileCases(t), generatedCases()...)
+	fromFile, generated := loadHostileCases(t), generatedCases(t)
+	cases := append(fromFile, generated...)
 	if len(cases) < 60 {
 		t.Fatalf("%d hostile cases, issue 6 asks for at least 60", len(cases))
 	}
@@ -353,13 +366,13 @@ func TestHostileInput(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d hostile cases (%d from testdata/hostile/cases.json)", len(cases), len(cases)-len(generatedCases()))
+	t.Logf("%d hostile cases (%d from testdata/hostile/cases.json, %d generated)", len(cases), len(fromFile), len(generated))
 }
 
 // TestHostileCaseFileIsWellFormed keeps the fixture honest: every case names a documented status,
 // a JSON error code unless it targets the tlog-tiles handler, and a message to look for.
 func TestHostileCaseFileIsWellFormed(t *testing.T) {
-	for _, tc := range append(loadHostileCases(t), generatedCases()...) {
+	for _, tc := range append(loadHostileCases(t), generatedCases(t)...) {
 		t.Run(tc.Name, func(t *testing.T) {
 			if tc.Method == "" || !strings.HasPrefix(tc.Path, "/") {
 				t.Errorf("method %q path %q", tc.Method, tc.Path)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"sync/atomic"
@@ -101,6 +102,10 @@ func gatewayErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marsh
 	case bodyLimitHit(r):
 		// The gateway reports a body cut short by the limit as a decoding error; the limit is the cause.
 		e = mapError(&http.MaxBytesError{Limit: r.Body.(*limitedBody).limit})
+	case bodyTimedOut(r):
+		// Likewise for a client too slow to send its body (a slowloris): the read timeout is the
+		// cause, and the decoding error would only name the sockets.
+		e = newAPIError(codes.DeadlineExceeded, http.StatusRequestTimeout, "request body not received before the server's read timeout")
 	case errors.As(err, &hse):
 		// Routing failures (unknown path, wrong method) come with the HTTP status already chosen.
 		e = mapError(hse.Err)
@@ -163,8 +168,9 @@ func refuseUncleanPaths(next http.Handler) http.Handler {
 // an ordinary decoding error.
 type limitedBody struct {
 	io.ReadCloser
-	limit int64
-	hit   atomic.Bool
+	limit    int64
+	hit      atomic.Bool
+	timedOut atomic.Bool
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -173,7 +179,15 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	if errors.As(err, &tooBig) {
 		b.hit.Store(true)
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		b.timedOut.Store(true)
+	}
 	return n, err
+}
+
+func bodyTimedOut(r *http.Request) bool {
+	b, ok := r.Body.(*limitedBody)
+	return ok && b.timedOut.Load()
 }
 
 func bodyLimitHit(r *http.Request) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -96,6 +97,11 @@ func (s *quireService) GetConsistencyProof(ctx context.Context, req *quirev1.Get
 	// Resolving second (0: latest) once keeps the roots and the proof about the same two trees
 	// while the log grows.
 	big, err := s.log.InclusionProof(ctx, 0, second)
+	var invalid *quirelog.InvalidRequestError
+	if errors.As(err, &invalid) {
+		// Entry 0 is below every non-empty tree size, so the log itself is empty.
+		return nil, fail(ctx, s.logger, fmt.Errorf("the log has no entries yet: %w", quirelog.ErrNotFound))
+	}
 	if err != nil {
 		return nil, fail(ctx, s.logger, err)
 	}

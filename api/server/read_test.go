@@ -253,3 +253,30 @@ func TestRoutingErrorsUseTheErrorBody(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestQuireV1OnAnEmptyLog(t *testing.T) {
+	l := startLog(t)
+	tests := []struct {
+		name, path string
+		status     int
+	}{
+		{"an entry of an empty log is 404", "/quire/v1/entries/0", 404},
+		{"a consistency proof on an empty log is 404", "/quire/v1/proof/consistency?first=1", 404},
+		{"an inclusion proof on an empty log is 400 naming the index", "/quire/v1/proof/inclusion?index=0", 400},
+		{"the latest checkpoint of an empty log is served", "/quire/v1/checkpoints", 200},
+		{"a search on an empty log finds nothing", "/quire/v1/search?digest=sha256:" + strings.Repeat("0", 64), 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := l.do(http.MethodGet, tc.path, nil)
+			if a.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", a.status, tc.status, a.body)
+			}
+			if tc.status >= 400 {
+				if _, err := decodeErrorBody(a.body); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,9 +29,11 @@ import (
 	"github.com/transparency-dev/tessera"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
 	quirev1 "github.com/quirelog/quire/api/quire/v1"
@@ -78,6 +81,10 @@ type Config struct {
 
 	// Logger receives request failures and lifecycle messages; nil means slog.Default().
 	Logger *slog.Logger
+	// TLS, if set, makes both listeners speak TLS (HTTPS, and gRPC over TLS) with this configuration;
+	// nil serves plaintext, which suits 127.0.0.1 or a TLS-terminating proxy.
+	TLS *tls.Config
+
 	// Registry receives the server's metrics and is served at /metrics; nil means a new registry
 	// with the Go runtime and process collectors.
 	Registry *prometheus.Registry
@@ -148,15 +155,21 @@ func New(cfg Config) (*Server, error) {
 	quire := &quireService{log: cfg.Log, logID: cfg.LogID, logger: cfg.Logger}
 
 	s := &Server{cfg: cfg, health: health.NewServer()}
-	s.grpc = grpc.NewServer(
+	grpcOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBody)),
 		grpc.ChainUnaryInterceptor(m.unaryInterceptor, s.recoverInterceptor),
 		grpc.ConnectionTimeout(cfg.ReadHeaderTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout}),
-	)
+	}
+	if cfg.TLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfg.TLS.Clone())))
+	}
+	s.grpc = grpc.NewServer(grpcOpts...)
 	rekorpb.RegisterRekorServer(s.grpc, rekor)
 	quirev1.RegisterLogServer(s.grpc, quire)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
+	// Reflection lets operators explore the API with grpcurl, as rekor-tiles allows.
+	reflection.Register(s.grpc)
 
 	gw := newGatewayMux()
 	ctx := context.Background()
@@ -194,6 +207,9 @@ func New(cfg Config) (*Server, error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	if cfg.TLS != nil {
+		s.http.TLSConfig = cfg.TLS.Clone()
+	}
 	return s, nil
 }
 
@@ -206,7 +222,13 @@ func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	errc := make(chan error, 2)
 	go func() {
-		err := s.http.Serve(httpLis)
+		var err error
+		if s.http.TLSConfig != nil {
+			// The certificate is already in TLSConfig.
+			err = s.http.ServeTLS(httpLis, "", "")
+		} else {
+			err = s.http.Serve(httpLis)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}

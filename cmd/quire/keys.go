@@ -66,12 +66,8 @@ func writeNewKey(dir, origin string) (keyPath, pubPath string, err error) {
 // loadSignerKey reads a signer key file written by writeNewKey. A key readable by group or other is
 // refused: whoever reads it can sign checkpoints in the log's name.
 func loadSignerKey(path string) (*logKey, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading key file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s has mode %04o: it must not be readable by group or others (chmod 600 %s)", path, fi.Mode().Perm(), path)
+	if err := checkPrivate(path); err != nil {
+		return nil, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -82,6 +78,18 @@ func loadSignerKey(path string) (*logKey, error) {
 		return nil, fmt.Errorf("parsing key file %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// checkPrivate refuses a private key file that group or others may read.
+func checkPrivate(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("reading key file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("key file %s has mode %04o: it must not be readable by group or others (chmod 600 %s)", path, fi.Mode().Perm(), path)
+	}
+	return nil
 }
 
 // errMalformedKey never includes the key text: a private key must not reach logs through an error.

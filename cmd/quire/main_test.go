@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,11 +88,13 @@ func runQuire(t *testing.T, dir string, args ...string) (int, string, string) {
 
 // serveProc is a running `quire serve` process.
 type serveProc struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	baseURL string
-	stderr  *syncBuffer
-	done    chan error
+	t        *testing.T
+	cmd      *exec.Cmd
+	baseURL  string
+	grpcAddr string
+	client   *http.Client
+	stderr   *syncBuffer
+	done     chan error
 }
 
 type syncBuffer struct {
@@ -111,7 +114,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var httpAddrRE = regexp.MustCompile(`msg="quire serving" http=(127\.0\.0\.1:\d+)`)
+var httpAddrRE = regexp.MustCompile(`msg="quire serving" http=(127\.0\.0\.1:\d+) grpc=(127\.0\.0\.1:\d+)`)
 
 // startServe runs `quire serve` in dir on random ports and waits for it to be healthy.
 func startServe(t *testing.T, dir string, args ...string) *serveProc {
@@ -120,7 +123,12 @@ func startServe(t *testing.T, dir string, args ...string) *serveProc {
 	cmd := exec.Command(quireBinary(t), args...)
 	cmd.Dir = dir
 	pr, pw := io.Pipe()
-	s := &serveProc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	s := &serveProc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), client: http.DefaultClient}
+	scheme := "http://"
+	if slices.Contains(args, "--tls-cert") {
+		scheme = "https://"
+		s.client = tlsTestClient
+	}
 	cmd.Stderr = io.MultiWriter(s.stderr, pw)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting quire serve: %v", err)
@@ -136,13 +144,13 @@ func startServe(t *testing.T, dir string, args ...string) *serveProc {
 			<-s.done
 		}
 	})
-	addr := make(chan string, 1)
+	addr := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sent := false
 		for sc.Scan() {
 			if m := httpAddrRE.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				addr <- m[1]
+				addr <- m[1:]
 				sent = true
 			}
 		}
@@ -153,13 +161,13 @@ func startServe(t *testing.T, dir string, args ...string) *serveProc {
 		if !ok {
 			t.Fatalf("quire serve exited before serving:\n%s", s.stderr)
 		}
-		s.baseURL = "http://" + a
+		s.baseURL, s.grpcAddr = scheme+a[0], a[1]
 	case <-time.After(30 * time.Second):
 		t.Fatalf("quire serve did not report its address within 30s:\n%s", s.stderr)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(s.baseURL + "/healthz")
+		resp, err := s.client.Get(s.baseURL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -194,7 +202,7 @@ func (s *serveProc) stop() {
 
 func (s *serveProc) get(path string) (int, []byte) {
 	s.t.Helper()
-	resp, err := http.Get(s.baseURL + path)
+	resp, err := s.client.Get(s.baseURL + path)
 	if err != nil {
 		s.t.Fatalf("GET %s: %v", path, err)
 	}
@@ -225,7 +233,7 @@ func hashedRekord(t *testing.T, k *ecdsa.PrivateKey, artifact []byte) []byte {
 
 func (s *serveProc) post(body []byte) (int, []byte) {
 	s.t.Helper()
-	resp, err := http.Post(s.baseURL+"/api/v2/log/entries", "application/json", bytes.NewReader(body))
+	resp, err := s.client.Post(s.baseURL+"/api/v2/log/entries", "application/json", bytes.NewReader(body))
 	if err != nil {
 		s.t.Fatalf("POST: %v", err)
 	}
@@ -444,14 +452,6 @@ func TestServeFlags(t *testing.T) {
 		args  []string
 		check func(t *testing.T, s *serveProc)
 	}{
-		{name: "--read-only answers writes with 405 and still serves reads", args: []string{"--read-only"}, check: func(t *testing.T, s *serveProc) {
-			if status, body := s.post(hashedRekord(t, k, []byte("frozen"))); status != http.StatusMethodNotAllowed {
-				t.Fatalf("POST: status %d, want 405: %s", status, body)
-			}
-			if status, _ := s.get("/checkpoint"); status != http.StatusOK {
-				t.Fatalf("GET /checkpoint: status %d", status)
-			}
-		}},
 		{name: "--dedup=false logs a resubmitted entry again", args: []string{"--dedup=false"}, check: func(t *testing.T, s *serveProc) {
 			body := hashedRekord(t, k, []byte("twice"))
 			var indices []int64
@@ -495,4 +495,32 @@ func TestServeRefusesABadWitnessPolicy(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "witness policy") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
+}
+
+func TestServeReadOnlyFreezesTheLog(t *testing.T) {
+	work := t.TempDir()
+	k := newECDSA(t)
+	s := startServe(t, work)
+	if status, body := s.post(hashedRekord(t, k, []byte("before the freeze"))); status != http.StatusCreated {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	_, before := s.get("/checkpoint")
+	s.stop()
+
+	frozen := startServe(t, work, "--read-only")
+	t.Run("writes are answered 405", func(t *testing.T) {
+		if status, body := frozen.post(hashedRekord(t, k, []byte("after the freeze"))); status != http.StatusMethodNotAllowed {
+			t.Fatalf("status %d, want 405: %s", status, body)
+		}
+	})
+	t.Run("reads serve the tree as it was frozen", func(t *testing.T) {
+		if status, _ := frozen.get("/quire/v1/entries/0"); status != http.StatusOK {
+			t.Fatalf("entry 0: status %d", status)
+		}
+		_, after := frozen.get("/checkpoint")
+		if !bytes.Equal(before, after) {
+			t.Fatalf("checkpoint changed under --read-only:\n%s\nthen\n%s", before, after)
+		}
+	})
+	frozen.stop()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -58,6 +59,8 @@ type serveFlags struct {
 	witnessPolicy      string
 	witnessTimeout     time.Duration
 	witnessFailOpen    bool
+	tlsCert            string
+	tlsKey             string
 	// originSet says --origin or --public-url was given, so the key must match it.
 	originSet bool
 }
@@ -82,12 +85,17 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "file with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
 	fset.DurationVar(&f.witnessTimeout, "witness-timeout", tessera.DefaultWitnessTimeout, "how long publication waits for witnesses")
 	fset.BoolVar(&f.witnessFailOpen, "witness-fail-open", false, "publish a checkpoint even when the witness quorum is not met in time (as rekor-tiles does)")
+	fset.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) for HTTPS and gRPC over TLS; with --tls-key")
+	fset.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert, mode 0600")
 	fset.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight writes")
 	if err := parseFlags(fset, args); err != nil {
 		return nil, err
 	}
 	if f.batchMaxSize == 0 || f.batchMaxAge <= 0 || f.checkpointInterval <= 0 || f.pushback == 0 || f.maxRequestBody <= 0 {
 		return nil, usagef("--batch-max-size, --batch-max-age, --checkpoint-interval, --pushback and --max-request-body must be positive")
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, usagef("--tls-cert and --tls-key go together")
 	}
 	fset.Visit(func(fl *flag.Flag) {
 		if fl.Name == "origin" || fl.Name == "public-url" {
@@ -126,6 +134,10 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 	if err != nil {
 		return err
 	}
+	tlsConfig, err := loadTLS(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return err
+	}
 
 	// Storage outlives ctx: after a signal it must keep integrating until every answered write is
 	// in a published checkpoint.
@@ -137,19 +149,12 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 		return fmt.Errorf("opening log storage: %w", err)
 	}
 	storage := drv.(*pebble.Storage)
-	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(key.signer).
-		WithBatching(f.batchMaxSize, f.batchMaxAge).
-		WithCheckpointInterval(f.checkpointInterval).
-		WithPushback(f.pushback)
-	if f.witnessPolicy != "" {
-		opts = opts.WithWitnesses(witnesses, &tessera.WitnessOptions{Timeout: f.witnessTimeout, FailOpen: f.witnessFailOpen})
-	}
-	appender, shutdownAppender, reader, err := tessera.NewAppender(bg, drv, opts)
+	appender, shutdownAppender, reader, err := startAppender(bg, f, drv, storage, key, witnesses)
 	if err != nil {
-		return errors.Join(fmt.Errorf("starting appender: %w", err), storage.Close())
+		return errors.Join(err, storage.Close())
 	}
 	idx, err := index.Open(filepath.Join(f.dataDir, indexDBDir))
+
 	if err != nil {
 		return errors.Join(fmt.Errorf("opening search index: %w", err), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
 	}
@@ -178,6 +183,7 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 		Reader:         reader,
 		LogID:          logID,
 		MaxRequestBody: f.maxRequestBody,
+		TLS:            tlsConfig,
 		Logger:         logger,
 	})
 	if err != nil {
@@ -194,7 +200,7 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 	logger.Info("quire serving",
 		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
 		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir,
-		"verifier_key", key.vkey, "read_only", f.readOnly, "dedup", f.dedup, "witness_policy", f.witnessPolicy)
+		"verifier_key", key.vkey, "read_only", f.readOnly, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLis, grpcLis) }()
@@ -221,6 +227,28 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 		logger.Info("shut down cleanly")
 	}
 	return runErr
+}
+
+// startAppender starts Tessera's appender lifecycle on the driver. A read-only (frozen) log gets
+// none: nothing sequences, integrates or republishes, and reads come straight from storage, which
+// is itself the driver's tessera.LogReader.
+func startAppender(ctx context.Context, f *serveFlags, drv tessera.Driver, storage *pebble.Storage, key *logKey, witnesses tessera.WitnessGroup) (*tessera.Appender, func(context.Context) error, tessera.LogReader, error) {
+	if f.readOnly {
+		return nil, func(context.Context) error { return nil }, storage, nil
+	}
+	opts := tessera.NewAppendOptions().
+		WithCheckpointSigner(key.signer).
+		WithBatching(f.batchMaxSize, f.batchMaxAge).
+		WithCheckpointInterval(f.checkpointInterval).
+		WithPushback(f.pushback)
+	if f.witnessPolicy != "" {
+		opts = opts.WithWitnesses(witnesses, &tessera.WitnessOptions{Timeout: f.witnessTimeout, FailOpen: f.witnessFailOpen})
+	}
+	appender, shutdown, reader, err := tessera.NewAppender(ctx, drv, opts)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("starting appender: %w", err)
+	}
+	return appender, shutdown, reader, nil
 }
 
 // shutdownStorage drains the appender (every entry it handed an index to gets integrated and a
@@ -280,4 +308,21 @@ func readWitnessPolicy(path string) (tessera.WitnessGroup, error) {
 		return tessera.WitnessGroup{}, fmt.Errorf("parsing witness policy %s: %w", path, err)
 	}
 	return group, nil
+}
+
+// loadTLS reads the serving certificate and key; no files means plaintext. TLS 1.3 only, as
+// rekor-tiles serves: every Sigstore client speaks it.
+func loadTLS(certPath, keyPath string) (*tls.Config, error) {
+	if certPath == "" {
+		return nil, nil
+	}
+	if err := checkPrivate(keyPath); err != nil {
+		return nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		// The error names the files and says what is wrong, never the key's bytes.
+		return nil, fmt.Errorf("loading TLS certificate %s and key %s: %w", certPath, keyPath, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}, nil
 }

@@ -100,6 +100,7 @@ func TestServerCheckCatchesLossAndForks(t *testing.T) {
 		dataDir: filepath.Join(t.TempDir(), "data"),
 		logPath: filepath.Join(t.TempDir(), "quire.log"),
 		ledger:  newLedger(),
+		catchUp: time.Second,
 	}
 	st.cfg.WorkDir = t.TempDir()
 	if err := st.setup(ctx); err != nil {

@@ -31,6 +31,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"k8s.io/klog/v2"
 )
 
 type options struct {
@@ -62,6 +64,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "crashtest: %v\n", err)
 		return 2
+	}
+	if !o.verbose {
+		// Tessera's POSIX driver and fsck log progress through klog; only -v wants it.
+		klog.LogToStderr(false)
+		klog.SetOutput(io.Discard)
 	}
 	logf := func(format string, a ...any) {
 		if o.verbose {

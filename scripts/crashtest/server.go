@@ -155,6 +155,8 @@ type serverTest struct {
 	fetcher  *tclient.HTTPFetcher
 	ledger   *ledger
 	rng      *mrand.Rand
+	// catchUp is how long check waits for the log to reach the size its promises need.
+	catchUp time.Duration
 }
 
 func runServerCrash(ctx context.Context, cfg serverConfig) (*serverResult, error) {
@@ -164,6 +166,7 @@ func runServerCrash(ctx context.Context, cfg serverConfig) (*serverResult, error
 		logPath: filepath.Join(cfg.WorkDir, "quire.log"),
 		ledger:  newLedger(),
 		rng:     mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64())),
+		catchUp: 10 * time.Second,
 	}
 	if err := t.setup(ctx); err != nil {
 		return nil, err
@@ -427,7 +430,7 @@ func (t *serverTest) check(ctx context.Context, acks []ackedEntry, cps []*seenCh
 	// Right after a restart the server may publish a checkpoint before it has caught up with
 	// entries it had integrated; give it a few checkpoint intervals.
 	var cur *seenCheckpoint
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(t.catchUp)
 	for {
 		raw, err := t.fetcher.ReadCheckpoint(ctx)
 		if err != nil {

@@ -3,8 +3,6 @@ package pebble
 import (
 	"context"
 	"io/fs"
-	"os"
-	"strconv"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -23,7 +21,7 @@ func BenchmarkSequencerCommit(b *testing.B) {
 	}{{"dedup", true}, {"nodedup", false}} {
 		b.Run(tc.name, func(b *testing.B) {
 			dir := filepath.Join(b.TempDir(), "db")
-			d, err := New(context.Background(), Config{Path: dir, DisableDedup: !tc.dedup, PebbleCacheBytes: cacheBytes()})
+			d, err := New(context.Background(), Config{Path: dir, DisableDedup: !tc.dedup})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -53,10 +51,6 @@ func BenchmarkSequencerCommit(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
 			b.StopTimer()
-			if b.N > 1000 {
-				m := s.db.Metrics()
-				b.Logf("cache size %d count %d hits %d misses %d", m.BlockCache.Size, m.BlockCache.Count, m.BlockCache.Hits, m.BlockCache.Misses)
-			}
 			if err := s.Close(); err != nil {
 				b.Fatal(err)
 			}
@@ -82,10 +76,5 @@ func dirBytes(b *testing.B, dir string) int64 {
 	if err != nil {
 		b.Fatalf("measuring %s: %v", dir, err)
 	}
-	return n
-}
-
-func cacheBytes() int64 {
-	n, _ := strconv.ParseInt(os.Getenv("ZZCACHE"), 10, 64)
 	return n
 }

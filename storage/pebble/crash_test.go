@@ -484,19 +484,30 @@ func crashChild(dir string) error {
 				futures := make([]tessera.IndexFuture, crashBurst)
 				for i := range entries {
 					// Varying lengths exercise the bundle encoding; the
-					// nonce keeps entries distinct across children.
+					// nonce keeps entries distinct across children. The
+					// burst's last entry repeats its first while that is
+					// still in flight: a concurrent identical submission.
 					e := fmt.Appendf(nil, "crash %x w%d s%d.%d ", nonce, w, seq, i)
 					pad := make([]byte, rng.IntN(300))
 					for j := range pad {
 						pad[j] = byte(rng.Uint32())
 					}
 					entries[i] = append(e, pad...)
+					if i == crashBurst-1 {
+						entries[i] = entries[0]
+					}
 					futures[i] = appender.Add(ctx, tessera.NewEntry(entries[i]))
 				}
+				got := make([]tessera.Index, crashBurst)
 				for i, f := range futures {
 					idx, cp, err := s.Await(ctx, f)
 					if err != nil {
-						errc <- fmt.Errorf("awaiting entry %q: %w", entries[i], err)
+						errc <- fmt.Errorf("awaiting entry %.40q: %w", entries[i], err)
+						return
+					}
+					got[i] = idx
+					if first, again := got[0], got[crashBurst-1]; i == crashBurst-1 && (again.Index != first.Index || again.IsDup == first.IsDup) {
+						errc <- fmt.Errorf("two concurrent submissions of %.40q got %+v and %+v, want one index and one duplicate", entries[0], first, again)
 						return
 					}
 					mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
@@ -16,9 +17,21 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 )
 
+// minFreeBytes is the disk space a commit must leave free (see checkDiskSpace).
+const minFreeBytes = 4 << 20
+
+// ErrDiskFull fails a batch that would have left the disk too full for Pebble to keep running.
+// It matches syscall.ENOSPC under errors.Is, so the API answers 503 and the batch can be retried
+// once space is freed; nothing of it was written.
+var ErrDiskFull = fmt.Errorf("log storage is full: %w", syscall.ENOSPC)
+
 // maxMergedBatches bounds how many queued batches the sequencer folds into one commit when it has
 // fallen behind: fewer fsyncs under load, bounded commit size.
 const maxMergedBatches = 8
+
+// maxMergedBytes stops that folding once the entry data in a commit reaches it, so large entries
+// do not make one Pebble batch (and the memory behind it) huge.
+const maxMergedBytes = 32 << 20
 
 // batch is a group of entries that are sequenced together. Its futures wait on done.
 type batch struct {
@@ -26,6 +39,7 @@ type batch struct {
 	results []tessera.Index // set by the sequencer before done is closed
 	err     error           // set by the sequencer before done is closed
 	done    chan struct{}
+	bytes   int // total entry data, for maxMergedBytes
 }
 
 // queue gathers entries into batches that flush by size or by age into the sequencer's channel,
@@ -60,6 +74,7 @@ func (q *queue) add(e *tessera.Entry) (*batch, int, error) {
 	}
 	b := q.cur
 	b.entries = append(b.entries, e)
+	b.bytes += len(e.Data())
 	pos := len(b.entries) - 1
 	if len(b.entries) >= q.maxSize || q.maxAge <= 0 {
 		q.flushLocked()
@@ -192,17 +207,20 @@ func (q *sequencer) reload() error {
 // run sequences batches until the queue closes. Once ctx is done it fails what is left instead.
 func (q *sequencer) run(ctx context.Context, in <-chan *batch) {
 	defer close(q.s.seqDone)
+	defer q.wb.Close()
 	group := make([]*batch, 0, maxMergedBatches)
 	for b := range in {
 		group = append(group[:0], b)
+		size := b.bytes
 	more:
-		for len(group) < maxMergedBatches {
+		for len(group) < maxMergedBatches && size < maxMergedBytes {
 			select {
 			case b, ok := <-in:
 				if !ok {
 					break more
 				}
 				group = append(group, b)
+				size += b.bytes
 			default:
 				break more
 			}
@@ -298,6 +316,9 @@ func (q *sequencer) commit(group []*batch) error {
 	q.stateBuf = encodeTreeState(q.stateBuf, treeState{size: q.size, root: root, hashes: q.rng.Hashes()})
 	if err := wb.Set([]byte{keyTreeState}, q.stateBuf, nil); err != nil {
 		return fmt.Errorf("batching tree state for size %d: %w", q.size, err)
+	}
+	if err := q.s.checkDiskSpace(wb.Len()); err != nil {
+		return err
 	}
 	if err := wb.Commit(pdb.Sync); err != nil {
 		return fmt.Errorf("committing entries [%d, %d): %w", start, q.size, err)

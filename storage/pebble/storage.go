@@ -56,8 +56,10 @@ const (
 	hashSize = 32
 
 	defaultCacheBytes       = 32 << 20
-	defaultPebbleCacheBytes = 64 << 20
+	defaultPebbleCacheBytes = 128 << 20
 	defaultMemTableBytes    = 32 << 20
+	// memTables is how many memtables may exist at once (Pebble's default stop-writes threshold).
+	memTables = 2
 )
 
 // Config configures the driver. Only Path is required.
@@ -69,7 +71,8 @@ type Config struct {
 	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles;
 	// 0 means 32 MiB.
 	CacheBytes int64
-	// PebbleCacheBytes sizes Pebble's block cache; 0 means 64 MiB.
+	// PebbleCacheBytes sizes Pebble's block cache; 0 means 128 MiB. Memtables (2 × 32 MiB) come
+	// on top of it.
 	PebbleCacheBytes int64
 	// HTTPClient is handed to the checkpoint publisher for witness requests; nil means
 	// http.DefaultClient.
@@ -77,6 +80,12 @@ type Config struct {
 }
 
 // Storage is the driver returned by New. It is also the tessera.LogReader that Appender returns.
+//
+// Goroutines and ownership: adders only touch the queue (under queue.mu) and the outstanding
+// counter; the one sequencing goroutine owns the sequencer and is the only writer of tree and of
+// the cache; the one publishing goroutine is the only writer of pub and of checkpoint keys; readers
+// take readMu shared. Lock order: mu before readMu (Appender reads state while holding mu); queue.mu
+// and the cache's mutex are only ever held alone.
 type Storage struct {
 	cfg   Config
 	db    *pdb.DB
@@ -143,12 +152,15 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
 		return nil, fmt.Errorf("creating database directory %q: %w", cfg.Path, err)
 	}
-	cache := pdb.NewCache(cfg.PebbleCacheBytes)
+	// Pebble reserves its memtables out of the block cache; without room for them on top, a
+	// write-heavy log is left with no cached blocks at all and every dedup lookup reads the disk.
+	cache := pdb.NewCache(cfg.PebbleCacheBytes + memTables*defaultMemTableBytes)
 	defer cache.Unref()
 	opts := &pdb.Options{
-		Cache:        cache,
-		MemTableSize: defaultMemTableBytes,
-		Logger:       quietLogger{},
+		Cache:                       cache,
+		MemTableSize:                defaultMemTableBytes,
+		MemTableStopWritesThreshold: memTables,
+		Logger:                      quietLogger{},
 	}
 	// Most dedup lookups are misses; a bloom filter answers those without reading data blocks.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
