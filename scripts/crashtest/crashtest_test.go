@@ -74,7 +74,7 @@ func TestCrashtest(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(ctx, []string{"-quire", quire, "-quire-witness", witness, "-quick", "-cycles", "5", "-witness-cycles", "3",
 		"-workdir", t.TempDir(), "-v"}, &stdout, &stderr)
-	t.Logf("stderr:\n%s", stderr.String())
+	t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	if code != 0 {
 		t.Fatalf("crashtest exited %d; stdout:\n%s", code, stdout.String())
 	}

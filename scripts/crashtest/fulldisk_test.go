@@ -179,7 +179,6 @@ func TestFullDisk(t *testing.T) {
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
-	pid := p.cmd.Process.Pid
 	after := &failureTally{byKind: map[string]int{}, sample: map[string]string{}}
 	runWriters(ctx, t, st, p, c, after, func() bool {
 		after.mu.Lock()
@@ -191,7 +190,7 @@ func TestFullDisk(t *testing.T) {
 		if p.exited() {
 			t.Fatalf("quire serve exited (%v); its log:\n%s", p.err, tail(st.logPath, 6000))
 		}
-		if p.cmd.Process.Pid != pid || after.created < 50 {
+		if after.created < 50 {
 			t.Fatalf("got %d writes through in 60s after freeing space: %s; log:\n%s", after.created, after, tail(st.logPath, 6000))
 		}
 	})

@@ -218,6 +218,11 @@ func runServerCrash(ctx context.Context, cfg serverConfig) (*serverResult, error
 			cycle, cfg.Cycles, up.Round(time.Millisecond), restartTook.Round(time.Millisecond), size, nAck, nCP, nLost, nInc)
 	}
 
+	// The log must also take writes after its last crash, before the final check.
+	if err := waitFor(ctx, 15*time.Second, func() bool { n, _, _, _ := t.ledger.counts(); return n > checkedAcks }); err != nil {
+		return nil, fmt.Errorf("no write acknowledged after the last restart: %w; log tail:\n%s", err, tail(t.logPath, 4000))
+	}
+
 	// The last word: stop the writers so nothing is in flight, then re-read every entry, prove
 	// every checkpoint against the final tree and let Tessera's fsck rebuild the whole tree.
 	stopLoad()
@@ -551,6 +556,21 @@ func bundleLeafHashes(bundle []byte) ([][]byte, error) {
 		hashes = append(hashes, h)
 	}
 	return hashes, nil
+}
+
+// waitFor polls cond until it holds, ctx ends or limit passes.
+func waitFor(ctx context.Context, limit time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still waiting after %s", limit)
+		}
+		sleep(ctx, 20*time.Millisecond)
+	}
+	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {

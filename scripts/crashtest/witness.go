@@ -159,6 +159,17 @@ func runWitnessCrash(ctx context.Context, cfg witnessConfig) (*witnessResult, er
 		cfg.Logf("witness cycle %d/%d: killed after %s, back in %s, cosigned %d (largest size %d), fork pushes refused %d, problems %d",
 			cycle, cfg.Cycles, up.Round(time.Millisecond), restartTook.Round(time.Millisecond), n, promised.size, t.forkRefuse.Load(), bad)
 	}
+	// After its last crash the witness must still cosign the log and still refuse the fork.
+	t.mu.Lock()
+	before, refusedBefore := len(t.cosigs), t.forkRefuse.Load()
+	t.mu.Unlock()
+	if err := waitFor(ctx, 15*time.Second, func() bool {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return len(t.cosigs) > before && t.forkRefuse.Load() > refusedBefore
+	}); err != nil {
+		return nil, fmt.Errorf("no cosignature and fork refusal after the last restart: %w; log tail:\n%s", err, tail(t.logPath, 4000))
+	}
 	stopLoad()
 	wg.Wait()
 	if err := p.stop(10 * time.Second); err != nil {

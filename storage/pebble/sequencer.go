@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,12 @@ const maxMergedBatches = 8
 // maxMergedBytes stops that folding once the entry data in a commit reaches it, so large entries
 // do not make one Pebble batch (and the memory behind it) huge.
 const maxMergedBytes = 32 << 20
+
+// lookupWorkers and minLookupsPerWorker shape the parallel dedup lookups of one commit.
+const (
+	lookupWorkers       = 4
+	minLookupsPerWorker = 64
+)
 
 // batch is a group of entries that are sequenced together. Its futures wait on done.
 type batch struct {
@@ -135,6 +142,7 @@ type sequencer struct {
 	// per-commit scratch, reused between commits
 	wb       *pdb.Batch
 	seen     map[string]uint64
+	stored   []int64
 	key      []byte
 	stateBuf []byte
 	fresh    []cachePut
@@ -276,16 +284,23 @@ func (q *sequencer) commit(group []*batch) error {
 	q.visitErr = nil
 	start := q.size
 
+	if q.dedup {
+		if err := q.prefetch(group); err != nil {
+			return err
+		}
+	}
+	k := -1
 	for _, b := range group {
 		b.results = make([]tessera.Index, len(b.entries))
 		for i, e := range b.entries {
+			k++
 			if q.dedup {
-				idx, dup, err := q.lookup(e.Identity())
-				if err != nil {
-					return err
-				}
-				if dup {
+				if idx, ok := q.seen[string(e.Identity())]; ok {
 					b.results[i] = tessera.Index{Index: idx, IsDup: true}
+					continue
+				}
+				if idx := q.stored[k]; idx >= 0 {
+					b.results[i] = tessera.Index{Index: uint64(idx), IsDup: true}
 					continue
 				}
 				q.seen[string(e.Identity())] = q.size
@@ -330,13 +345,45 @@ func (q *sequencer) commit(group []*batch) error {
 	return nil
 }
 
-// lookup finds an earlier index for identity, first in this commit, then in Pebble.
-func (q *sequencer) lookup(identity []byte) (uint64, bool, error) {
-	if idx, ok := q.seen[string(identity)]; ok {
-		return idx, true, nil
+// prefetch looks every identity of group up in Pebble, split across lookupWorkers goroutines:
+// the lookups are most of a commit's CPU, and Pebble reads are safe concurrently. Nothing else
+// writes dedup keys while the sequencer runs, so the answers stay true for the whole commit.
+// q.stored[k] is the stored index of the k-th entry of the group, or -1.
+func (q *sequencer) prefetch(group []*batch) error {
+	q.stored = q.stored[:0]
+	var all []*tessera.Entry
+	for _, b := range group {
+		all = append(all, b.entries...)
 	}
-	q.key = dedupKey(q.key, identity)
-	v, closer, err := q.s.db.Get(q.key)
+	q.stored = append(q.stored, make([]int64, len(all))...)
+	workers := min(lookupWorkers, runtime.GOMAXPROCS(0), 1+len(all)/minLookupsPerWorker)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(all)/workers, (w+1)*len(all)/workers
+		wg.Go(func() {
+			var key []byte
+			for k := lo; k < hi; k++ {
+				idx, ok, err := q.s.storedIndex(&key, all[k].Identity())
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				q.stored[k] = -1
+				if ok {
+					q.stored[k] = int64(idx)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// storedIndex returns the index stored for identity, using *key as scratch.
+func (s *Storage) storedIndex(key *[]byte, identity []byte) (uint64, bool, error) {
+	*key = dedupKey(*key, identity)
+	v, closer, err := s.db.Get(*key)
 	if errors.Is(err, pdb.ErrNotFound) {
 		return 0, false, nil
 	}
