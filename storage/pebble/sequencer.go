@@ -143,6 +143,7 @@ type sequencer struct {
 	wb       *pdb.Batch
 	seen     map[string]uint64
 	stored   []int64
+	all      []*tessera.Entry
 	key      []byte
 	stateBuf []byte
 	fresh    []cachePut
@@ -350,11 +351,11 @@ func (q *sequencer) commit(group []*batch) error {
 // writes dedup keys while the sequencer runs, so the answers stay true for the whole commit.
 // q.stored[k] is the stored index of the k-th entry of the group, or -1.
 func (q *sequencer) prefetch(group []*batch) error {
-	q.stored = q.stored[:0]
-	var all []*tessera.Entry
+	q.stored, q.all = q.stored[:0], q.all[:0]
 	for _, b := range group {
-		all = append(all, b.entries...)
+		q.all = append(q.all, b.entries...)
 	}
+	all := q.all
 	q.stored = append(q.stored, make([]int64, len(all))...)
 	workers := min(lookupWorkers, runtime.GOMAXPROCS(0), 1+len(all)/minLookupsPerWorker)
 	errs := make([]error, workers)
