@@ -110,6 +110,44 @@ func hashedRekordLeaf(digest []byte, hashAlg commonv1.HashAlgorithm, sig *rekorp
 	return b
 }
 
+// HashedRekordBody is the canonical leaf of a hashedrekord v0.0.2 entry for
+// digest (hashed with alg) and sig, byte-identical to the leaf the log writes
+// and to rekor-tiles' (Rekor v2; RFC 8785 JCS of the protojson Entry).
+// Verifiers rebuild it from a bundle. Inputs the log would accept take the
+// hand-written path; any other input (an empty field, an unnamed enum value)
+// takes the general one, so the result is the canonical form either way.
+func HashedRekordBody(digest []byte, alg commonv1.HashAlgorithm, sig *rekorpb.Signature) ([]byte, error) {
+	if fastLeafFits(digest, alg, sig) {
+		return hashedRekordLeaf(digest, alg, sig), nil
+	}
+	return canonicalSlow(&rekorpb.Entry{
+		Kind:       KindHashedRekord,
+		ApiVersion: APIVersion,
+		Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
+			Data:      &commonv1.HashOutput{Algorithm: alg, Digest: digest},
+			Signature: sig,
+		}}},
+	})
+}
+
+// fastLeafFits reports whether hashedRekordLeaf's fixed shape holds: every
+// field protojson would write is present and non-empty, and both enums have
+// names (protojson writes an unnamed value as a bare number).
+func fastLeafFits(digest []byte, alg commonv1.HashAlgorithm, sig *rekorpb.Signature) bool {
+	v := sig.GetVerifier()
+	var raw []byte
+	switch {
+	case v.GetPublicKey() != nil:
+		raw = v.GetPublicKey().GetRawBytes()
+	case v.GetX509Certificate() != nil:
+		raw = v.GetX509Certificate().GetRawBytes()
+	}
+	_, algNamed := commonv1.HashAlgorithm_name[int32(alg)]
+	_, detailsNamed := commonv1.PublicKeyDetails_name[int32(v.GetKeyDetails())]
+	return len(digest) > 0 && len(sig.GetContent()) > 0 && len(raw) > 0 &&
+		alg != 0 && algNamed && v.GetKeyDetails() != 0 && detailsNamed
+}
+
 // canonicalSlow is the general canonical form of an entry: RFC 8785 JCS of
 // its protojson encoding, as rekor-tiles computes it. DSSE entries use it;
 // for hashedrekord it is the reference the fast path is checked against.

@@ -110,6 +110,85 @@ func lookupAlgorithm(field string, d commonv1.PublicKeyDetails, messages bool) (
 	return a, nil
 }
 
+// hashedRekordAlgorithm is the algorithm a hashedrekord with keyDetails d
+// signs with: any prehashed one in the table.
+func hashedRekordAlgorithm(d commonv1.PublicKeyDetails) (algorithm, error) {
+	a, ok := algorithms[d]
+	if !ok || !a.prehashed {
+		return algorithm{}, fmt.Errorf("key details %s are not accepted for hashedrekord", d)
+	}
+	return a, nil
+}
+
+// HashForKeyDetails is the hash a hashedrekord signer with these key details
+// must compute the artifact digest with. Pure Ed25519 is refused: it cannot
+// sign a precomputed digest.
+func HashForKeyDetails(details commonv1.PublicKeyDetails) (crypto.Hash, error) {
+	a, err := hashedRekordAlgorithm(details)
+	if err != nil {
+		return 0, err
+	}
+	return a.hash, nil
+}
+
+// HashAlgorithmFor is the protobuf-specs HashAlgorithm a digest of hash h is
+// recorded as (hashedrekord data.algorithm, a bundle's messageDigest).
+func HashAlgorithmFor(h crypto.Hash) (commonv1.HashAlgorithm, error) {
+	for _, a := range algorithms {
+		if a.hash == h {
+			return a.hashAlg, nil
+		}
+	}
+	return commonv1.HashAlgorithm_HASH_ALGORITHM_UNSPECIFIED, fmt.Errorf("unsupported digest hash %s", h)
+}
+
+// HashFor is the hash a protobuf-specs HashAlgorithm names.
+func HashFor(alg commonv1.HashAlgorithm) (crypto.Hash, error) {
+	for _, a := range algorithms {
+		if a.hashAlg == alg {
+			return a.hash, nil
+		}
+	}
+	return 0, fmt.Errorf("unsupported digest algorithm %s", alg)
+}
+
+// KeyDetailsFor is what a hashedrekord signer with pub declares: the key
+// details naming that exact key and the hash its digests use. Each accepted
+// key matches exactly one prehashed entry of the table, so the answer does
+// not depend on the map's order.
+func KeyDetailsFor(pub crypto.PublicKey) (commonv1.PublicKeyDetails, crypto.Hash, error) {
+	for d, a := range algorithms {
+		if a.prehashed && a.keyMatch(pub) == nil {
+			return d, a.hash, nil
+		}
+	}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return 0, 0, fmt.Errorf("unsupported ECDSA curve %s", k.Curve.Params().Name)
+	case *rsa.PublicKey:
+		return 0, 0, fmt.Errorf("unsupported RSA key size %d bits", k.Size()*8)
+	}
+	return 0, 0, fmt.Errorf("unsupported public key type %T", pub)
+}
+
+// VerifyDigest checks a hashedrekord signature: details must be accepted for
+// hashedrekord and name pub exactly, digest must have the length of their
+// hash, and sig must verify over digest with pub. It is the check the log
+// makes before appending, without naming request fields.
+func VerifyDigest(pub crypto.PublicKey, details commonv1.PublicKeyDetails, digest, sig []byte) error {
+	a, err := hashedRekordAlgorithm(details)
+	if err != nil {
+		return err
+	}
+	if err := a.keyMatch(pub); err != nil {
+		return fmt.Errorf("key details %s do not match the key: %w", details, err)
+	}
+	if len(digest) != a.hash.Size() {
+		return fmt.Errorf("digest is %d bytes, %s needs %d", len(digest), a.hash, a.hash.Size())
+	}
+	return a.verifyDigest(pub, digest, sig)
+}
+
 // verifyDigest checks sig over an already computed digest (hashedrekord).
 func (a algorithm) verifyDigest(pub crypto.PublicKey, digest, sig []byte) error {
 	switch k := pub.(type) {
@@ -203,6 +282,10 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (crypto.PublicK
 		cert, err := x509.ParseCertificate(raw)
 		if err != nil {
 			return nil, invalid(field, "not a DER X.509 certificate: %w", err)
+		}
+		// ParseCertificate accepts a key algorithm it does not know and leaves PublicKey nil.
+		if cert.PublicKey == nil {
+			return nil, invalid(field, "certificate key algorithm %s is not supported", cert.PublicKeyAlgorithm)
 		}
 		k = cert.PublicKey
 	} else {

@@ -22,7 +22,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -217,29 +216,6 @@ func (l *Log) Close() error {
 		<-l.followerDone
 	}
 	return nil
-}
-
-// KeyID returns the log ID of a signed-note verifier key: the untruncated
-// SHA-256 of key name || "\n" || signature type || public key, the hash whose
-// first four bytes are the C2SP signed-note key ID. rekor-tiles puts the same
-// value in logId.keyId (pkg/note KeyHash).
-func KeyID(vkey string) ([]byte, error) {
-	name, rest, ok := strings.Cut(vkey, "+")
-	if !ok {
-		return nil, errors.New("verifier key has no name")
-	}
-	_, b64, ok := strings.Cut(rest, "+")
-	if !ok {
-		return nil, errors.New("verifier key has no key hash")
-	}
-	key, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(key) < 2 {
-		return nil, fmt.Errorf("verifier key is not base64 of a typed key: %w", err)
-	}
-	h := sha256.New()
-	h.Write([]byte(name + "\n"))
-	h.Write(key)
-	return h.Sum(nil), nil
 }
 
 // CreateEntry validates req, appends its canonical leaf, waits until a

@@ -14,6 +14,8 @@ import (
 
 	commonpb "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	pb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+
+	quirelog "github.com/quirelog/quire/log"
 )
 
 // KeyType names a signing key the log accepts for hashedrekord entries.
@@ -83,34 +85,14 @@ type Algorithm struct {
 }
 
 // AlgorithmFor gives the algorithm Rekor v2 pairs with pub: ECDSA P-256/SHA-256, P-384/SHA-384,
-// P-521/SHA-512, RSA PKCS#1 v1.5 2048/3072/4096 with SHA-256, Ed25519ph with SHA-512
-// (sigstore's signature.AlgorithmDetails table, as rekor-tiles' algorithm registry enforces it).
+// P-521/SHA-512, RSA PKCS#1 v1.5 2048/3072/4096 with SHA-256, Ed25519ph with SHA-512. The pairing
+// is the log's own (log.KeyDetailsFor), so a request built here is one the log accepts.
 func AlgorithmFor(pub crypto.PublicKey) (Algorithm, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return Algorithm{commonpb.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256, crypto.SHA256}, nil
-		case elliptic.P384():
-			return Algorithm{commonpb.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384, crypto.SHA384}, nil
-		case elliptic.P521():
-			return Algorithm{commonpb.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512, crypto.SHA512}, nil
-		}
-		return Algorithm{}, fmt.Errorf("unsupported ECDSA curve %s", k.Curve.Params().Name)
-	case *rsa.PublicKey:
-		switch k.N.BitLen() {
-		case 2048:
-			return Algorithm{commonpb.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256, crypto.SHA256}, nil
-		case 3072:
-			return Algorithm{commonpb.PublicKeyDetails_PKIX_RSA_PKCS1V15_3072_SHA256, crypto.SHA256}, nil
-		case 4096:
-			return Algorithm{commonpb.PublicKeyDetails_PKIX_RSA_PKCS1V15_4096_SHA256, crypto.SHA256}, nil
-		}
-		return Algorithm{}, fmt.Errorf("unsupported RSA key size %d bits", k.N.BitLen())
-	case ed25519.PublicKey:
-		return Algorithm{commonpb.PublicKeyDetails_PKIX_ED25519_PH, crypto.SHA512}, nil
+	details, h, err := quirelog.KeyDetailsFor(pub)
+	if err != nil {
+		return Algorithm{}, err
 	}
-	return Algorithm{}, fmt.Errorf("unsupported public key type %T", pub)
+	return Algorithm{KeyDetails: details, Hash: h}, nil
 }
 
 // Digest hashes an artifact with the algorithm's hash.

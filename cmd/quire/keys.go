@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	quirelog "github.com/quirelog/quire/log"
 )
 
 const (
@@ -122,16 +124,11 @@ func parseSignerKey(skey string) (*logKey, error) {
 
 // parseVerifierKey parses a C2SP signed-note Ed25519 verifier key (name+hash+base64(0x01||key)).
 func parseVerifierKey(vkey string) (*logKey, error) {
-	verifier, err := note.NewVerifier(vkey)
+	verifier, pub, err := quirelog.ParseEd25519VerifierKey(vkey)
 	if err != nil {
 		return nil, fmt.Errorf("parsing verifier key: %w", err)
 	}
-	parts := strings.SplitN(vkey, "+", 3)
-	raw, err := base64.StdEncoding.DecodeString(parts[2])
-	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != algEd25519 {
-		return nil, errors.New("parsing verifier key: not an Ed25519 note key")
-	}
-	return &logKey{origin: verifier.Name(), verifier: verifier, vkey: vkey, public: ed25519.PublicKey(raw[1:])}, nil
+	return &logKey{origin: verifier.Name(), verifier: verifier, vkey: strings.TrimSpace(vkey), public: pub}, nil
 }
 
 // readPublicKey reads either a signer key file or a verifier key file and returns the public half.

@@ -134,6 +134,9 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 	if err != nil {
 		return err
 	}
+	if err := checkWitnessFlags(f, witnesses, logger); err != nil {
+		return err
+	}
 	tlsConfig, err := loadTLS(f.tlsCert, f.tlsKey)
 	if err != nil {
 		return err

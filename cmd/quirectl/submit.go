@@ -14,8 +14,8 @@ import (
 	"strings"
 
 	"github.com/quirelog/quire/api/client"
+	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/log/verify"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 )
 
 func init() {
@@ -83,11 +83,10 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("submit: encoding public key: %w", err)
 	}
-	hashAlg := map[crypto.Hash]protocommon.HashAlgorithm{
-		crypto.SHA256: protocommon.HashAlgorithm_SHA2_256,
-		crypto.SHA384: protocommon.HashAlgorithm_SHA2_384,
-		crypto.SHA512: protocommon.HashAlgorithm_SHA2_512,
-	}[alg.Hash]
+	hashAlg, err := quirelog.HashAlgorithmFor(alg.Hash)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
 	b := verify.NewBundle(tle, hashAlg, digest, req.GetHashedRekordRequestV002().GetSignature().GetContent(), pubDER)
 
 	// The receipt is only worth keeping if it verifies offline exactly as a verifier will check it.

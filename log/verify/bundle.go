@@ -1,18 +1,16 @@
 package verify
 
 import (
-	"crypto/ed25519"
 	"crypto/x509"
-	"encoding/base64"
-	"errors"
 	"fmt"
-	"strings"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	prototrust "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	quirelog "github.com/quirelog/quire/log"
 )
 
 // NewBundle assembles the v0.3 bundle for a hashedrekord entry signed with a public key: the
@@ -40,35 +38,19 @@ func MarshalBundle(b *protobundle.Bundle) ([]byte, error) {
 	return j, nil
 }
 
-// ParseLogVKey reads a log's C2SP signed-note Ed25519 verifier key (name+hash+base64(0x01||key)),
-// returning the key name (the log origin) and the public key.
-func ParseLogVKey(vkey string) (string, ed25519.PublicKey, error) {
-	parts := strings.SplitN(strings.TrimSpace(vkey), "+", 3)
-	if len(parts) != 3 {
-		return "", nil, errors.New("log key is not a name+hash+key verifier key")
-	}
-	raw, err := base64.StdEncoding.DecodeString(parts[2])
-	if err != nil {
-		return "", nil, fmt.Errorf("decoding log key: %w", err)
-	}
-	if len(raw) != 1+ed25519.PublicKeySize || raw[0] != 0x01 {
-		return "", nil, errors.New("log key is not an Ed25519 (type 0x01) key")
-	}
-	return parts[0], ed25519.PublicKey(raw[1:]), nil
-}
-
 // TrustedRootForLog is a TrustedRoot naming one log by its verifier key, for callers that trust a
 // log key directly rather than a distributed trusted_root.json.
 func TrustedRootForLog(vkey string) (*prototrust.TrustedRoot, error) {
-	origin, pub, err := ParseLogVKey(vkey)
+	v, pub, err := quirelog.ParseEd25519VerifierKey(vkey)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("parsing log key: %w", err)
 	}
+	origin := v.Name()
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, fmt.Errorf("encoding log key: %w", err)
 	}
-	id := LogID(origin, pub)
+	id := quirelog.Ed25519KeyID(origin, pub)
 	return &prototrust.TrustedRoot{
 		MediaType: "application/vnd.dev.sigstore.trustedroot.v0.2+json",
 		Tlogs: []*prototrust.TransparencyLogInstance{{

@@ -49,7 +49,7 @@ func TestCanonicalBodyMatchesQuiresLeaf(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Quire rejected the request: %v", err)
 			}
-			got, err := CanonicalBody(digest, hashAlgFor(s.hash), sig)
+			got, err := quirelog.HashedRekordBody(digest, hashAlgFor(s.hash), sig)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -21,10 +21,7 @@ package verify
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -33,7 +30,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
@@ -45,6 +41,8 @@ import (
 	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	quirelog "github.com/quirelog/quire/log"
 )
 
 // Check names one of the verification steps, in the order they run.
@@ -150,7 +148,7 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 	}
 
 	// Step 2: the artifact is what was signed.
-	digestHash, err := hashFor(parts.msg.GetMessageDigest().GetAlgorithm())
+	digestHash, err := quirelog.HashFor(parts.msg.GetMessageDigest().GetAlgorithm())
 	if err != nil {
 		return nil, &Error{Check: CheckArtifactDigest, Err: err}
 	}
@@ -182,13 +180,20 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 		}
 	}
 	keyDetails := parts.body.GetSignature().GetVerifier().GetKeyDetails()
-	if err := VerifyDigestSignature(pub, keyDetails, digestHash, digest, parts.msg.GetSignature()); err != nil {
+	want, err := quirelog.HashForKeyDetails(keyDetails)
+	if err != nil {
+		return nil, &Error{Check: CheckSignature, Err: err}
+	}
+	if digestHash != want {
+		return nil, fail(CheckSignature, "digest is %s but key details %s require %s", digestHash, keyDetails, want)
+	}
+	if err := quirelog.VerifyDigest(pub, keyDetails, digest, parts.msg.GetSignature()); err != nil {
 		return nil, &Error{Check: CheckSignature, Err: err}
 	}
 
 	// Step 4: rebuild the leaf from what the bundle says, never trusting the stored body.
 	sigVerifier.KeyDetails = keyDetails
-	rebuilt, err := CanonicalBody(digest, parts.msg.GetMessageDigest().GetAlgorithm(), &rekorpb.Signature{
+	rebuilt, err := quirelog.HashedRekordBody(digest, parts.msg.GetMessageDigest().GetAlgorithm(), &rekorpb.Signature{
 		Content:  parts.msg.GetSignature(),
 		Verifier: sigVerifier,
 	})
@@ -216,8 +221,8 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 	if err != nil {
 		return nil, &Error{Check: CheckCheckpoint, Err: err}
 	}
-	if id := parts.tle.GetLogId().GetKeyId(); len(id) > 0 && !bytes.Equal(id, LogID(cp.Origin, logKey)) {
-		return nil, fail(CheckCheckpoint, "entry's log ID %x is not the checkpoint key's %x", id, LogID(cp.Origin, logKey))
+	if id := parts.tle.GetLogId().GetKeyId(); len(id) > 0 && !bytes.Equal(id, quirelog.Ed25519KeyID(cp.Origin, logKey)) {
+		return nil, fail(CheckCheckpoint, "entry's log ID %x is not the checkpoint key's %x", id, quirelog.Ed25519KeyID(cp.Origin, logKey))
 	}
 	if cp.Size != size || !bytes.Equal(cp.Hash, ip.GetRootHash()) {
 		return nil, fail(CheckCheckpoint, "checkpoint is for size %d root %x, proof for size %d root %x", cp.Size, cp.Hash, size, ip.GetRootHash())
@@ -312,108 +317,6 @@ func KeyHint(pkixDER []byte) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
-// CanonicalBody is the Rekor v2 hashedrekord v0.0.2 leaf: the RFC 8785 (JCS) canonical form of the
-// protojson encoding of rekor-tiles' Entry{kind, apiVersion, spec{hashedRekordV002{data, signature}}}.
-func CanonicalBody(digest []byte, alg protocommon.HashAlgorithm, sig *rekorpb.Signature) ([]byte, error) {
-	entry := &rekorpb.Entry{
-		Kind:       "hashedrekord",
-		ApiVersion: "0.0.2",
-		Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
-			Data:      &protocommon.HashOutput{Algorithm: alg, Digest: digest},
-			Signature: sig,
-		}}},
-	}
-	j, err := protojson.Marshal(entry)
-	if err != nil {
-		return nil, fmt.Errorf("encoding entry as JSON: %w", err)
-	}
-	c, err := jsoncanonicalizer.Transform(j)
-	if err != nil {
-		return nil, fmt.Errorf("canonicalising entry JSON: %w", err)
-	}
-	return c, nil
-}
-
-func hashFor(alg protocommon.HashAlgorithm) (crypto.Hash, error) {
-	switch alg {
-	case protocommon.HashAlgorithm_SHA2_256:
-		return crypto.SHA256, nil
-	case protocommon.HashAlgorithm_SHA2_384:
-		return crypto.SHA384, nil
-	case protocommon.HashAlgorithm_SHA2_512:
-		return crypto.SHA512, nil
-	}
-	return 0, fmt.Errorf("unsupported digest algorithm %s", alg)
-}
-
-// VerifyDigestSignature checks sig over a precomputed digest, enforcing the key/hash pairings Rekor v2
-// accepts for hashedrekord: RSA PKCS#1 v1.5 2048/3072/4096 with SHA-256, ECDSA P-256/SHA-256,
-// P-384/SHA-384, P-521/SHA-512, and Ed25519ph (RFC 8032 §5.1, SHA-512 prehash).
-func VerifyDigestSignature(pub crypto.PublicKey, details protocommon.PublicKeyDetails, h crypto.Hash, digest, sig []byte) error {
-	want, err := HashForKeyDetails(details)
-	if err != nil {
-		return err
-	}
-	if h != want {
-		return fmt.Errorf("digest is %s but key details %s require %s", h, details, want)
-	}
-	if len(digest) != h.Size() {
-		return fmt.Errorf("digest is %d bytes, %s needs %d", len(digest), h, h.Size())
-	}
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		curves := map[protocommon.PublicKeyDetails]elliptic.Curve{
-			protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256: elliptic.P256(),
-			protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384: elliptic.P384(),
-			protocommon.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512: elliptic.P521(),
-		}
-		if curves[details] != k.Curve {
-			return fmt.Errorf("ECDSA %s key does not match key details %s", k.Curve.Params().Name, details)
-		}
-		if !ecdsa.VerifyASN1(k, digest, sig) {
-			return errors.New("ECDSA signature does not verify over the digest")
-		}
-	case *rsa.PublicKey:
-		bits := map[protocommon.PublicKeyDetails]int{
-			protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256: 2048,
-			protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_3072_SHA256: 3072,
-			protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_4096_SHA256: 4096,
-		}
-		if bits[details] != k.N.BitLen() {
-			return fmt.Errorf("RSA-%d key does not match key details %s", k.N.BitLen(), details)
-		}
-		if err := rsa.VerifyPKCS1v15(k, h, digest, sig); err != nil {
-			return fmt.Errorf("RSA signature does not verify over the digest: %w", err)
-		}
-	case ed25519.PublicKey:
-		if details != protocommon.PublicKeyDetails_PKIX_ED25519_PH {
-			return fmt.Errorf("Ed25519 key does not match key details %s", details)
-		}
-		if err := ed25519.VerifyWithOptions(k, digest, sig, &ed25519.Options{Hash: crypto.SHA512}); err != nil {
-			return fmt.Errorf("Ed25519ph signature does not verify over the digest: %w", err)
-		}
-	default:
-		return fmt.Errorf("unsupported signer key type %T", pub)
-	}
-	return nil
-}
-
-// HashForKeyDetails is the digest hash a hashedrekord signer with these key details must use.
-func HashForKeyDetails(details protocommon.PublicKeyDetails) (crypto.Hash, error) {
-	switch details {
-	case protocommon.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256,
-		protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256,
-		protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_3072_SHA256,
-		protocommon.PublicKeyDetails_PKIX_RSA_PKCS1V15_4096_SHA256:
-		return crypto.SHA256, nil
-	case protocommon.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384:
-		return crypto.SHA384, nil
-	case protocommon.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512, protocommon.PublicKeyDetails_PKIX_ED25519_PH:
-		return crypto.SHA512, nil
-	}
-	return 0, fmt.Errorf("key details %s are not accepted for hashedrekord", details)
-}
-
 // openCheckpoint verifies the checkpoint with each Ed25519 log key in the trusted root. Per C2SP
 // signed-note the key name is the checkpoint origin, and the key ID is derived from that name, the
 // Ed25519 signature type 0x01 and the public key (note.NewEd25519VerifierKey does exactly that).
@@ -462,14 +365,4 @@ func LogVerifier(origin string, pkixDER []byte) (note.Verifier, error) {
 		return nil, fmt.Errorf("building verifier for %q: %w", origin, err)
 	}
 	return v, nil
-}
-
-// LogID is the Rekor v2 log ID of an Ed25519 checkpoint key: the untruncated C2SP signed-note key
-// hash SHA-256(origin || "\n" || 0x01 || pubkey), as rekor-tiles puts in logId.keyId.
-func LogID(origin string, pub ed25519.PublicKey) []byte {
-	h := sha256.New()
-	h.Write([]byte(origin + "\n"))
-	h.Write([]byte{0x01})
-	h.Write(pub)
-	return h.Sum(nil)
 }

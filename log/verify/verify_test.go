@@ -36,6 +36,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	quirelog "github.com/quirelog/quire/log"
 )
 
 var update = flag.Bool("update", false, "rewrite the fixtures in testdata/")
@@ -245,7 +247,7 @@ func buildSignedLog(t testing.TB, s artifactSigner, witnesses, cosigned int) *si
 		VerificationMaterial: &protobundle.VerificationMaterial{
 			TlogEntries: []*protorekor.TransparencyLogEntry{{
 				LogIndex:    index,
-				LogId:       &protocommon.LogId{KeyId: LogID(testOrigin, logPub)},
+				LogId:       &protocommon.LogId{KeyId: quirelog.Ed25519KeyID(testOrigin, logPub)},
 				KindVersion: &protorekor.KindVersion{Kind: "hashedrekord", Version: "0.0.2"},
 				InclusionProof: &protorekor.InclusionProof{
 					LogIndex: index, RootHash: tree.Hash(), TreeSize: size, Hashes: hashes,
@@ -273,7 +275,7 @@ func buildSignedLog(t testing.TB, s artifactSigner, witnesses, cosigned int) *si
 }
 
 func trustedRootFor(logPubDER []byte) *prototrust.TrustedRoot {
-	id := LogID(testOrigin, mustEd25519(logPubDER))
+	id := quirelog.Ed25519KeyID(testOrigin, mustEd25519(logPubDER))
 	return &prototrust.TrustedRoot{
 		MediaType: "application/vnd.dev.sigstore.trustedroot.v0.2+json",
 		Tlogs: []*prototrust.TransparencyLogInstance{{
@@ -572,7 +574,7 @@ func newCosignerVKey(t testing.TB) string {
 	return cvkey
 }
 
-// FuzzBundle checks that no input panics and that the only bundle that verifies is the fixture.
+// FuzzBundle checks that no input panics and that every bundle that verifies proves what the fixture does.
 func FuzzBundle(f *testing.F) {
 	read := func(name string) []byte {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
@@ -586,7 +588,7 @@ func FuzzBundle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	want, err := ParseBundle(b)
+	want, err := Bundle(b, bytes.NewReader(artifact), Options{TrustedRoot: tr})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -594,16 +596,18 @@ func FuzzBundle(f *testing.F) {
 	f.Add(bytes.Replace(b, []byte(`"logIndex"`), []byte(`"log_index"`), 1))
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, err := Bundle(data, bytes.NewReader(artifact), Options{TrustedRoot: tr})
+		got, err := Bundle(data, bytes.NewReader(artifact), Options{TrustedRoot: tr})
 		if err != nil {
 			if checkOf(err) == "" {
 				t.Fatalf("error %v is not a verify.Error", err)
 			}
 			return
 		}
-		got, perr := ParseBundle(data)
-		if perr != nil || !proto.Equal(got, want) {
-			t.Fatalf("a bundle other than the fixture verified: %s", data)
+		// Bytes the checks do not cover (a cosignature from a witness no policy names, a key hint)
+		// may differ from the fixture; what the bundle proves may not.
+		if got.LogIndex != want.LogIndex || got.TreeSize != want.TreeSize || got.Origin != want.Origin ||
+			!bytes.Equal(got.Digest, want.Digest) || !bytes.Equal(got.SignerKey, want.SignerKey) {
+			t.Fatalf("a bundle proving other than the fixture verified (%+v, fixture %+v): %s", got, want, data)
 		}
 	})
 }

@@ -11,6 +11,9 @@ import (
 	"github.com/transparency-dev/tessera"
 )
 
+// publishRetryMin is the shortest pause before retrying a failed publication.
+const publishRetryMin = 500 * time.Millisecond
+
 // publishFn signs (and witnesses) a checkpoint for a tree; it is AppendOptions.CheckpointPublisher.
 type publishFn func(ctx context.Context, size uint64, root []byte) ([]byte, error)
 
@@ -82,7 +85,18 @@ func (s *Storage) publishLoop(ctx context.Context, publish publishFn, interval, 
 				return
 			}
 			slog.Warn("pebble storage: publishing checkpoint", "err", err)
-			timer.Reset(max(interval, 100*time.Millisecond))
+			// Integration goes on while publication fails (say, witnesses short of quorum with
+			// fail-closed), so waking on every integration would retry once per batch, asking
+			// every witness each time and logging each failure. Retry on the timer alone.
+			timer.Reset(max(interval, publishRetryMin))
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.pubStop:
+				return
+			case <-timer.C:
+			}
+			continue
 		} else {
 			continue
 		}
