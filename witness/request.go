@@ -66,6 +66,11 @@ func ParseRequest(body []byte) (*Request, error) {
 		if err != nil {
 			return nil, errMalformed(fmt.Sprintf("consistency proof line %d is not base64", len(proof)+1), err)
 		}
+		// Go's decoder skips \r and \n even in Strict mode, so only the
+		// canonical encoding of the decoded hash is accepted as the line.
+		if base64.StdEncoding.EncodeToString(h) != string(line) {
+			return nil, errMalformed(fmt.Sprintf("consistency proof line %d is not canonical base64", len(proof)+1), nil)
+		}
 		if len(h) != hashSize {
 			return nil, errMalformed(fmt.Sprintf("consistency proof line %d holds %d bytes, want %d", len(proof)+1, len(h), hashSize), nil)
 		}
