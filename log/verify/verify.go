@@ -320,10 +320,33 @@ func KeyHint(pkixDER []byte) string {
 // openCheckpoint verifies the checkpoint with each Ed25519 log key in the trusted root. Per C2SP
 // signed-note the key name is the checkpoint origin, and the key ID is derived from that name, the
 // Ed25519 signature type 0x01 and the public key (note.NewEd25519VerifierKey does exactly that).
+// strictSignatureLines refuses signature lines whose base64 is not canonical. sumdb/note decodes
+// leniently (nonzero padding bits pass), so without this a bundle could be altered in a signature
+// line's last character and still verify, and a verified bundle would not pin its own bytes.
+func strictSignatureLines(envelope []byte) error {
+	_, sigs, ok := bytes.Cut(envelope, []byte("\n\n"))
+	if !ok {
+		return errors.New("checkpoint has no signature block")
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(string(sigs), "\n"), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) != 3 || fields[0] != "—" {
+			return fmt.Errorf("checkpoint signature line %q is malformed", line)
+		}
+		if _, err := base64.StdEncoding.Strict().DecodeString(fields[2]); err != nil {
+			return fmt.Errorf("checkpoint signature by %q is not canonical base64: %w", fields[1], err)
+		}
+	}
+	return nil
+}
+
 func openCheckpoint(envelope []byte, tr *prototrust.TrustedRoot) (*flog.Checkpoint, ed25519.PublicKey, error) {
 	origin, _, ok := strings.Cut(string(envelope), "\n")
 	if !ok || origin == "" {
 		return nil, nil, errors.New("checkpoint has no origin line")
+	}
+	if err := strictSignatureLines(envelope); err != nil {
+		return nil, nil, err
 	}
 	var tried int
 	var lastErr error
