@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -278,6 +279,9 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (crypto.PublicK
 	if ok {
 		return k, nil
 	}
+	// The parsers may return keys that alias their input (Ed25519 keys do), and
+	// a cached key must not change if the caller reuses its buffer.
+	raw = bytes.Clone(raw)
 	if isCert {
 		cert, err := x509.ParseCertificate(raw)
 		if err != nil {
