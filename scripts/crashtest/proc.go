@@ -140,3 +140,18 @@ func tail(path string, n int64) string {
 	b, _ := io.ReadAll(f)
 	return string(b)
 }
+
+// startHealthy starts bin and waits until healthURL answers, so every restart
+// in a cycle is ready for load; on failure the process is killed and its log
+// tail is part of the error.
+func startHealthy(ctx context.Context, hc *http.Client, bin string, args []string, logPath, healthURL string) (*proc, error) {
+	p, err := startProc(bin, args, logPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHealthy(ctx, hc, healthURL, p, 60*time.Second); err != nil {
+		_ = p.kill()
+		return nil, fmt.Errorf("%w; log tail:\n%s", err, tail(logPath, 4000))
+	}
+	return p, nil
+}

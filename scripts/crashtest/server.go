@@ -291,15 +291,7 @@ func (t *serverTest) setup(ctx context.Context) error {
 }
 
 func (t *serverTest) start(ctx context.Context) (*proc, error) {
-	p, err := startProc(t.cfg.QuireBin, t.args, t.logPath)
-	if err != nil {
-		return nil, err
-	}
-	if err := waitHealthy(ctx, t.hc, t.baseURL+"/healthz", p, 60*time.Second); err != nil {
-		_ = p.kill()
-		return nil, fmt.Errorf("%w; log tail:\n%s", err, tail(t.logPath, 4000))
-	}
-	return p, nil
+	return startHealthy(ctx, t.hc, t.cfg.QuireBin, t.args, t.logPath, t.baseURL+"/healthz")
 }
 
 // startLoad runs the writers and the checkpoint poller until ctx ends.

@@ -225,15 +225,7 @@ func (t *witnessTest) setup(ctx context.Context) error {
 }
 
 func (t *witnessTest) start(ctx context.Context) (*proc, error) {
-	p, err := startProc(t.cfg.WitnessBin, t.args, t.logPath)
-	if err != nil {
-		return nil, err
-	}
-	if err := waitHealthy(ctx, t.hc, t.url+"/healthz", p, 60*time.Second); err != nil {
-		_ = p.kill()
-		return nil, fmt.Errorf("%w; log tail:\n%s", err, tail(t.logPath, 4000))
-	}
-	return p, nil
+	return startHealthy(ctx, t.hc, t.cfg.WitnessBin, t.args, t.logPath, t.url+"/healthz")
 }
 
 func openTreeLog(ctx context.Context, name, dir string, signer note.Signer) (*treeLog, error) {
