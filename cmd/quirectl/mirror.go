@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/quirelog/quire/log/mirror"
+	"github.com/quirelog/quire/api/client/mirror"
 	"golang.org/x/term"
 )
 

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/quirelog/quire/log/monitor"
+	"github.com/quirelog/quire/api/client/monitor"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 )

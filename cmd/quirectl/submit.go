@@ -15,7 +15,7 @@ import (
 
 	"github.com/quirelog/quire/api/client"
 	quirelog "github.com/quirelog/quire/log"
-	"github.com/quirelog/quire/log/verify"
+	"github.com/quirelog/quire/api/client/verify"
 )
 
 func init() {

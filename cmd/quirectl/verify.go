@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/quirelog/quire/log/verify"
+	"github.com/quirelog/quire/api/client/verify"
 )
 
 func init() {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	quirelog "github.com/quirelog/quire/log"
-	"github.com/quirelog/quire/log/mirror/testlog"
+	"github.com/quirelog/quire/api/client/testlog"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 )
 

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/quirelog/quire/log/mirror/testlog"
+	"github.com/quirelog/quire/api/client/testlog"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 )

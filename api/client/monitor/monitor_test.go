@@ -23,7 +23,7 @@ import (
 	"testing"
 
 	quirelog "github.com/quirelog/quire/log"
-	"github.com/quirelog/quire/log/mirror/testlog"
+	"github.com/quirelog/quire/api/client/testlog"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/tessera/client"

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/quirelog/quire/log/mirror/testlog"
+	"github.com/quirelog/quire/api/client/testlog"
 	"github.com/transparency-dev/tessera/client"
 	"github.com/transparency-dev/tessera/fsck"
 	"golang.org/x/mod/sumdb/note"
