@@ -14,8 +14,8 @@ import (
 	"strings"
 
 	"github.com/quirelog/quire/api/client"
-	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/api/client/verify"
+	quirelog "github.com/quirelog/quire/log"
 )
 
 func init() {

@@ -22,8 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/api/client/testlog"
+	quirelog "github.com/quirelog/quire/log"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/tessera/client"

@@ -6,8 +6,8 @@ import (
 	"crypto/x509"
 	"testing"
 
-	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/api/client/testlog"
+	quirelog "github.com/quirelog/quire/log"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 )
 
