@@ -2,10 +2,7 @@ package log
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io/fs"
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -14,6 +11,8 @@ import (
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
+
+	"github.com/quirelog/quire/api/tiles"
 )
 
 // proofCacheSizes is how many tree sizes keep their computed nodes. Writes
@@ -166,87 +165,16 @@ func (c *proofCache) root(ctx context.Context, size uint64) ([]byte, error) {
 	return r.GetRootHash(nil)
 }
 
-// readTile reads a hash tile of width p (0: full). A driver may delete a
-// partial tile once a wider one exists (Tessera's POSIX driver garbage
-// collects them), yet proofs to past tree sizes need the narrow one. Hashes
-// in a tile never change once written (tlog-tiles), so the first p hashes of
-// the full tile, or of the current wider partial tile, are the same tile.
+// readTile reads a hash tile of width p (0: full) for the tree of a past or
+// present size. Proofs to past sizes need narrow partial tiles that a driver
+// may since have deleted; tiles.Read cuts them from a wider version.
 func (l *Log) readTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	t, err := l.reader.ReadTile(ctx, level, index, p)
-	if err == nil || p == 0 || !errors.Is(err, fs.ErrNotExist) {
-		if err != nil {
-			return nil, fmt.Errorf("reading tile %d/%d.p/%d: %w", level, index, p, err)
-		}
-		return t, nil
-	}
-	wider, err := l.readWider(ctx, p, func(w uint8) ([]byte, error) { return l.reader.ReadTile(ctx, level, index, w) },
-		func(size uint64) uint8 { return layout.PartialTileSize(level, index, size) })
-	if err != nil {
-		return nil, fmt.Errorf("reading tile %d/%d.p/%d: %w", level, index, p, err)
-	}
-	if len(wider) < int(p)*32 {
-		return nil, fmt.Errorf("tile %d/%d has %d bytes, want at least %d", level, index, len(wider), int(p)*32)
-	}
-	return wider[:int(p)*32], nil
+	return tiles.Read(ctx, l.reader, tiles.Resource{Kind: tiles.HashTile, Level: level, Index: index, Width: p})
 }
 
-// readBundle reads entry bundle index of width p with the same fallback as
-// readTile: a bundle's first p entries never change.
+// readBundle reads entry bundle index of width p as readTile reads tiles.
 func (l *Log) readBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	b, err := l.reader.ReadEntryBundle(ctx, index, p)
-	if err == nil || p == 0 || !errors.Is(err, fs.ErrNotExist) {
-		if err != nil {
-			return nil, fmt.Errorf("reading entry bundle %d.p/%d: %w", index, p, err)
-		}
-		return b, nil
-	}
-	wider, err := l.readWider(ctx, p, func(w uint8) ([]byte, error) { return l.reader.ReadEntryBundle(ctx, index, w) },
-		func(size uint64) uint8 { return layout.PartialTileSize(0, index, size) })
-	if err != nil {
-		return nil, fmt.Errorf("reading entry bundle %d.p/%d: %w", index, p, err)
-	}
-	end, err := bundlePrefix(wider, int(p))
-	if err != nil {
-		return nil, fmt.Errorf("entry bundle %d: %w", index, err)
-	}
-	return wider[:end], nil
-}
-
-// readWider reads the full resource, or else the partial one of the latest
-// checkpoint's width, if that is wider than p.
-func (l *Log) readWider(ctx context.Context, p uint8, read func(w uint8) ([]byte, error), widthAt func(size uint64) uint8) ([]byte, error) {
-	full, err := read(0)
-	if err == nil {
-		return full, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	cp, err := l.latest(ctx)
-	if err != nil {
-		return nil, err
-	}
-	w := widthAt(cp.size)
-	if w <= p {
-		return nil, fmt.Errorf("no full or wider partial version (latest width %d): %w", w, fs.ErrNotExist)
-	}
-	return read(w)
-}
-
-// bundlePrefix returns the byte length of the first n entries of a
-// tlog-tiles entry bundle (each a 2-byte big-endian length and the data).
-func bundlePrefix(b []byte, n int) (int, error) {
-	off := 0
-	for i := 0; i < n; i++ {
-		if off+2 > len(b) {
-			return 0, fmt.Errorf("bundle ends after %d of %d entries", i, n)
-		}
-		off += 2 + int(binary.BigEndian.Uint16(b[off:]))
-		if off > len(b) {
-			return 0, fmt.Errorf("entry %d overruns the bundle", i)
-		}
-	}
-	return off, nil
+	return tiles.Read(ctx, l.reader, tiles.Resource{Kind: tiles.EntryBundle, Index: index, Width: p})
 }
 
 // readEntry returns the leaf data of entry index in the tree of size.

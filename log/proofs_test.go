@@ -126,21 +126,6 @@ func TestProofs(t *testing.T) {
 			}
 		}
 	})
-	t.Run("a bundle prefix is cut at entry boundaries", func(t *testing.T) {
-		b := []byte{0, 1, 'a', 0, 2, 'b', 'c', 0, 0}
-		for _, tc := range []struct{ n, want int }{{0, 0}, {1, 3}, {2, 7}, {3, 9}} {
-			got, err := bundlePrefix(b, tc.n)
-			if err != nil || got != tc.want {
-				t.Fatalf("bundlePrefix(%d) = %d, %v; want %d", tc.n, got, err, tc.want)
-			}
-		}
-		if _, err := bundlePrefix(b, 4); err == nil {
-			t.Fatal("bundlePrefix past the end succeeded")
-		}
-		if _, err := bundlePrefix([]byte{0, 9, 'x'}, 1); err == nil {
-			t.Fatal("bundlePrefix of an overrunning entry succeeded")
-		}
-	})
 }
 
 func equalHashes(a, b [][]byte) bool {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/quirelog/quire/api/tiles"
 	quirelog "github.com/quirelog/quire/log"
 )
 
@@ -66,6 +67,10 @@ func mapError(err error) *apiError {
 		return ae
 	case errors.As(err, &invalid):
 		return newAPIError(codes.InvalidArgument, http.StatusBadRequest, invalid.Error())
+	case errors.Is(err, tiles.ErrBadPath):
+		return newAPIError(codes.InvalidArgument, http.StatusBadRequest, err.Error())
+	case errors.Is(err, tiles.ErrNotTiles):
+		return newAPIError(codes.NotFound, http.StatusNotFound, err.Error())
 	case errors.As(err, &dup):
 		e := newAPIError(codes.AlreadyExists, http.StatusConflict, dup.Error())
 		e.headers = map[string]string{headerLogIndex: strconv.FormatUint(dup.Index, 10)}
@@ -116,14 +121,21 @@ func notFoundMessage(err error) string {
 	return "not found"
 }
 
-// fail maps err and, for gRPC callers, attaches the error's headers as response metadata. Through
-// the in-process gateway there is no gRPC stream, and the HTTP error handler writes them instead.
-// Failures that are the server's fault are logged here, since the client only learns "internal error".
-func fail(ctx context.Context, logger *slog.Logger, err error) error {
+// logged maps err and logs it if the failure is the server's fault, since the client only learns
+// "internal error".
+func logged(ctx context.Context, logger *slog.Logger, err error) *apiError {
 	e := mapError(err)
 	if c := e.st.Code(); c == codes.Internal || c == codes.Unknown || c == codes.DataLoss {
 		logger.ErrorContext(ctx, "request failed", "error", err)
 	}
+	return e
+}
+
+// fail maps and logs err (logged) and, for gRPC callers, attaches the error's headers as response
+// metadata. Through the in-process gateway there is no gRPC stream, and the HTTP error handler
+// writes them instead.
+func fail(ctx context.Context, logger *slog.Logger, err error) error {
+	e := logged(ctx, logger, err)
 	if len(e.headers) > 0 {
 		md := metadata.MD{}
 		for k, v := range e.headers {

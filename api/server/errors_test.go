@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/quirelog/quire/api/tiles"
 	quirelog "github.com/quirelog/quire/log"
 )
 
@@ -39,6 +40,12 @@ func TestMapError(t *testing.T) {
 		{name: "a missing index is NotFound and 404",
 			err:  fmt.Errorf("entry 9: the log has 3 entries: %w", quirelog.ErrNotFound),
 			code: codes.NotFound, httpStatus: 404, message: "entry 9"},
+		{name: "a bad tile path is InvalidArgument and 400 saying what is wrong",
+			err:  fmt.Errorf("%w: width 0", tiles.ErrBadPath),
+			code: codes.InvalidArgument, httpStatus: 400, message: "bad tile path: width 0"},
+		{name: "a path outside tlog-tiles is NotFound and 404",
+			err:  tiles.ErrNotTiles,
+			code: codes.NotFound, httpStatus: 404, message: "not a tlog-tiles path"},
 		{name: "a missing file is 404 without its path",
 			err:  fmt.Errorf("reading tile: %w", &fs.PathError{Op: "open", Path: "/secret/dir/tile", Err: fs.ErrNotExist}),
 			code: codes.NotFound, httpStatus: 404, notInReason: "/secret"},

@@ -296,7 +296,7 @@ func checkHostileAnswer(t *testing.T, tc hostileCase, a httpAnswer) {
 		return
 	}
 	if tc.Code == nil {
-		// The tlog-tiles handler answers in plain text (api/tiles), like every static tile server.
+		// The tlog-tiles handler answers in plain text (tiles.go), like every static tile server.
 		if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 			t.Errorf("Content-Type %q, want text/plain", ct)
 		}

@@ -5,7 +5,9 @@
 // rekor_service.proto, so Rekor v2 clients work unchanged) and quire.v1.Log (proto/quire/v1/
 // log.proto). HTTP serves the same services through grpc-gateway, in-process (no loopback gRPC hop),
 // with rekor-tiles' JSON encoding and error body {"code":N,"message":"…","details":[]}, plus the
-// C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, /healthz and /metrics.
+// C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, /healthz and /metrics. The
+// tlog-tiles reads over REST and Rekor's GetCheckpoint, GetTile and GetEntryBundle over gRPC share
+// one read path (readTiles in tiles.go), so they answer the same bytes and the same status.
 //
 // Every error from the log reaches clients through one function, mapError (errors.go), which picks
 // the gRPC code and the HTTP status DESIGN.md "Write API" fixes.
@@ -37,7 +39,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	quirev1 "github.com/quirelog/quire/api/quire/v1"
-	"github.com/quirelog/quire/api/tiles"
 	quirelog "github.com/quirelog/quire/log"
 )
 
@@ -180,17 +181,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registering quire.v1 gateway: %w", err)
 	}
 
-	tileHandler, err := tiles.New(cfg.Reader, tiles.Options{Logger: cfg.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("building tlog-tiles handler: %w", err)
-	}
+	tileReads := &tileHandler{reader: cfg.Reader, logger: cfg.Logger}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v2/log/", limitBody(cfg.MaxRequestBody, gw))
 	mux.Handle("/quire/v1/", limitBody(cfg.MaxRequestBody, gw))
 	// Rekor v2 routes GET /api/v2/checkpoint and /api/v2/tile/… to its gRPC reads; the tlog-tiles
 	// handler answers them here instead, byte-exact and with cache headers.
-	tileHandler.Register(mux, "")
-	tileHandler.Register(mux, "/api/v2")
+	tileReads.register(mux, "")
+	tileReads.register(mux, "/api/v2")
 	mux.HandleFunc("/healthz", s.serveHealth)
 	mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

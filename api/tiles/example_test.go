@@ -2,11 +2,6 @@ package tiles_test
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"os"
-
-	"github.com/transparency-dev/tessera/client"
 
 	"github.com/quirelog/quire/api/tiles"
 )
@@ -22,34 +17,17 @@ func ExampleParsePath() {
 	// bad tile path: not in canonical form (want /tile/0/001)
 }
 
-// Quire serves the same log at the root and under /api/v2, beside its other
-// routes; the more specific patterns Register adds win over a catch-all
-// such as a grpc-gateway mux mounted at "/".
-func ExampleHandler_Register() {
-	// Any tessera.LogReader works; here, Tessera's reader of a tlog-tiles
-	// tree on disk, which is still empty.
-	h, err := tiles.New(client.FileFetcher{Root: os.TempDir() + "/no-such-log"}, tiles.Options{})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	mux := http.NewServeMux()
-	h.Register(mux, "")
-	h.Register(mux, "/api/v2")
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
+// A partial entry bundle is the start of every wider one, so a reader that holds only the wider
+// one can still serve it.
+func ExampleTrimBundle() {
+	// Three entries: "a", "bc" and an empty one, each after its big-endian uint16 length.
+	wider := []byte{0, 1, 'a', 0, 2, 'b', 'c', 0, 0}
+	b, err := tiles.TrimBundle(wider, 2)
+	fmt.Printf("%q %v\n", b, err)
 
-	for _, path := range []string{"/checkpoint", "/api/v2/tile/0/000", "/api/v2/tile/0/01"} {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			fmt.Println(err)
-			return
-		}
-		resp.Body.Close()
-		fmt.Println(path, resp.StatusCode)
-	}
+	_, err = tiles.TrimBundle(wider, 4)
+	fmt.Println(err)
 	// Output:
-	// /checkpoint 404
-	// /api/v2/tile/0/000 404
-	// /api/v2/tile/0/01 400
+	// "\x00\x01a\x00\x02bc" <nil>
+	// entry bundle holds 3 entries, want at least 4
 }

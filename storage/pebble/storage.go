@@ -40,6 +40,9 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/quirelog/quire/api/tiles"
 )
 
 const (
@@ -264,7 +267,7 @@ func (s *Storage) ReadCheckpoint(_ context.Context) ([]byte, error) {
 func (s *Storage) ReadTile(_ context.Context, level, index uint64, p uint8) ([]byte, error) {
 	k := cacheKey{kind: keyTile, level: level, index: index}
 	if v, ok := s.cache.get(k); ok {
-		if out, ok := tileAtWidth(v, p); ok {
+		if out, err := tileAtWidth(v, p); err == nil {
 			return append([]byte(nil), out...), nil
 		}
 	}
@@ -272,9 +275,9 @@ func (s *Storage) ReadTile(_ context.Context, level, index uint64, p uint8) ([]b
 	if err != nil {
 		return nil, fmt.Errorf("reading tile %d/%d.p/%d: %w", level, index, p, err)
 	}
-	out, ok := tileAtWidth(v, p)
-	if !ok {
-		return nil, fmt.Errorf("tile %d/%d has %d hashes, want width %d: %w", level, index, len(v)/hashSize, p, os.ErrNotExist)
+	out, err := tileAtWidth(v, p)
+	if err != nil {
+		return nil, fmt.Errorf("reading tile %d/%d.p/%d: %w", level, index, p, err)
 	}
 	return out, nil
 }
@@ -353,64 +356,32 @@ func (s *Storage) Close() error {
 	return nil
 }
 
-// tileAtWidth serves width p (0 = full) from a stored tile v. Hash tiles only ever grow to the
-// right, so the first p hashes of a wider tile are exactly the tile of width p.
-func tileAtWidth(v []byte, p uint8) ([]byte, bool) {
-	w := len(v) / hashSize
-	switch {
-	case w == 256:
-		return v, true
+// tileAtWidth serves width p (0 = full) from a stored tile v: the full tile for any width once it
+// is full, else the first p hashes (tiles.TrimTile), or an error wrapping os.ErrNotExist when v is
+// narrower than p.
+func tileAtWidth(v []byte, p uint8) ([]byte, error) {
+	switch w := len(v) / hashSize; {
+	case w == layout.TileWidth:
+		p = 0
 	case p == 0 || w < int(p):
-		return nil, false
-	default:
-		return v[:int(p)*hashSize], true
+		return nil, fmt.Errorf("tile has %d hashes, want width %d: %w", w, p, os.ErrNotExist)
 	}
+	return tiles.TrimTile(v, p)
 }
 
-// bundleAtWidth serves width p (0 = full) from a stored bundle value (count byte | bundle).
+// bundleAtWidth serves width p (0 = full) from a stored bundle value (count byte | bundle) as
+// tileAtWidth does, cutting with tiles.TrimBundle.
 func bundleAtWidth(v []byte, p uint8) ([]byte, error) {
 	if len(v) < 1 {
 		return nil, errors.New("stored entry bundle is empty")
 	}
-	count := int(v[0])
-	if count == 0 {
-		count = 256
-	}
-	body := v[1:]
-	switch {
-	case count == 256 || int(p) == count:
-		return body, nil
+	switch count := int(v[0]); {
+	case count == 0:
+		p = 0
 	case p == 0 || int(p) > count:
 		return nil, fmt.Errorf("bundle has %d entries, want width %d: %w", count, p, os.ErrNotExist)
 	}
-	return bundlePrefix(body, count, int(p))
-}
-
-// bundlePrefix returns the first p entries of a tlog-tiles entry bundle holding count entries
-// (each a big-endian uint16 length and that many bytes, tlog-tiles "Log Entries"). It walks the
-// whole bundle first, so a bundle in another encoding is refused instead of cut in the wrong place.
-func bundlePrefix(body []byte, count, p int) ([]byte, error) {
-	cut, off := -1, 0
-	for i := 0; i < count; i++ {
-		if i == p {
-			cut = off
-		}
-		if len(body)-off < 2 {
-			return nil, fmt.Errorf("entry %d of bundle: truncated length prefix: %w", i, os.ErrNotExist)
-		}
-		n := int(binary.BigEndian.Uint16(body[off:]))
-		off += 2 + n
-		if off > len(body) {
-			return nil, fmt.Errorf("entry %d of bundle: %d bytes overrun the bundle: %w", i, n, os.ErrNotExist)
-		}
-	}
-	if off != len(body) {
-		return nil, fmt.Errorf("bundle has %d trailing bytes after %d entries: %w", len(body)-off, count, os.ErrNotExist)
-	}
-	if cut < 0 {
-		return nil, fmt.Errorf("bundle has %d entries, want width %d: %w", count, p, os.ErrNotExist)
-	}
-	return body[:cut], nil
+	return tiles.TrimBundle(v[1:], p)
 }
 
 func tileKey(dst []byte, level, index uint64) []byte {

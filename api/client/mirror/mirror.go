@@ -32,6 +32,8 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/quirelog/quire/api/tiles"
 )
 
 // Fetcher reads a tlog-tiles log; Tessera's client.HTTPFetcher is one.
@@ -358,13 +360,13 @@ func (r *run) levelZero(ctx context.Context, idx uint64) ([][]byte, error) {
 	for refetch := false; ; refetch = true {
 		bundle, bundleReused, err := r.get(ctx, bundlePath, refetch, func(ctx context.Context) ([]byte, error) {
 			return r.cfg.Fetcher.ReadEntryBundle(ctx, idx, p)
-		}, func(b []byte) ([]byte, error) { return trimBundle(b, width) })
+		}, func(b []byte) ([]byte, error) { return tiles.TrimBundle(b, p) })
 		if err != nil {
 			return nil, err
 		}
 		tile, tileReused, err := r.get(ctx, tilePath, refetch, func(ctx context.Context) ([]byte, error) {
 			return r.cfg.Fetcher.ReadTile(ctx, 0, idx, p)
-		}, func(b []byte) ([]byte, error) { return trimTile(b, width) })
+		}, func(b []byte) ([]byte, error) { return tiles.TrimTile(b, p) })
 		if err != nil {
 			return nil, err
 		}
@@ -399,11 +401,10 @@ func leafHashesMatching(idx uint64, bundle, tile []byte, width int) ([][]byte, e
 // upperTile gets tile level/idx and checks it holds exactly the recomputed nodes want.
 func (r *run) upperTile(ctx context.Context, level, idx uint64, want []byte) error {
 	p := layout.PartialTileSize(level, idx, r.size)
-	width := len(want) / 32
 	for refetch := false; ; refetch = true {
 		tile, reused, err := r.get(ctx, layout.TilePath(level, idx, p), refetch, func(ctx context.Context) ([]byte, error) {
 			return r.cfg.Fetcher.ReadTile(ctx, level, idx, p)
-		}, func(b []byte) ([]byte, error) { return trimTile(b, width) })
+		}, func(b []byte) ([]byte, error) { return tiles.TrimTile(b, p) })
 		if err != nil {
 			return err
 		}
@@ -447,30 +448,6 @@ func (r *run) get(ctx context.Context, path string, refetch bool, fetch func(con
 	r.fetch.Add(1)
 	r.bytes.Add(uint64(len(data)))
 	return data, false, nil
-}
-
-// trimTile cuts a tile to width hashes (tlog-tiles: a partial tile is a prefix of the full one).
-func trimTile(b []byte, width int) ([]byte, error) {
-	if len(b) < width*32 || len(b)%32 != 0 || len(b) > layout.TileWidth*32 {
-		return nil, fmt.Errorf("tile of %d bytes cannot hold %d hashes", len(b), width)
-	}
-	return b[:width*32], nil
-}
-
-// trimBundle cuts an entry bundle to its first width entries, keeping their exact encoding.
-func trimBundle(b []byte, width int) ([]byte, error) {
-	off := 0
-	for range width {
-		if len(b)-off < 2 {
-			return nil, fmt.Errorf("entry bundle of %d bytes holds fewer than %d entries", len(b), width)
-		}
-		n := int(b[off])<<8 | int(b[off+1])
-		off += 2 + n
-		if off > len(b) {
-			return nil, fmt.Errorf("entry bundle of %d bytes is truncated", len(b))
-		}
-	}
-	return b[:off], nil
 }
 
 // removeObsoletePartials deletes the partial tiles and bundles that the new checkpoint superseded.

@@ -1,4 +1,4 @@
-package tiles_test
+package server
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,19 +22,19 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/quirelog/quire/api/tiles"
+	"github.com/quirelog/quire/storage/pebble"
 )
 
-const origin = "example.com/quire-tiles-test"
+const posixOrigin = "example.com/quire-tiles-test"
 
-// testLog is a real Tessera POSIX log in a temporary directory.
-type testLog struct {
+// posixLog is a real Tessera POSIX log in a temporary directory.
+type posixLog struct {
 	dir      string
 	reader   tessera.LogReader
 	verifier note.Verifier
@@ -46,12 +47,12 @@ type testLog struct {
 // POSIX log, waiting for a checkpoint after each so that partial tiles of
 // several widths are written, then stops the appender so nothing changes
 // while the test reads.
-func newTestLog(t testing.TB, batches ...int) *testLog {
+func newPOSIXLog(t testing.TB, batches ...int) *posixLog {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	skey, vkey, err := note.GenerateKey(rand.Reader, posixOrigin)
 	if err != nil {
 		t.Fatalf("generating log key: %v", err)
 	}
@@ -80,7 +81,7 @@ func newTestLog(t testing.TB, batches ...int) *testLog {
 	}
 	awaiter := tessera.NewPublicationAwaiter(ctx, reader.ReadCheckpoint, 10*time.Millisecond)
 
-	l := &testLog{dir: dir, reader: reader, verifier: verifier}
+	l := &posixLog{dir: dir, reader: reader, verifier: verifier}
 	for _, n := range batches {
 		futures := make([]tessera.IndexFuture, 0, n)
 		for range n {
@@ -111,17 +112,14 @@ func newTestLog(t testing.TB, batches ...int) *testLog {
 	return l
 }
 
-// serve starts a real HTTP server with the handler at the root and under
-// /api/v2, as the Quire server mounts it.
+// serve starts a real HTTP server with the tlog-tiles handler at the root and under /api/v2, as
+// New mounts it.
 func serve(t *testing.T, r tiles.Reader) *httptest.Server {
 	t.Helper()
-	h, err := tiles.New(r, tiles.Options{})
-	if err != nil {
-		t.Fatalf("tiles.New: %v", err)
-	}
 	mux := http.NewServeMux()
-	h.Register(mux, "")
-	h.Register(mux, "/api/v2")
+	h := &tileHandler{reader: r, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h.register(mux, "")
+	h.register(mux, "/api/v2")
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -153,8 +151,8 @@ func get(t *testing.T, method, url string, hdr ...string) (*http.Response, []byt
 
 var prefixes = []string{"", "/api/v2"}
 
-func TestServesEveryFileByteForByte(t *testing.T) {
-	l := newTestLog(t, 1, 100, 300, 200)
+func TestTilesServesEveryFileByteForByte(t *testing.T) {
+	l := newPOSIXLog(t, 1, 100, 300, 200)
 	srv := serve(t, l.reader)
 
 	var paths []string
@@ -195,8 +193,8 @@ func TestServesEveryFileByteForByte(t *testing.T) {
 	}
 }
 
-func TestHeaders(t *testing.T) {
-	l := newTestLog(t, 300)
+func TestTilesHeaders(t *testing.T) {
+	l := newPOSIXLog(t, 300)
 	srv := serve(t, l.reader)
 	tests := []struct {
 		name         string
@@ -235,8 +233,8 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
-func TestConditionalAndHeadRequests(t *testing.T) {
-	l := newTestLog(t, 300)
+func TestTilesConditionalAndHeadRequests(t *testing.T) {
+	l := newPOSIXLog(t, 300)
 	srv := serve(t, l.reader)
 	for _, path := range []string{"/checkpoint", "/tile/0/000", "/tile/0/001.p/44", "/tile/entries/000"} {
 		resp, body := get(t, http.MethodGet, srv.URL+path)
@@ -277,13 +275,10 @@ func TestConditionalAndHeadRequests(t *testing.T) {
 	}
 }
 
-func TestRejectsBadRequests(t *testing.T) {
-	l := newTestLog(t, 10)
+func TestTilesRejectsBadRequests(t *testing.T) {
+	l := newPOSIXLog(t, 10)
 	srv := serve(t, l.reader)
-	h, err := tiles.New(l.reader, tiles.Options{})
-	if err != nil {
-		t.Fatalf("tiles.New: %v", err)
-	}
+	h := &tileHandler{reader: l.reader, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	tests := []struct {
 		name   string
 		method string
@@ -339,64 +334,29 @@ func TestRejectsBadRequests(t *testing.T) {
 	}
 }
 
-func TestMissingCheckpointIsNotFound(t *testing.T) {
-	// Tessera's file reader on an empty directory: a log before its first
-	// checkpoint.
-	srv := serve(t, client.FileFetcher{Root: t.TempDir()})
+func TestTilesMissingCheckpointIsNotFound(t *testing.T) {
+	// Pebble storage that no appender has published a checkpoint to yet.
+	drv, err := pebble.New(context.Background(), pebble.Config{Path: t.TempDir()})
+	if err != nil {
+		t.Fatalf("opening pebble storage: %v", err)
+	}
+	s := drv.(*pebble.Storage)
+	t.Cleanup(func() { s.Close() })
+	srv := serve(t, s)
 	resp, body := get(t, http.MethodGet, srv.URL+"/checkpoint")
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("status %d, want 404 (body %q)", resp.StatusCode, body)
 	}
 }
 
-func TestPartialResourcesAreCutFromFullOnes(t *testing.T) {
-	l := newTestLog(t, 256)
+// A full tile cut short on disk, as a storage bug or a torn write would leave it, must not be
+// served: caches would keep it for a year.
+func TestTilesShortFullTileIsAnErrorNotCached(t *testing.T) {
+	l := newPOSIXLog(t, 256)
+	if err := os.Truncate(filepath.Join(l.dir, "tile", "0", "000"), 255*32); err != nil {
+		t.Fatalf("cutting the tile short: %v", err)
+	}
 	srv := serve(t, l.reader)
-	full, err := os.ReadFile(filepath.Join(l.dir, "tile", "0", "000"))
-	if err != nil {
-		t.Fatalf("reading full tile: %v", err)
-	}
-	t.Run("a partial tile no longer stored is the start of the full one", func(t *testing.T) {
-		resp, body := get(t, http.MethodGet, srv.URL+"/tile/0/000.p/5")
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, full[:5*32]) {
-			t.Errorf("status %d with %d bytes, want 200 and the first 5 hashes", resp.StatusCode, len(body))
-		}
-	})
-	t.Run("a partial bundle no longer stored is the start of the full one", func(t *testing.T) {
-		resp, body := get(t, http.MethodGet, srv.URL+"/tile/entries/000.p/3")
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("status %d: %s", resp.StatusCode, body)
-		}
-		var b api.EntryBundle
-		if err := b.UnmarshalText(body); err != nil {
-			t.Fatalf("parsing bundle: %v", err)
-		}
-		if len(b.Entries) != 3 {
-			t.Fatalf("bundle has %d entries, want 3", len(b.Entries))
-		}
-		for i, e := range b.Entries {
-			if !bytes.Equal(e, l.entries[i]) {
-				t.Errorf("entry %d differs", i)
-			}
-		}
-	})
-}
-
-// shortTiles is the real POSIX reader with full tiles cut short, as a
-// storage bug would leave them.
-type shortTiles struct{ tessera.LogReader }
-
-func (s shortTiles) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	t, err := s.LogReader.ReadTile(ctx, level, index, p)
-	if err != nil {
-		return nil, err
-	}
-	return t[:len(t)-32], nil
-}
-
-func TestShortFullTileIsAnErrorNotCached(t *testing.T) {
-	l := newTestLog(t, 256)
-	srv := serve(t, shortTiles{l.reader})
 	resp, body := get(t, http.MethodGet, srv.URL+"/tile/0/000")
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("status %d, want 500 (body %q)", resp.StatusCode, body)
@@ -409,8 +369,8 @@ func TestShortFullTileIsAnErrorNotCached(t *testing.T) {
 	}
 }
 
-func TestEntryBundlesAreGzippedOnRequest(t *testing.T) {
-	l := newTestLog(t, 300)
+func TestTilesEntryBundlesAreGzippedOnRequest(t *testing.T) {
+	l := newPOSIXLog(t, 300)
 	srv := serve(t, l.reader)
 	want, err := os.ReadFile(filepath.Join(l.dir, "tile", "entries", "000"))
 	if err != nil {
@@ -460,12 +420,12 @@ func TestEntryBundlesAreGzippedOnRequest(t *testing.T) {
 	})
 }
 
-// TestTesseraClientVerifiesTheServedLog reads the log only through
+// TestTilesTesseraClientVerifiesTheServedLog reads the log only through
 // Tessera's own client over HTTP: the checkpoint's signature, every entry
 // bundle, an inclusion proof for every entry, and consistency proofs from
 // every earlier checkpoint.
-func TestTesseraClientVerifiesTheServedLog(t *testing.T) {
-	l := newTestLog(t, 1, 255, 2, 300, 70)
+func TestTilesTesseraClientVerifiesTheServedLog(t *testing.T) {
+	l := newPOSIXLog(t, 1, 255, 2, 300, 70)
 	srv := serve(t, l.reader)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -481,7 +441,7 @@ func TestTesseraClientVerifiesTheServedLog(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewHTTPFetcher: %v", err)
 			}
-			cp, _, _, err := client.FetchCheckpoint(ctx, f.ReadCheckpoint, l.verifier, origin)
+			cp, _, _, err := client.FetchCheckpoint(ctx, f.ReadCheckpoint, l.verifier, posixOrigin)
 			if err != nil {
 				t.Fatalf("FetchCheckpoint: %v", err)
 			}
@@ -510,7 +470,7 @@ func TestTesseraClientVerifiesTheServedLog(t *testing.T) {
 				}
 			}
 			for _, raw := range l.checkpoints[:len(l.checkpoints)-1] {
-				old, _, _, err := client.FetchCheckpoint(ctx, func(context.Context) ([]byte, error) { return raw, nil }, l.verifier, origin)
+				old, _, _, err := client.FetchCheckpoint(ctx, func(context.Context) ([]byte, error) { return raw, nil }, l.verifier, posixOrigin)
 				if err != nil {
 					t.Fatalf("parsing earlier checkpoint: %v", err)
 				}
@@ -529,7 +489,7 @@ func TestTesseraClientVerifiesTheServedLog(t *testing.T) {
 		if err != nil {
 			t.Fatalf("NewHTTPFetcher: %v", err)
 		}
-		cp, _, _, err := client.FetchCheckpoint(ctx, f.ReadCheckpoint, l.verifier, origin)
+		cp, _, _, err := client.FetchCheckpoint(ctx, f.ReadCheckpoint, l.verifier, posixOrigin)
 		if err != nil {
 			t.Fatalf("FetchCheckpoint: %v", err)
 		}
@@ -566,15 +526,12 @@ func mustParse(t *testing.T, s string) *url.URL {
 	return u
 }
 
-// BenchmarkHandler measures the handler's own cost per request (parsing,
+// BenchmarkTileHandler measures the handler's own cost per request (parsing,
 // reading from the POSIX reader, hashing for the ETag, gzip), without a
 // network hop.
-func BenchmarkHandler(b *testing.B) {
-	l := newTestLog(b, 300)
-	h, err := tiles.New(l.reader, tiles.Options{})
-	if err != nil {
-		b.Fatalf("tiles.New: %v", err)
-	}
+func BenchmarkTileHandler(b *testing.B) {
+	l := newPOSIXLog(b, 300)
+	h := &tileHandler{reader: l.reader, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	full := httptest.NewRequest(http.MethodGet, "/tile/0/000", nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, full)
@@ -605,70 +562,4 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		})
 	}
-}
-
-func TestOptions(t *testing.T) {
-	l := newTestLog(t, 10)
-	t.Run("a nil reader is refused", func(t *testing.T) {
-		if _, err := tiles.New(nil, tiles.Options{}); err == nil {
-			t.Error("New(nil) succeeded")
-		}
-	})
-	t.Run("a negative partial max-age is refused", func(t *testing.T) {
-		if _, err := tiles.New(l.reader, tiles.Options{PartialMaxAge: -time.Second}); err == nil {
-			t.Error("New with PartialMaxAge -1s succeeded")
-		}
-	})
-	t.Run("a configured partial max-age is sent", func(t *testing.T) {
-		h, err := tiles.New(l.reader, tiles.Options{PartialMaxAge: 90 * time.Second})
-		if err != nil {
-			t.Fatalf("New: %v", err)
-		}
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/tile/0/000.p/10", nil))
-		if got := rec.Header().Get("Cache-Control"); got != "public, max-age=90" {
-			t.Errorf("Cache-Control %q, want public, max-age=90", got)
-		}
-	})
-	t.Run("compression can be turned off", func(t *testing.T) {
-		h, err := tiles.New(l.reader, tiles.Options{DisableCompression: true})
-		if err != nil {
-			t.Fatalf("New: %v", err)
-		}
-		req := httptest.NewRequest(http.MethodGet, "/tile/entries/000.p/10", nil)
-		req.Header.Set("Accept-Encoding", "gzip")
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if got := rec.Header().Get("Content-Encoding"); got != "" {
-			t.Errorf("Content-Encoding %q with compression off", got)
-		}
-	})
-}
-
-func TestRead(t *testing.T) {
-	l := newTestLog(t, 10)
-	h, err := tiles.New(l.reader, tiles.Options{})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx := context.Background()
-	t.Run("a stored bundle is read as stored", func(t *testing.T) {
-		got, err := h.Read(ctx, tiles.Resource{Kind: tiles.EntryBundle, Width: 10})
-		if err != nil {
-			t.Fatalf("Read: %v", err)
-		}
-		want, err := os.ReadFile(filepath.Join(l.dir, "tile", "entries", "000.p", "10"))
-		if err != nil {
-			t.Fatalf("reading file: %v", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("Read returned %d bytes, want the %d-byte file", len(got), len(want))
-		}
-	})
-	t.Run("a missing tile is os.ErrNotExist", func(t *testing.T) {
-		_, err := h.Read(ctx, tiles.Resource{Kind: tiles.HashTile, Level: 1, Index: 3})
-		if !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("Read of a missing tile: %v, want os.ErrNotExist", err)
-		}
-	})
 }
