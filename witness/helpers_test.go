@@ -68,16 +68,26 @@ func (l *testLog) config(t testing.TB) Log {
 	return lg
 }
 
-// checkpoint returns the log's signed checkpoint at size.
+// checkpoint returns the log's signed checkpoint at size, growing the tree to it.
 func (l *testLog) checkpoint(t testing.TB, size uint64) []byte {
 	t.Helper()
 	l.grow(size)
+	signed, err := l.signCheckpoint(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// signCheckpoint signs the checkpoint at size of a tree already grown to it; it only reads the
+// tree, so concurrent pushers may call it.
+func (l *testLog) signCheckpoint(size uint64) ([]byte, error) {
 	text := log.Checkpoint{Origin: l.origin, Size: size, Hash: l.tree.HashAt(size)}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(text)}, l.signer)
 	if err != nil {
-		t.Fatalf("signing checkpoint: %v", err)
+		return nil, fmt.Errorf("signing checkpoint %d: %w", size, err)
 	}
-	return signed
+	return signed, nil
 }
 
 // request builds an add-checkpoint body moving from old to size with a real
@@ -192,16 +202,25 @@ type response struct {
 
 func post(t testing.TB, url string, body []byte) response {
 	t.Helper()
+	r, err := tryPost(url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// tryPost is post for pusher goroutines, which must not stop the test themselves.
+func tryPost(url string, body []byte) (response, error) {
 	resp, err := http.Post(url+"/add-checkpoint", "text/plain", bytes.NewReader(body))
 	if err != nil {
-		t.Fatalf("POST add-checkpoint: %v", err)
+		return response{}, fmt.Errorf("POST add-checkpoint: %w", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("reading response: %v", err)
+		return response{}, fmt.Errorf("reading response: %w", err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}, nil
 }
 
 func get(t testing.TB, url string) response {
@@ -224,21 +243,30 @@ func get(t testing.TB, url string) response {
 // witness key) and returns the parsed checkpoint.
 func openCosigned(t testing.TB, cp []byte, cosig string, v note.Verifier) *log.Checkpoint {
 	t.Helper()
+	c, err := verifyCosigned(cp, cosig, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// verifyCosigned is openCosigned for pusher goroutines.
+func verifyCosigned(cp []byte, cosig string, v note.Verifier) (*log.Checkpoint, error) {
 	if !strings.HasPrefix(cosig, "— ") || !strings.HasSuffix(cosig, "\n") || strings.Count(cosig, "\n") != 1 {
-		t.Fatalf("answer is not exactly one signature line: %q", cosig)
+		return nil, fmt.Errorf("answer is not exactly one signature line: %q", cosig)
 	}
 	n, err := note.Open(append(append([]byte(nil), cp...), cosig...), note.VerifierList(v))
 	if err != nil {
-		t.Fatalf("cosignature does not verify: %v", err)
+		return nil, fmt.Errorf("cosignature does not verify: %w", err)
 	}
 	if len(n.Sigs) != 1 {
-		t.Fatalf("got %d verified witness signatures, want 1", len(n.Sigs))
+		return nil, fmt.Errorf("got %d verified witness signatures, want 1", len(n.Sigs))
 	}
 	var c log.Checkpoint
 	if _, err := c.Unmarshal([]byte(n.Text)); err != nil {
-		t.Fatalf("parsing cosigned checkpoint: %v", err)
+		return nil, fmt.Errorf("parsing cosigned checkpoint: %w", err)
 	}
-	return &c
+	return &c, nil
 }
 
 // reopenOn restarts a witness on a fixed address, so a log's policy (which

@@ -3,6 +3,7 @@ package witness
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -133,55 +135,26 @@ func TestConcurrentPushersNeverGetInconsistentCosignatures(t *testing.T) {
 	var mu sync.Mutex
 	var got []cosigned
 	var wg sync.WaitGroup
+	errs := make(chan error, 16)
 	deadline := time.Now().Add(20 * time.Second)
 	for g := 0; g < 16; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(g), 1))
-			l := main
-			if g%2 == 1 {
-				l = fork
-			}
-			var old uint64
-			for i := 0; i < 40 && time.Now().Before(deadline); i++ {
-				size := old + uint64(rng.IntN(10))
-				if size > maxSize {
-					size = maxSize
-				}
-				cp := l.checkpoint(t, size)
-				var p [][]byte
-				if old > 0 {
-					p, _ = l.tree.ConsistencyProof(old, size)
-				}
-				body := (&Request{OldSize: old, Proof: p, Checkpoint: cp}).Marshal()
-				r := post(t, f.srv.URL, body)
-				switch r.status {
-				case http.StatusOK:
-					c := openCosigned(t, cp, r.body, f.cos.Verifier())
-					mu.Lock()
-					got = append(got, cosigned{c.Size, c.Hash})
-					mu.Unlock()
-					old = size
-				case http.StatusConflict:
-					n, err := strconv.ParseUint(strings.TrimSpace(r.body), 10, 64)
-					if err != nil {
-						t.Errorf("409 body %q: %v", r.body, err)
-						return
-					}
-					old = n
-				case http.StatusUnprocessableEntity, http.StatusBadRequest:
-					// The other history got there first, or the
-					// recorded size is beyond ours: start again from it.
-					old = 0
-				default:
-					t.Errorf("unexpected answer %d %q", r.status, r.body)
-					return
-				}
+			if err := pushRandomly(main, fork, g, f, deadline, func(c *log.Checkpoint) {
+				mu.Lock()
+				got = append(got, cosigned{c.Size, c.Hash})
+				mu.Unlock()
+			}); err != nil {
+				errs <- fmt.Errorf("pusher %d: %w", g, err)
 			}
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 
 	if len(got) < 10 {
 		t.Fatalf("only %d cosignatures were handed out; the test did not exercise the witness", len(got))
@@ -199,6 +172,58 @@ func TestConcurrentPushersNeverGetInconsistentCosignatures(t *testing.T) {
 		t.Fatalf("of %d cosignatures, %d fit the main history and %d the fork: the witness cosigned both", len(got), onMain, onFork)
 	}
 	t.Logf("%d cosignatures, all on one history (main %d, fork %d)", len(got), onMain, onFork)
+}
+
+// pushRandomly is pusher g of TestConcurrentPushersNeverGetInconsistentCosignatures: it pushes
+// checkpoints of random sizes from one of the two histories (both already grown to their full
+// size) until deadline, following the witness's answers, and hands each cosigned checkpoint to
+// cosigned. It runs on its own goroutine, so it returns what went wrong.
+func pushRandomly(main, fork *testLog, g int, f *fixture, deadline time.Time, cosigned func(*log.Checkpoint)) error {
+	rng := rand.New(rand.NewPCG(uint64(g), 1))
+	l := main
+	if g%2 == 1 {
+		l = fork
+	}
+	maxSize := l.tree.Size()
+	var old uint64
+	for i := 0; i < 40 && time.Now().Before(deadline); i++ {
+		size := min(old+uint64(rng.IntN(10)), maxSize)
+		cp, err := l.signCheckpoint(size)
+		if err != nil {
+			return err
+		}
+		var p [][]byte
+		if old > 0 {
+			p, _ = l.tree.ConsistencyProof(old, size)
+		}
+		body := (&Request{OldSize: old, Proof: p, Checkpoint: cp}).Marshal()
+		r, err := tryPost(f.srv.URL, body)
+		if err != nil {
+			return err
+		}
+		switch r.status {
+		case http.StatusOK:
+			c, err := verifyCosigned(cp, r.body, f.cos.Verifier())
+			if err != nil {
+				return err
+			}
+			cosigned(c)
+			old = size
+		case http.StatusConflict:
+			n, err := strconv.ParseUint(strings.TrimSpace(r.body), 10, 64)
+			if err != nil {
+				return fmt.Errorf("409 body %q: %w", r.body, err)
+			}
+			old = n
+		case http.StatusUnprocessableEntity, http.StatusBadRequest:
+			// The other history got there first, or the
+			// recorded size is beyond ours: start again from it.
+			old = 0
+		default:
+			return fmt.Errorf("unexpected answer %d %q", r.status, r.body)
+		}
+	}
+	return nil
 }
 
 // TestForkAfterCosigningIsRefused is the split-view attack in one place: the

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/transparency-dev/tessera"
@@ -48,28 +49,37 @@ func TestMapError(t *testing.T) {
 			code: codes.NotFound, httpStatus: 404, message: "not a tlog-tiles path"},
 		{name: "a missing file is 404 without its path",
 			err:  fmt.Errorf("reading tile: %w", &fs.PathError{Op: "open", Path: "/secret/dir/tile", Err: fs.ErrNotExist}),
-			code: codes.NotFound, httpStatus: 404, notInReason: "/secret"},
+			code: codes.NotFound, httpStatus: 404, message: "not found", notInReason: "/secret"},
 		{name: "an unsupported lookup is Unimplemented and 501",
 			err:  fmt.Errorf("search: %w", quirelog.ErrUnsupported),
-			code: codes.Unimplemented, httpStatus: 501},
+			code: codes.Unimplemented, httpStatus: 501, message: "search: not supported by this log"},
 		{name: "pushback is Unavailable and 503 with Retry-After",
 			err:  fmt.Errorf("appending entry: %w", tessera.ErrPushback),
-			code: codes.Unavailable, httpStatus: 503, header: map[string]string{"retry-after": "1"}},
+			code: codes.Unavailable, httpStatus: 503, header: map[string]string{"retry-after": "1"}, message: "retry after 1s"},
+		{name: "a full disk is Unavailable and 503 with a longer Retry-After",
+			err:  fmt.Errorf("committing batch: %w", syscall.ENOSPC),
+			code: codes.Unavailable, httpStatus: 503, header: map[string]string{"retry-after": "10"}, message: "storage is full"},
 		{name: "an oversized body is ResourceExhausted and 413",
 			err:  &http.MaxBytesError{Limit: 4096},
 			code: codes.ResourceExhausted, httpStatus: 413, message: "4096"},
 		{name: "a client that went away is Canceled and 499",
 			err:  fmt.Errorf("waiting: %w", context.Canceled),
-			code: codes.Canceled, httpStatus: 499},
+			code: codes.Canceled, httpStatus: 499, message: "request canceled"},
+		{name: "a deadline that passed is DeadlineExceeded and 504",
+			err:  fmt.Errorf("waiting for checkpoint: %w", context.DeadlineExceeded),
+			code: codes.DeadlineExceeded, httpStatus: 504, message: "deadline exceeded"},
 		{name: "an internal failure is 500 and does not leak its message",
 			err:  errors.New("pebble: corruption in /var/lib/quire/log/000123.sst"),
-			code: codes.Internal, httpStatus: 500, notInReason: "pebble"},
+			code: codes.Internal, httpStatus: 500, message: "internal error", notInReason: "pebble"},
 		{name: "a gRPC status passes through with the gateway's HTTP status",
 			err:  status.Error(codes.InvalidArgument, `proto: unknown field "bogus"`),
 			code: codes.InvalidArgument, httpStatus: 400, message: "bogus"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.message == "" {
+				t.Fatal("the row names no message to look for, so it could not catch a wrong one")
+			}
 			e := mapError(tc.err)
 			if e.st.Code() != tc.code || e.httpStatus != tc.httpStatus {
 				t.Errorf("got %v/%d, want %v/%d", e.st.Code(), e.httpStatus, tc.code, tc.httpStatus)

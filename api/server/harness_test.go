@@ -225,30 +225,44 @@ type httpAnswer struct {
 
 func (l *testLog) do(method, path string, body []byte) httpAnswer {
 	l.t.Helper()
+	a, err := l.tryDo(method, path, body)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return a
+}
+
+// tryDo is do for writer goroutines, which must not stop the test themselves.
+func (l *testLog) tryDo(method, path string, body []byte) (httpAnswer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, l.baseURL+path, bytes.NewReader(body))
 	if err != nil {
-		l.t.Fatalf("building request: %v", err)
+		return httpAnswer{}, fmt.Errorf("building request: %w", err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		l.t.Fatalf("%s %s: %v", method, path, err)
+		return httpAnswer{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		l.t.Fatalf("reading answer to %s %s: %v", method, path, err)
+		return httpAnswer{}, fmt.Errorf("reading answer to %s %s: %w", method, path, err)
 	}
-	return httpAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+	return httpAnswer{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
 
 func (l *testLog) post(body []byte) httpAnswer {
 	l.t.Helper()
 	return l.do(http.MethodPost, "/api/v2/log/entries", body)
+}
+
+// tryPost is post for writer goroutines.
+func (l *testLog) tryPost(body []byte) (httpAnswer, error) {
+	return l.tryDo(http.MethodPost, "/api/v2/log/entries", body)
 }
 
 // apiErrorBody is the error JSON DESIGN.md fixes.

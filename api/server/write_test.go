@@ -200,15 +200,18 @@ func TestWriteErrors(t *testing.T) {
 		{name: "an unknown field is refused with 400 naming it", body: []byte(strings.Replace(string(good.json()), `"digest"`, `"bogus":1,"digest"`, 1)), wantStatus: 400, wantCode: 3, wantMessage: "bogus"},
 		{name: "a signature by another key is refused with 400 naming the signature", body: forged.json(), wantStatus: 400, wantCode: 3, wantMessage: "signature"},
 		{name: "a digest of the wrong length is refused with 400 naming the digest", body: shortDigest.json(), wantStatus: 400, wantCode: 3, wantMessage: "digest"},
-		{name: "malformed JSON is refused with 400", body: []byte(`{"hashedRekordRequestV002":`), wantStatus: 400, wantCode: 3},
-		{name: "a request without a spec is refused with 400", body: []byte(`{}`), wantStatus: 400, wantCode: 3},
+		{name: "malformed JSON is refused with 400 saying the body ended early", body: []byte(`{"hashedRekordRequestV002":`), wantStatus: 400, wantCode: 3, wantMessage: "unexpected EOF"},
+		{name: "a request without a spec is refused with 400 naming the kinds it takes", body: []byte(`{}`), wantStatus: 400, wantCode: 3, wantMessage: "want hashedRekordRequestV002 or dsseRequestV002"},
 		{name: "a duplicate is answered 409 with X-Log-Index and the first index in the message", body: first.json(), wantStatus: 409, wantCode: 6,
 			wantMessage: strconv.FormatInt(firstIndex, 10), wantHeader: map[string]string{"X-Log-Index": strconv.FormatInt(firstIndex, 10)}},
-		{name: "a declared body over the limit is refused with 413", body: bytes.Repeat([]byte(" "), 65<<10), wantStatus: 413, wantCode: 8},
-		{name: "a chunked body over the limit is refused with 413", body: append(append([]byte(`{"hashedRekordRequestV002":{"digest":"`), bytes.Repeat([]byte("A"), 70<<10)...), []byte(`"}}`)...), contentLen: -1, wantStatus: 413, wantCode: 8},
+		{name: "a declared body over the limit is refused with 413 naming the limit", body: bytes.Repeat([]byte(" "), 65<<10), wantStatus: 413, wantCode: 8, wantMessage: "larger than 65536 bytes"},
+		{name: "a chunked body over the limit is refused with 413 naming the limit", body: append(append([]byte(`{"hashedRekordRequestV002":{"digest":"`), bytes.Repeat([]byte("A"), 70<<10)...), []byte(`"}}`)...), contentLen: -1, wantStatus: 413, wantCode: 8, wantMessage: "larger than 65536 bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.wantMessage == "" {
+				t.Fatal("the row names no message to look for, so it could not catch a wrong one")
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var rd = bytes.NewReader(tc.body)
@@ -287,49 +290,62 @@ func TestConcurrentWritersWithDuplicates(t *testing.T) {
 		sharedEntries[i] = signArtifact(t, k, []byte(fmt.Sprintf("shared %d", i)))
 	}
 
+	// The writers only post; the answers are decoded and checked on the test's goroutine.
+	type answer struct {
+		key string
+		httpAnswer
+		err error
+	}
+	answers := make(chan answer, writers*(perWriter+shared))
+	var wg sync.WaitGroup
+	for w := range writers {
+		var batch []signedEntry
+		for i := range perWriter {
+			batch = append(batch, signArtifact(t, k, []byte(fmt.Sprintf("writer %d entry %d", w, i))))
+		}
+		// Every writer also sends every shared entry, so identical requests race each other.
+		batch = append(batch, sharedEntries...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, e := range batch {
+				a, err := l.tryPost(e.json())
+				answers <- answer{key: string(e.sig), httpAnswer: a, err: err}
+			}
+		}()
+	}
+	wg.Wait()
+	close(answers)
+
 	type result struct {
 		key    string
 		status int
 		index  int64
 	}
-	results := make(chan result, writers*(perWriter+shared))
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var batch []signedEntry
-			for i := range perWriter {
-				batch = append(batch, signArtifact(t, k, []byte(fmt.Sprintf("writer %d entry %d", w, i))))
+	var results []result
+	for a := range answers {
+		r := result{key: a.key, status: a.status}
+		switch {
+		case a.err != nil:
+			t.Fatal(a.err)
+		case a.status == http.StatusCreated:
+			r.index = decodeEntry(t, a.body).GetLogIndex()
+		case a.status == http.StatusConflict:
+			n, err := strconv.ParseInt(a.header.Get("X-Log-Index"), 10, 64)
+			if err != nil {
+				t.Errorf("409 without a numeric X-Log-Index: %q", a.header.Get("X-Log-Index"))
 			}
-			// Every writer also sends every shared entry, so identical requests race each other.
-			batch = append(batch, sharedEntries...)
-			for _, e := range batch {
-				a := l.post(e.json())
-				r := result{key: string(e.sig), status: a.status}
-				switch a.status {
-				case http.StatusCreated:
-					r.index = decodeEntry(t, a.body).GetLogIndex()
-				case http.StatusConflict:
-					n, err := strconv.ParseInt(a.header.Get("X-Log-Index"), 10, 64)
-					if err != nil {
-						t.Errorf("409 without a numeric X-Log-Index: %q", a.header.Get("X-Log-Index"))
-					}
-					r.index = n
-				default:
-					t.Errorf("status %d: %s", a.status, a.body)
-				}
-				results <- r
-			}
-		}()
+			r.index = n
+		default:
+			t.Errorf("status %d: %s", a.status, a.body)
+		}
+		results = append(results, r)
 	}
-	wg.Wait()
-	close(results)
 
 	created := map[string]int64{}
 	indexOwner := map[int64]string{}
 	var conflicts []result
-	for r := range results {
+	for _, r := range results {
 		switch r.status {
 		case http.StatusCreated:
 			if _, dup := created[r.key]; dup {
@@ -423,17 +439,27 @@ func TestPushbackAnswers503WithRetryAfter(t *testing.T) {
 	k := newSigner(t)
 	const writers = 48
 	statuses := make(chan httpAnswer, writers)
+	errs := make(chan error, writers)
 	var wg sync.WaitGroup
 	for i := range writers {
 		e := signArtifact(t, k, []byte(fmt.Sprintf("pushback %d", i)))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			statuses <- l.post(e.json())
+			a, err := l.tryPost(e.json())
+			if err != nil {
+				errs <- err
+				return
+			}
+			statuses <- a
 		}()
 	}
 	wg.Wait()
 	close(statuses)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 	var created, pushed int
 	for a := range statuses {
 		switch a.status {

@@ -25,16 +25,22 @@ func TestSIGTERMUnderLoadLosesNothingAcknowledged(t *testing.T) {
 		index int64
 		body  []byte
 	}
-	var mu sync.Mutex
-	var acks []ack
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	// SIGTERM goes out once this many writes are acknowledged, so it lands under load.
+	const ackedBeforeStop = 100
+	var (
+		mu       sync.Mutex
+		acks     []ack
+		loaded   = make(chan struct{})
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+		writeErr = make(chan error, 12)
+	)
 	client := &http.Client{Timeout: 30 * time.Second}
 	for w := range 12 {
+		k := newECDSA(t)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			k := newECDSA(t)
 			// Bounded in count as well as by the stop signal.
 			for i := 0; i < 2000; i++ {
 				select {
@@ -42,8 +48,12 @@ func TestSIGTERMUnderLoadLosesNothingAcknowledged(t *testing.T) {
 					return
 				default:
 				}
-				resp, err := client.Post(s.baseURL+"/api/v2/log/entries", "application/json",
-					bytes.NewReader(hashedRekord(t, k, []byte(fmt.Sprintf("shutdown %d/%d", w, i)))))
+				body, err := signHashedRekord(k, []byte(fmt.Sprintf("shutdown %d/%d", w, i)))
+				if err != nil {
+					writeErr <- err
+					return
+				}
+				resp, err := client.Post(s.baseURL+"/api/v2/log/entries", "application/json", bytes.NewReader(body))
 				if err != nil {
 					// The server has stopped accepting connections.
 					return
@@ -56,22 +66,33 @@ func TestSIGTERMUnderLoadLosesNothingAcknowledged(t *testing.T) {
 				}
 				tle := &rekorv1.TransparencyLogEntry{}
 				if err := protojson.Unmarshal(buf.Bytes(), tle); err != nil {
-					t.Errorf("a 201 answer does not decode: %v", err)
+					writeErr <- fmt.Errorf("a 201 answer does not decode: %w", err)
 					return
 				}
 				mu.Lock()
 				acks = append(acks, ack{index: tle.GetLogIndex(), body: tle.GetCanonicalizedBody()})
+				if len(acks) == ackedBeforeStop {
+					close(loaded)
+				}
 				mu.Unlock()
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	select {
+	case <-loaded:
+	case err := <-writeErr:
+		t.Fatal(err)
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("fewer than %d writes acknowledged within 2 minutes", ackedBeforeStop)
+	}
 	s.stop()
 	close(stop)
 	wg.Wait()
-	if len(acks) == 0 {
-		t.Fatal("no write was acknowledged before shutdown")
+	close(writeErr)
+	for err := range writeErr {
+		t.Error(err)
 	}
+	t.Logf("SIGTERM sent after %d acknowledged writes; %d acknowledged in all", ackedBeforeStop, len(acks))
 
 	s2 := startServe(t, work)
 	for _, a := range acks {

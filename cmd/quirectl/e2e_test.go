@@ -130,13 +130,19 @@ func TestSubmitVerifyMonitorMirrorAgainstQuireServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A byte inside the message signature's base64 (protojson varies the spacing after the colon).
+	// A character inside the message signature's base64 (protojson varies the spacing after the
+	// colon), changed to another base64 character so the bundle still decodes and only the
+	// signature is wrong.
 	j := bytes.Index(orig, []byte(`"signature":`))
 	if j < 0 {
 		t.Fatalf("no signature in bundle %s", orig)
 	}
 	i := j + len(`"signature":`) + bytes.IndexByte(orig[j+len(`"signature":`):], '"') + 6
-	if err := os.WriteFile(badBundle, append(append(bytes.Clone(orig[:i]), orig[i]^1), orig[i+1:]...), 0o644); err != nil {
+	changed := byte('A')
+	if orig[i] == changed {
+		changed = 'B'
+	}
+	if err := os.WriteFile(badBundle, append(append(bytes.Clone(orig[:i]), changed), orig[i+1:]...), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	changedArt := p("changed.txt")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/quirelog/quire/api/client"
@@ -50,14 +51,15 @@ func TestDispatch(t *testing.T) {
 }
 
 func TestBenchPrintsAJSONReport(t *testing.T) {
-	var created int
+	// The handler runs on the server's goroutines while the test reads the count.
+	var created atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if r.URL.Path != client.EntriesPath {
 			w.WriteHeader(http.StatusNotFound)
 			return
 		}
-		created++
+		created.Add(1)
 		w.WriteHeader(http.StatusCreated)
 		_, _ = w.Write([]byte(`{"logIndex":"1"}`))
 	}))
@@ -71,8 +73,8 @@ func TestBenchPrintsAJSONReport(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("output is not a JSON report: %v\n%s", err, stdout.String())
 	}
-	if rep.Mode != "closed" || rep.Workers != 1 || rep.Created == 0 || rep.Created+rep.CreatedAfterEnd != int64(created) {
-		t.Fatalf("report %+v, server created %d", rep, created)
+	if rep.Mode != "closed" || rep.Workers != 1 || rep.Created == 0 || rep.Created+rep.CreatedAfterEnd != created.Load() {
+		t.Fatalf("report %+v, server created %d", rep, created.Load())
 	}
 }
 

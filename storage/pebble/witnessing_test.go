@@ -105,6 +105,15 @@ func TestWitnessOutageStallsPublicationOnly(t *testing.T) {
 		if size, _ := l.s.IntegratedSize(ctx); size != published+uint64(n) {
 			t.Fatalf("integrated size %d, want %d", size, published+uint64(n))
 		}
+		// The second witness request from now belongs to an attempt that began after the last
+		// entry integrated; once it is refused, no publication can still be under way from
+		// before, so an unchanged checkpoint means the outage held it back.
+		for wantAsked, deadline := requests.Load()+2, time.Now().Add(10*time.Second); requests.Load() < wantAsked; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the publisher asked the witness %d times in 10s after the last entry, want 2", requests.Load()-wantAsked+2)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		raw, err := l.s.ReadCheckpoint(ctx)
 		if err != nil {
 			t.Fatal(err)
