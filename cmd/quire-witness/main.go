@@ -4,100 +4,69 @@
 //
 //	quire-witness keygen --name NAME --out DIR   write DIR/witness.key (0600) and DIR/witness.pub
 //	quire-witness serve  --data-dir DIR --key FILE --log VKEY ...   serve add-checkpoint
+//	quire-witness version                        print the version, commit and Go version
 //
-// The command only parses flags and wires the witness package to an HTTP
-// server; the protocol lives in package witness.
+// Every flag is also read from the environment as QUIRE_WITNESS_ + its name in
+// upper snake case, and serve's also from a --config file beneath that (see
+// cmd/internal/cli). The command only parses flags and wires the witness
+// package to an HTTP server; the protocol lives in package witness.
 package main
 
 import (
 	"context"
 	"crypto/rand"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/witness"
 )
 
-const usage = `quire-witness: a C2SP tlog-witness
+// envPrefix names the environment variables the witness's flags read. It is
+// not quire's QUIRE_: a witness and the log it witnesses often share a
+// machine, and both have --data-dir and --key, which must differ.
+const envPrefix = "QUIRE_WITNESS"
 
-Usage:
-  quire-witness keygen --name NAME --out DIR
-        write DIR/witness.key (mode 0600) and DIR/witness.pub (the vkey logs put in their policy)
-  quire-witness serve --data-dir DIR --key FILE [--listen ADDR] (--log "[ORIGIN] VKEY" ... | --config FILE)
-        serve POST /add-checkpoint and GET /<sha256(origin)>/checkpoint
-
-Run "quire-witness COMMAND -h" for a command's flags.
-`
+func program() *cli.Program {
+	return &cli.Program{
+		Name:        "quire-witness",
+		Title:       "a C2SP tlog-witness",
+		EnvPrefix:   envPrefix,
+		ExampleFlag: "data-dir",
+		Commands: []cli.Command{
+			{Name: "keygen", Args: "--name NAME --out DIR", Run: runKeygen,
+				Summary: "write DIR/witness.key (mode 0600) and DIR/witness.pub (the vkey logs put in their policy)"},
+			{Name: "serve", Args: `--data-dir DIR --key FILE [--listen ADDR] (--log "[ORIGIN] VKEY" ... | --log-list FILE)`, Config: true, Run: runServe,
+				Summary: "serve POST /add-checkpoint and GET /<sha256(origin)>/checkpoint"},
+		},
+		Notes: "Its environment variables start with QUIRE_WITNESS_, not quire's QUIRE_, so that a witness and a log on one machine keep apart their --data-dir and --key.",
+	}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := program().Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-// run executes one subcommand and returns the exit status: 0 on success, 2
-// on bad usage, 1 on any other failure.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	var err error
-	switch args[0] {
-	case "serve":
-		err = runServe(ctx, args[1:], logger, stderr)
-	case "keygen":
-		err = runKeygen(args[1:], stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
-	default:
-		fmt.Fprintf(stderr, "quire-witness: unknown command %q\n\n%s", args[0], usage)
-		return 2
-	}
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "quire-witness %s: %v\n", args[0], err)
-		return 2
-	default:
-		logger.Error("quire-witness "+args[0]+" failed", "error", err)
-		return 1
-	}
-}
-
-// usageError marks a mistake in the command line, as opposed to a failure
-// while running.
-type usageError string
-
-func (e usageError) Error() string { return string(e) }
-
-func runKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	name := fs.String("name", "", "witness name, e.g. witness.example.com (required)")
-	out := fs.String("out", ".", "directory for witness.key and witness.pub")
+func runKeygen(_ context.Context, inv *cli.Invocation, args []string) error {
+	fs := inv.Flags()
+	name := fs.String("name", "", "witness `NAME`, e.g. witness.example.com (required)")
+	out := fs.String("out", ".", "`DIR` to write witness.key and witness.pub in")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *name == "" || fs.NArg() != 0 {
-		return usageError("--name is required and no arguments are taken")
+	if *name == "" {
+		return cli.Usagef("--name is required")
 	}
 	skey, vkey, err := witness.GenerateKey(rand.Reader, *name)
 	if err != nil {
-		return usageError(err.Error())
+		return cli.Usagef("--name: %v", err)
 	}
 	if err := os.MkdirAll(*out, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", *out, err)
@@ -123,7 +92,7 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
 		return fmt.Errorf("writing verifier key: %w", err)
 	}
-	fmt.Fprintf(stdout, "wrote %s (private, mode 0600) and %s\nverifier key: %s\n", keyPath, pubPath, vkey)
+	fmt.Fprintf(inv.Stdout, "wrote %s (private, mode 0600) and %s\nverifier key: %s\n", keyPath, pubPath, vkey)
 	return nil
 }
 

@@ -316,7 +316,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("# logs from a file\n"+b.origin+" "+b.vkey+"  # log b\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--data-dir", data, "--key", filepath.Join(dir, "witness.key"), "--log", a.vkey, "--config", cfg}
+	args := []string{"--data-dir", data, "--key", filepath.Join(dir, "witness.key"), "--log", a.vkey, "--log-list", cfg}
 	s := startServer(t, args...)
 
 	t.Run("healthz answers ok", func(t *testing.T) {
@@ -334,7 +334,7 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatalf("cosignature does not verify with witness.pub: %v", err)
 		}
 	})
-	t.Run("a log from --config is cosigned", func(t *testing.T) {
+	t.Run("a log from --log-list is cosigned", func(t *testing.T) {
 		body, _ := b.request(t, 0, 3)
 		if r := do(t, "POST", s.url+"/add-checkpoint", body); r.status != 200 {
 			t.Fatalf("got %d %q", r.status, r.body)

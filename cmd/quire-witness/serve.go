@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,52 +18,53 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/witness"
 )
 
-func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dataDir := fs.String("data-dir", "", "directory of the witness state (Pebble); created if missing (required)")
-	keyFile := fs.String("key", "", "witness private key file from keygen, mode 0600 (required)")
-	listen := fs.String("listen", "127.0.0.1:3030", "address to serve HTTP on")
-	configFile := fs.String("config", "", `file listing logs, one "VKEY" or "ORIGIN VKEY" per line, # comments`)
+func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
+	fs := inv.Flags()
+	dataDir := fs.String("data-dir", "", "`DIR` of the witness state (Pebble); created if missing (required)")
+	keyFile := fs.String("key", "", "witness private key `FILE` from keygen, mode 0600 (required)")
+	listen := fs.String("listen", "127.0.0.1:3030", "serve HTTP on `ADDR`")
+	logList := fs.String("log-list", "", `read logs from `+"`FILE`"+`: one "VKEY" or "ORIGIN VKEY" per line, # comments`)
 	rateLimit := fs.Float64("rate-limit", float64(witness.DefaultRateLimit), "add-checkpoint requests per second allowed per log")
 	rateBurst := fs.Int("rate-burst", witness.DefaultRateBurst, "burst allowed per log above --rate-limit")
 	var logLines logFlags
-	fs.Var(&logLines, "log", `a log to witness: "VKEY" (origin = key name) or "ORIGIN VKEY"; repeatable`)
+	fs.Var(&logLines, "log", "`VKEY` of a log to witness (its origin is the key's name), or \"ORIGIN VKEY\"; repeatable, also as \"log\" lines in the --config file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *dataDir == "" || *keyFile == "" || fs.NArg() != 0 {
-		return usageError("--data-dir and --key are required and no arguments are taken")
+	if *dataDir == "" || *keyFile == "" {
+		return cli.Usagef("--data-dir and --key are required")
 	}
 	if *rateLimit <= 0 || *rateBurst <= 0 {
-		return usageError("--rate-limit and --rate-burst must be positive")
+		return cli.Usagef("--rate-limit and --rate-burst must be positive")
 	}
+	logger := slog.New(slog.NewTextHandler(inv.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	var logs []witness.Log
 	for _, line := range logLines {
 		l, err := witness.ParseLog(line)
 		if err != nil {
-			return usageError(fmt.Sprintf("--log %q: %v", line, err))
+			return cli.Usagef("--log %q: %v", line, err)
 		}
 		logs = append(logs, l)
 	}
-	if *configFile != "" {
-		f, err := os.Open(*configFile)
+	if *logList != "" {
+		f, err := os.Open(*logList)
 		if err != nil {
-			return fmt.Errorf("opening log config: %w", err)
+			return fmt.Errorf("opening log list: %w", err)
 		}
 		more, err := witness.ParseLogConfig(f)
 		f.Close()
 		if err != nil {
-			return usageError(fmt.Sprintf("--config %s: %v", *configFile, err))
+			return cli.Usagef("--log-list %s: %v", *logList, err)
 		}
 		logs = append(logs, more...)
 	}
 	if len(logs) == 0 {
-		return usageError("no logs to witness: give --log or --config")
+		return cli.Usagef("no logs to witness: give --log or --log-list")
 	}
 
 	skey, err := witness.ReadKeyFile(*keyFile)

@@ -4,20 +4,19 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/transparency-dev/tessera"
+	"k8s.io/klog/v2"
 
 	"github.com/quirelog/quire/api/server"
+	"github.com/quirelog/quire/cmd/internal/cli"
 	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/storage/index"
 	"github.com/quirelog/quire/storage/pebble"
@@ -28,9 +27,6 @@ import (
 const (
 	defaultDataDir            = "quire-data"
 	defaultHTTPListen         = "127.0.0.1:3000"
-	defaultGRPCListen         = "127.0.0.1:3001"
-	defaultPublicURL          = "http://127.0.0.1:3000"
-	defaultOrigin             = "localhost"
 	defaultBatchMaxSize       = 1024
 	defaultBatchMaxAge        = 50 * time.Millisecond
 	defaultCheckpointInterval = 100 * time.Millisecond
@@ -61,20 +57,21 @@ type serveFlags struct {
 	witnessFailOpen    bool
 	tlsCert            string
 	tlsKey             string
+	// publicURLSet says --public-url was given; otherwise it follows --http-listen.
+	publicURLSet bool
 	// originSet says --origin or --public-url was given, so the key must match it.
 	originSet bool
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	f := &serveFlags{}
-	fset := flag.NewFlagSet("quire serve", flag.ContinueOnError)
-	fset.SetOutput(stderr)
-	fset.StringVar(&f.dataDir, "data-dir", defaultDataDir, "data directory (created on first start): Pebble databases and, by default, the log key")
-	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key file, mode 0600 (default DATA-DIR/"+keyFileName+", created if missing)")
+	fset := inv.Flags()
+	fset.StringVar(&f.dataDir, "data-dir", defaultDataDir, "`DIR` holding the Pebble databases and, by default, the log key; created on first start")
+	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key `FILE`, mode 0600 (default: DATA-DIR/"+keyFileName+", made on first start and, while the log has no entry, made anew for a new origin)")
 	fset.StringVar(&f.origin, "origin", "", "the log's origin, the name in its checkpoints (default: the host of --public-url)")
-	fset.StringVar(&f.httpListen, "http-listen", defaultHTTPListen, "address for REST and tlog-tiles reads")
-	fset.StringVar(&f.grpcListen, "grpc-listen", defaultGRPCListen, "address for gRPC")
-	fset.StringVar(&f.publicURL, "public-url", defaultPublicURL, "the URL clients reach the log at")
+	fset.StringVar(&f.httpListen, "http-listen", defaultHTTPListen, "listen on `ADDR` for REST and tlog-tiles reads")
+	fset.StringVar(&f.grpcListen, "grpc-listen", "", "listen on `ADDR` for gRPC (default: the --http-listen host, its port + 1)")
+	fset.StringVar(&f.publicURL, "public-url", "", "the `URL` clients reach the log at (default: http://, or https:// with --tls-cert, then the --http-listen address, where a wildcard host such as 0.0.0.0 is this machine's host name)")
 	fset.UintVar(&f.batchMaxSize, "batch-max-size", defaultBatchMaxSize, "most entries sequenced in one batch")
 	fset.DurationVar(&f.batchMaxAge, "batch-max-age", defaultBatchMaxAge, "longest an entry waits for its batch to fill")
 	fset.DurationVar(&f.checkpointInterval, "checkpoint-interval", defaultCheckpointInterval, "how often a checkpoint is published; writes are answered once one covers them")
@@ -82,35 +79,24 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond)")
 	fset.BoolVar(&f.readOnly, "read-only", false, "serve a frozen log: reads only, writes get 405")
 	fset.BoolVar(&f.dedup, "dedup", true, "give a resubmitted entry the first copy's index (409) instead of logging it again")
-	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "file with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
+	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "`FILE` with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
 	fset.DurationVar(&f.witnessTimeout, "witness-timeout", tessera.DefaultWitnessTimeout, "how long publication waits for witnesses")
 	fset.BoolVar(&f.witnessFailOpen, "witness-fail-open", false, "publish a checkpoint even when the witness quorum is not met in time (as rekor-tiles does)")
-	fset.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) for HTTPS and gRPC over TLS; with --tls-key")
-	fset.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert, mode 0600")
+	fset.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `FILE` for HTTPS and gRPC over TLS; with --tls-key")
+	fset.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `FILE` of --tls-cert, mode 0600")
 	fset.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight writes")
-	if err := parseFlags(fset, args); err != nil {
+	if err := fset.Parse(args); err != nil {
 		return nil, err
 	}
 	if f.batchMaxSize == 0 || f.batchMaxAge <= 0 || f.checkpointInterval <= 0 || f.pushback == 0 || f.maxRequestBody <= 0 {
-		return nil, usagef("--batch-max-size, --batch-max-age, --checkpoint-interval, --pushback and --max-request-body must be positive")
+		return nil, cli.Usagef("--batch-max-size, --batch-max-age, --checkpoint-interval, --pushback and --max-request-body must be positive")
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return nil, usagef("--tls-cert and --tls-key go together")
+		return nil, cli.Usagef("--tls-cert and --tls-key go together")
 	}
-	fset.Visit(func(fl *flag.Flag) {
-		if fl.Name == "origin" || fl.Name == "public-url" {
-			f.originSet = true
-		}
-	})
-	u, err := url.Parse(f.publicURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, usagef("--public-url %q: want an http or https URL", f.publicURL)
-	}
-	if f.origin == "" {
-		f.origin = u.Hostname()
-	}
-	if f.origin == "" {
-		f.origin = defaultOrigin
+	f.originSet = f.origin != "" || f.publicURL != ""
+	if err := f.followDefaults(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
@@ -118,15 +104,18 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 // runServe runs the log until ctx is cancelled (SIGINT, SIGTERM), then shuts down in the order that
 // loses nothing acknowledged: stop taking requests and let in-flight writes get their checkpoint,
 // stop the search follower, drain the appender, close storage.
-func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io.Writer) error {
-	f, err := parseServeFlags(args, stderr)
+func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
+	f, err := parseServeFlags(inv, args)
 	if err != nil {
 		return err
 	}
+	logger := slog.New(slog.NewTextHandler(inv.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Tessera logs through klog; routing it into slog keeps one structured log stream.
+	klog.SetSlogLogger(logger)
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	key, err := openOrCreateKey(f, logger)
+	key, err := openOrCreateKey(ctx, f, logger)
 	if err != nil {
 		return err
 	}
@@ -200,6 +189,8 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 	if err != nil {
 		return errors.Join(fmt.Errorf("listening for gRPC: %w", err), httpLis.Close(), closeAll())
 	}
+	f.settlePublicURL(httpLis.Addr())
+	warnIfOriginIsNotPublicHost(f, key, logger)
 	logger.Info("quire serving",
 		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
 		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir,
@@ -270,28 +261,33 @@ func shutdownStorage(shutdownAppender func(context.Context) error, storage *pebb
 }
 
 // openOrCreateKey loads the log key; on a first start with the default key path it creates one, so
-// `quire serve` with no flags gives a working log.
-func openOrCreateKey(f *serveFlags, logger *slog.Logger) (*logKey, error) {
+// `quire serve` with no flags gives a working log. Such a key follows a new origin while the log
+// is empty (adoptOrigin).
+func openOrCreateKey(ctx context.Context, f *serveFlags, logger *slog.Logger) (*logKey, error) {
 	path := f.keyPath
 	explicit := path != ""
 	if !explicit {
 		path = filepath.Join(f.dataDir, keyFileName)
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !explicit {
-		keyPath, pubPath, err := writeNewKey(filepath.Dir(path), f.origin)
-		if err != nil {
+		if err := createAutoKey(f.dataDir, f.origin, logger); err != nil {
 			return nil, err
 		}
-		logger.Info("created a new log key", "key", keyPath, "verifier_key_file", pubPath, "origin", f.origin)
 	}
 	key, err := loadSignerKey(path)
 	if err != nil {
 		return nil, err
 	}
+	if key.origin != f.origin && !explicit {
+		adopted, err := adoptOrigin(ctx, f, key, logger)
+		if err != nil || adopted != nil {
+			return adopted, err
+		}
+	}
 	if key.origin != f.origin && f.originSet {
 		// An explicit origin or public URL that disagrees with the key would publish checkpoints
 		// that clients of that URL reject; a defaulted one just yields to the key.
-		return nil, fmt.Errorf("the key's origin is %q but --origin/--public-url say %q: use a key made for this origin", key.origin, f.origin)
+		return nil, fmt.Errorf("the key's origin is %q but --origin/--public-url say %q: a key given with --key or made by keygen is never replaced, nor one of a log with entries; use a key made for this origin, or a new --data-dir for a new log", key.origin, f.origin)
 	}
 	return key, nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/transparency-dev/tessera"
+
+	"github.com/quirelog/quire/cmd/internal/cli"
 )
 
 // checkWitnessFlags rejects witness settings that cannot work, and logs the policy the log will
@@ -15,7 +17,7 @@ import (
 // that no witness flag was given in vain.
 func checkWitnessFlags(f *serveFlags, group tessera.WitnessGroup, logger *slog.Logger) error {
 	if f.witnessTimeout <= 0 {
-		return usagef("--witness-timeout must be positive")
+		return cli.Usagef("--witness-timeout must be positive")
 	}
 	if f.witnessPolicy == "" {
 		if f.witnessFailOpen {

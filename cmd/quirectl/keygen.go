@@ -4,31 +4,29 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/quirelog/quire/api/client"
+	"github.com/quirelog/quire/cmd/internal/cli"
 )
 
 func init() {
-	commands["keygen"] = command{summary: "make a signing key pair for submit (PKCS#8 private key 0600, PKIX public key)", run: runKeygen}
+	commands["keygen"] = cli.Command{Run: runKeygen, Args: "--out DIR [--type TYPE]",
+		Summary: "make a signing key pair for submit (PKCS#8 private key 0600, PKIX public key)"}
 }
 
-func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	out := fs.String("out", "", "directory for key.pem (private) and key.pub (public)")
-	keyType := fs.String("type", string(client.KeyECDSAP256), "ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa-2048, rsa-3072, rsa-4096 or ed25519")
+func runKeygen(_ context.Context, inv *cli.Invocation, args []string) error {
+	fs := inv.Flags()
+	out := fs.String("out", "", "`DIR` to write key.pem (private) and key.pub (public) in")
+	keyType := fs.String("type", string(client.KeyECDSAP256), "key `TYPE`: ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa-2048, rsa-3072, rsa-4096 or ed25519")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *out == "" || fs.NArg() > 0 {
-		return errors.New("keygen: --out DIR is required and no other arguments are taken")
+	if *out == "" {
+		return cli.Usagef("--out is required")
 	}
 	name := *keyType
 	// Hashedrekord signs digests, so an Ed25519 key always signs as Ed25519ph.
@@ -37,39 +35,39 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	kt, err := client.ParseKeyType(name)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return cli.Usagef("--type: %w", err)
 	}
 	key, err := client.GenerateKey(kt)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
 	priv, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return fmt.Errorf("keygen: encoding private key: %w", err)
+		return fmt.Errorf("encoding private key: %w", err)
 	}
 	pub, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
-		return fmt.Errorf("keygen: encoding public key: %w", err)
+		return fmt.Errorf("encoding public key: %w", err)
 	}
 	if err := os.MkdirAll(*out, 0o700); err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
 	privPath, pubPath := filepath.Join(*out, "key.pem"), filepath.Join(*out, "key.pub")
 	// O_EXCL: never overwrite a key someone may already rely on.
 	f, err := os.OpenFile(privPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
 	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: priv}); err != nil {
 		f.Close()
-		return fmt.Errorf("keygen: writing %s: %w", privPath, err)
+		return fmt.Errorf("writing %s: %w", privPath, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("keygen: writing %s: %w", privPath, err)
+		return fmt.Errorf("writing %s: %w", privPath, err)
 	}
 	if err := os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (%s private key, mode 0600) and %s\n", privPath, kt, pubPath)
+	fmt.Fprintf(inv.Stdout, "wrote %s (%s private key, mode 0600) and %s\n", privPath, kt, pubPath)
 	return nil
 }

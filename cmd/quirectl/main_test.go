@@ -26,8 +26,8 @@ func TestDispatch(t *testing.T) {
 		wantErr  string
 		wantHelp bool
 	}{
-		{"no subcommand is an error with usage", nil, "missing subcommand", false},
-		{"an unknown subcommand is named", []string{"frobnicate"}, `unknown subcommand "frobnicate"`, false},
+		{"no subcommand is an error with usage", nil, "missing command", false},
+		{"an unknown subcommand is named", []string{"frobnicate"}, `unknown command "frobnicate"`, false},
 		{"help prints usage", []string{"help"}, "", true},
 		{"bench refuses an unknown key type", []string{"bench", "--key-type", "dsa"}, `unknown key type "dsa"`, false},
 		{"bench refuses stray arguments", []string{"bench", "extra"}, "unexpected arguments", false},
@@ -38,8 +38,8 @@ func TestDispatch(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			err := run(context.Background(), tc.args, &stdout, &stderr)
 			if tc.wantHelp {
-				if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stderr.String(), "bench") {
-					t.Fatalf("err %v, usage %q", err, stderr.String())
+				if !errors.Is(err, flag.ErrHelp) || !strings.Contains(stdout.String(), "bench") {
+					t.Fatalf("err %v, usage %q", err, stdout.String())
 				}
 				return
 			}

@@ -3,21 +3,21 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/quirelog/quire/api/client/monitor"
+	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 )
 
 func init() {
-	commands["monitor"] = command{summary: "watch a log for split views and for entries by watched keys or digests", run: runMonitor}
+	commands["monitor"] = cli.Command{Run: runMonitor, Args: "--url URL --log-key VKEY --state FILE [--watch-key FILE ...] [--watch-digest sha256:HEX ...] [--once]",
+		Summary: "watch a log for split views (exit 3) and for entries by watched keys or digests"}
 }
 
 // multiFlag collects a repeated flag.
@@ -34,7 +34,7 @@ func loadLogVerifier(s string) (note.Verifier, error) {
 	}
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
-		return nil, fmt.Errorf("--log-key: not a verifier key or a file holding one: %w", err)
+		return nil, cli.Usagef("--log-key: not a verifier key or a file holding one: %w", err)
 	}
 	return v, nil
 }
@@ -43,64 +43,63 @@ func loadLogVerifier(s string) (note.Verifier, error) {
 func tilesFetcher(base string) (*client.HTTPFetcher, error) {
 	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/")
 	if err != nil {
-		return nil, fmt.Errorf("--url: %w", err)
+		return nil, cli.Usagef("--url: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("--url %q: scheme must be http or https", base)
+		return nil, cli.Usagef("--url %q: scheme must be http or https", base)
 	}
 	return client.NewHTTPFetcher(u, nil)
 }
 
-func runMonitor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	logURL := fs.String("url", "", "base URL of the log's tlog-tiles (where /checkpoint is served)")
-	logKey := fs.String("log-key", "", "the log's checkpoint verifier key, or a file holding it")
-	state := fs.String("state", "", "file keeping the last verified checkpoint")
+func runMonitor(ctx context.Context, inv *cli.Invocation, args []string) error {
+	fs := inv.Flags()
+	logURL := fs.String("url", "", "base `URL` of the log's tlog-tiles (where /checkpoint is served)")
+	logKey := fs.String("log-key", "", "the log's checkpoint verifier key (`VKEY`), or a file holding it")
+	state := fs.String("state", "", "`FILE` keeping the last verified checkpoint")
 	var watchKeys, watchDigests multiFlag
-	fs.Var(&watchKeys, "watch-key", "PEM public key file whose entries to report (repeatable)")
-	fs.Var(&watchDigests, "watch-digest", "artifact digest (sha256:HEX) whose entries to report (repeatable)")
+	fs.Var(&watchKeys, "watch-key", "PEM public key `FILE` whose entries to report (repeatable)")
+	fs.Var(&watchDigests, "watch-digest", "artifact `DIGEST` (sha256:HEX) whose entries to report (repeatable)")
 	interval := fs.Duration("interval", time.Minute, "time between polls")
 	once := fs.Bool("once", false, "poll once and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *logURL == "" || *logKey == "" || *state == "" || fs.NArg() > 0 {
-		return errors.New("monitor: --url, --log-key and --state are required")
+	if *logURL == "" || *logKey == "" || *state == "" {
+		return cli.Usagef("--url, --log-key and --state are required")
 	}
 	v, err := loadLogVerifier(*logKey)
 	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
+		return err
 	}
 	f, err := tilesFetcher(*logURL)
 	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
+		return err
 	}
-	cfg := monitor.Config{Fetcher: f, LogVerifier: v, StatePath: *state, Out: stdout}
+	cfg := monitor.Config{Fetcher: f, LogVerifier: v, StatePath: *state, Out: inv.Stdout}
 	for _, p := range watchKeys {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return fmt.Errorf("monitor: %w", err)
+			return err
 		}
 		der, err := monitor.ParseWatchKey(data)
 		if err != nil {
-			return fmt.Errorf("monitor: --watch-key %s: %w", p, err)
+			return cli.Usagef("--watch-key %s: %w", p, err)
 		}
 		cfg.WatchKeys = append(cfg.WatchKeys, der)
 	}
 	for _, d := range watchDigests {
 		b, err := monitor.ParseDigest(d)
 		if err != nil {
-			return fmt.Errorf("monitor: --watch-digest: %w", err)
+			return cli.Usagef("--watch-digest: %w", err)
 		}
 		cfg.WatchDigests = append(cfg.WatchDigests, b)
 	}
 	m, err := monitor.New(cfg)
 	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
+		return err
 	}
 	logf := func(format string, args ...any) {
-		fmt.Fprintf(stderr, "monitor: "+format+"\n", args...)
+		fmt.Fprintf(inv.Stderr, "monitor: "+format+"\n", args...)
 	}
 	if *once {
 		rep, err := m.Poll(ctx)
@@ -117,11 +116,9 @@ func monitorExit(err error) error {
 	var fe *monitor.ForkError
 	switch {
 	case errors.As(err, &fe):
-		return &exitStatus{code: 3, err: fmt.Errorf("monitor: %w", err)}
+		return &cli.ExitError{Code: 3, Err: err}
 	case errors.Is(err, context.Canceled):
 		return nil
-	case err != nil:
-		return &exitStatus{code: 1, err: fmt.Errorf("monitor: %w", err)}
 	}
-	return nil
+	return err
 }

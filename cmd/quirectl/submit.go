@@ -5,41 +5,39 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/quirelog/quire/api/client"
 	"github.com/quirelog/quire/api/client/verify"
+	"github.com/quirelog/quire/cmd/internal/cli"
 	quirelog "github.com/quirelog/quire/log"
 )
 
 func init() {
-	commands["submit"] = command{summary: "sign an artifact, log it, check the answer and write a Sigstore bundle", run: runSubmit}
+	commands["submit"] = cli.Command{Run: runSubmit, Args: "--url URL --key FILE --artifact FILE --bundle-out FILE --log-key VKEY",
+		Summary: "sign an artifact, log it, check the answer and write a Sigstore bundle"}
 }
 
-func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	logURL := fs.String("url", "", "base URL of the Rekor v2 compatible log")
-	keyPath := fs.String("key", "", "PKCS#8 PEM private key (quirectl keygen writes one)")
-	artifactPath := fs.String("artifact", "", "the artifact to sign")
-	bundleOut := fs.String("bundle-out", "", "where to write the Sigstore bundle (v0.3 JSON)")
-	logKey := fs.String("log-key", "", "the log's checkpoint verifier key, or a file holding it; the answer is checked against it")
-	policyPath := fs.String("witness-policy", "", "witness policy the answer's checkpoint must satisfy")
+func runSubmit(ctx context.Context, inv *cli.Invocation, args []string) error {
+	fs := inv.Flags()
+	logURL := fs.String("url", "", "base `URL` of the Rekor v2 compatible log")
+	keyPath := fs.String("key", "", "PKCS#8 PEM private key `FILE` (quirectl keygen writes one)")
+	artifactPath := fs.String("artifact", "", "the artifact `FILE` to sign")
+	bundleOut := fs.String("bundle-out", "", "`FILE` to write the Sigstore bundle (v0.3 JSON) to")
+	logKey := fs.String("log-key", "", "the log's checkpoint verifier key (`VKEY`), or a file holding it; the answer is checked against it")
+	policyPath := fs.String("witness-policy", "", "witness policy `FILE` the answer's checkpoint must satisfy")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *logURL == "" || *keyPath == "" || *artifactPath == "" || *bundleOut == "" || *logKey == "" || fs.NArg() > 0 {
-		return errors.New("submit: --url, --key, --artifact, --bundle-out and --log-key are required (an answer cannot be checked without the log's key)")
+	if *logURL == "" || *keyPath == "" || *artifactPath == "" || *bundleOut == "" || *logKey == "" {
+		return cli.Usagef("--url, --key, --artifact, --bundle-out and --log-key are required (an answer cannot be checked without the log's key)")
 	}
 	signer, err := loadSigner(*keyPath)
 	if err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
 	vkey := *logKey
 	if data, err := os.ReadFile(vkey); err == nil {
@@ -47,66 +45,66 @@ func runSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	tr, err := verify.TrustedRootForLog(vkey)
 	if err != nil {
-		return fmt.Errorf("submit: --log-key: %w", err)
+		return cli.Usagef("--log-key: %w", err)
 	}
 	opts := verify.Options{TrustedRoot: tr, PublicKey: signer.Public()}
 	if *policyPath != "" {
 		p, err := os.ReadFile(*policyPath)
 		if err != nil {
-			return fmt.Errorf("submit: %w", err)
+			return err
 		}
 		if opts.WitnessPolicy, err = verify.ParseWitnessPolicy(p); err != nil {
-			return fmt.Errorf("submit: %w", err)
+			return fmt.Errorf("--witness-policy %s: %w", *policyPath, err)
 		}
 	}
 	alg, err := client.AlgorithmFor(signer.Public())
 	if err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
 	digest, err := digestFile(*artifactPath, alg)
 	if err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
 	req, err := client.NewHashedRekordRequest(signer, digest)
 	if err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
 	c, err := client.New(*logURL)
 	if err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return cli.Usagef("--url: %w", err)
 	}
 	tle, err := c.CreateEntry(ctx, req)
 	if err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
 	pubDER, err := x509.MarshalPKIXPublicKey(signer.Public())
 	if err != nil {
-		return fmt.Errorf("submit: encoding public key: %w", err)
+		return fmt.Errorf("encoding public key: %w", err)
 	}
 	hashAlg, err := quirelog.HashAlgorithmFor(alg.Hash)
 	if err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
 	b := verify.NewBundle(tle, hashAlg, digest, req.GetHashedRekordRequestV002().GetSignature().GetContent(), pubDER)
 
 	// The receipt is only worth keeping if it verifies offline exactly as a verifier will check it.
 	artifact, err := os.Open(*artifactPath)
 	if err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
 	defer artifact.Close()
 	res, err := verify.ParsedBundle(b, artifact, opts)
 	if err != nil {
-		return &exitStatus{code: 1, err: fmt.Errorf("submit: the log's answer does not verify: %w", err)}
+		return fmt.Errorf("the log's answer does not verify: %w", err)
 	}
 	j, err := verify.MarshalBundle(b)
 	if err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
 	if err := writeFileAtomic(*bundleOut, j); err != nil {
-		return fmt.Errorf("submit: %w", err)
+		return err
 	}
-	fmt.Fprintf(stdout, "logged at index %d of %s (tree size %d); bundle written to %s\n", res.LogIndex, res.Origin, res.TreeSize, *bundleOut)
+	fmt.Fprintf(inv.Stdout, "logged at index %d of %s (tree size %d); bundle written to %s\n", res.LogIndex, res.Origin, res.TreeSize, *bundleOut)
 	return nil
 }
 

@@ -95,6 +95,10 @@ type Result struct {
 	Duplicate bool
 }
 
+// ErrInvalidConfig is wrapped by Run's error for a Config it cannot run with, so that a caller can
+// tell a wrong request from a failed run.
+var ErrInvalidConfig = errors.New("invalid load generator config")
+
 func (c *Config) setDefaults() error {
 	if c.URL == "" {
 		return errors.New("missing log URL")
@@ -156,7 +160,7 @@ func NewTransport(workers int) *http.Transport {
 // Run sends load as cfg says until cfg.Duration has passed or ctx ends, and reports.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.setDefaults(); err != nil {
-		return nil, fmt.Errorf("load generator config: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
