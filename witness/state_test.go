@@ -13,6 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/quirelog/quire/storage/pebblelog"
 )
 
 // TestRestartKeepsState cosigns, closes the witness, reopens the same
@@ -63,7 +65,7 @@ func TestRestartKeepsState(t *testing.T) {
 // TestSharedDatabase checks the Config.DB form: state lives in a database
 // the caller owns, and Close leaves it open.
 func TestSharedDatabase(t *testing.T) {
-	db, err := pebble.Open(t.TempDir(), &pebble.Options{Logger: pebbleLogger{quietLogger()}})
+	db, err := pebble.Open(t.TempDir(), &pebble.Options{Logger: pebblelog.New(quietLogger())})
 	if err != nil {
 		t.Fatal(err)
 	}

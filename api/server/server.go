@@ -66,9 +66,6 @@ type Config struct {
 	Log *quirelog.Log
 	// Reader serves checkpoints, tiles and entry bundles (the LogReader tessera.NewAppender returns).
 	Reader tessera.LogReader
-	// LogID is logId.keyId in quire.v1 entry answers (log.KeyID of the verifier key); CreateEntry
-	// answers carry the log's own.
-	LogID []byte
 
 	// MaxRequestBody bounds HTTP request bodies (413 beyond it) and gRPC messages.
 	MaxRequestBody int64
@@ -152,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	rekor := &rekorService{log: cfg.Log, reader: cfg.Reader, logger: cfg.Logger}
-	quire := &quireService{log: cfg.Log, logID: cfg.LogID, logger: cfg.Logger}
+	quire := &quireService{log: cfg.Log, logger: cfg.Logger}
 
 	s := &Server{cfg: cfg, health: health.NewServer()}
 	grpcOpts := []grpc.ServerOption{

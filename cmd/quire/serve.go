@@ -18,6 +18,7 @@ import (
 	"github.com/transparency-dev/tessera"
 
 	"github.com/quirelog/quire/api/server"
+	"github.com/quirelog/quire/cmd/internal/keyfile"
 	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/storage/index"
 	"github.com/quirelog/quire/storage/pebble"
@@ -147,7 +148,7 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 
-	drv, err := pebble.New(bg, pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup})
+	drv, err := pebble.New(bg, pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("opening log storage: %w", err)
 	}
@@ -156,7 +157,7 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 	if err != nil {
 		return errors.Join(err, storage.Close())
 	}
-	idx, err := index.Open(filepath.Join(f.dataDir, indexDBDir))
+	idx, err := index.Open(filepath.Join(f.dataDir, indexDBDir), logger)
 
 	if err != nil {
 		return errors.Join(fmt.Errorf("opening search index: %w", err), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
@@ -169,6 +170,7 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 		Index:       idx,
 		VerifierKey: key.vkey,
 		ReadOnly:    f.readOnly,
+		Logger:      logger,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting log: %w", err), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
@@ -177,14 +179,9 @@ func runServe(ctx context.Context, args []string, logger *slog.Logger, stderr io
 		return errors.Join(lg.Close(), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
 	}
 
-	logID, err := quirelog.KeyID(key.vkey)
-	if err != nil {
-		return errors.Join(fmt.Errorf("computing log ID: %w", err), closeAll())
-	}
 	srv, err := server.New(server.Config{
 		Log:            lg,
 		Reader:         reader,
-		LogID:          logID,
 		MaxRequestBody: f.maxRequestBody,
 		TLS:            tlsConfig,
 		Logger:         logger,
@@ -319,7 +316,7 @@ func loadTLS(certPath, keyPath string) (*tls.Config, error) {
 	if certPath == "" {
 		return nil, nil
 	}
-	if err := checkPrivate(keyPath); err != nil {
+	if err := keyfile.CheckPrivate(keyPath); err != nil {
 		return nil, err
 	}
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)

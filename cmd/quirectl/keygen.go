@@ -8,11 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/quirelog/quire/api/client"
+	"github.com/quirelog/quire/cmd/internal/keyfile"
 )
 
 func init() {
@@ -51,23 +51,9 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("keygen: encoding public key: %w", err)
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
 	privPath, pubPath := filepath.Join(*out, "key.pem"), filepath.Join(*out, "key.pub")
-	// O_EXCL: never overwrite a key someone may already rely on.
-	f, err := os.OpenFile(privPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: priv}); err != nil {
-		f.Close()
-		return fmt.Errorf("keygen: writing %s: %w", privPath, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("keygen: writing %s: %w", privPath, err)
-	}
-	if err := os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+	if err := keyfile.WritePair(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv}),
+		pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})); err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
 	fmt.Fprintf(stdout, "wrote %s (%s private key, mode 0600) and %s\n", privPath, kt, pubPath)

@@ -67,9 +67,9 @@ func FuzzParseDigest(f *testing.F) {
 // FuzzInspect runs the entry matcher on arbitrary leaves, as a hostile log could serve them: it must
 // not panic, and a match must give the reasons that hold, with the digest it matched on.
 func FuzzInspect(f *testing.F) {
-	seeds, err := filepath.Glob(filepath.Join("..", "..", "testdata", "*", "*.leaf.json"))
+	seeds, err := filepath.Glob(filepath.Join("..", "..", "..", "testdata", "*", "*.leaf.json"))
 	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seed leaves in ../../testdata: %v", err)
+		f.Fatalf("no seed leaves in ../../../testdata: %v", err)
 	}
 	for _, p := range seeds {
 		data, err := os.ReadFile(p)
