@@ -8,10 +8,11 @@
 // published size, past checkpoints, and search by artifact digest.
 //
 // Specs: the Rekor v2 API as implemented by rekor-tiles v2.3.0 (request
-// validation in pkg/types/hashedrekord, the entry and answer in
-// internal/server/service.go and internal/tessera), RFC 8785 (JCS) for the
-// canonical leaf, C2SP tlog-tiles and tlog-checkpoint for what it reads, and
-// C2SP signed-note for the log ID.
+// validation in pkg/types/hashedrekord, the answer in
+// internal/server/service.go and internal/tessera), C2SP tlog-tiles and
+// tlog-checkpoint for what it reads, RFC 9162 §2.1 for proofs. The formats it
+// shares with clients (the canonical leaf, key details, log ID) are package
+// api/rekor's; TestVectors checks the leaves against rekor-tiles' own code.
 //
 // The package talks to log storage only through Tessera's interfaces
 // (tessera.Appender, tessera.LogReader), so it runs on any Tessera driver.
@@ -419,7 +420,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) (*Cons
 		return nil, err
 	}
 	if first > big.size {
-		return nil, fmt.Errorf("tree size %d: the log has %d entries: %w", first, big.size, ErrNotFound)
+		return nil, fmt.Errorf("first tree size %d: the log has %d entries: %w", first, big.size, ErrNotFound)
 	}
 	c := &Consistency{First: first, Second: big.size, SecondRoot: big.root, Hashes: [][]byte{}, Checkpoint: big.raw}
 	switch {

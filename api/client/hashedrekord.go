@@ -21,7 +21,7 @@ import (
 // KeyType names a signing key the log accepts for hashedrekord entries.
 type KeyType string
 
-// The key types of DESIGN.md "Write API" (the rekor-tiles v2.3 algorithm registry less plain
+// The key types Quire accepts for hashedrekord (the rekor-tiles v2.3 algorithm registry less plain
 // Ed25519, which cannot sign a prehashed digest).
 const (
 	KeyECDSAP256 KeyType = "ecdsa-p256"

@@ -8,6 +8,7 @@
 // internal/server/service.go, key details in internal/algorithmregistry, the log ID in pkg/note);
 // RFC 8785 (JCS) for the canonical body; protobuf-specs v0.5 (dev.sigstore.common.v1,
 // dev.sigstore.rekor.v1, dev.sigstore.trustroot.v1) for the messages; C2SP signed-note for key
-// hashes. TestVectors in the log package checks the canonical body against rekor-tiles' own code;
-// TestTrustMaterialIsAcceptedBySigstoreGo checks the trust material against sigstore-go.
+// hashes. TestHashedRekordBodyMatchesRekorTiles checks the canonical body against vectors made by
+// rekor-tiles' own code, TestKeyIDMatchesRekorTiles the log ID, and
+// TestTrustMaterialIsAcceptedBySigstoreGo the trust material against sigstore-go.
 package rekor

@@ -247,7 +247,7 @@ func (l *testLog) post(body []byte) httpAnswer {
 	return l.do(http.MethodPost, "/api/v2/log/entries", body)
 }
 
-// apiErrorBody is the error JSON DESIGN.md fixes.
+// apiErrorBody is the error JSON Rekor v2 clients read: a gRPC status as grpc-gateway writes it.
 type apiErrorBody struct {
 	Code    *int             `json:"code"`
 	Message *string          `json:"message"`

@@ -8,7 +8,7 @@
 // C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, /healthz and /metrics.
 //
 // Every error from the log reaches clients through one function, mapError (errors.go), which picks
-// the gRPC code and the HTTP status DESIGN.md "Write API" fixes.
+// the gRPC code and the HTTP status Rekor v2 clients expect.
 package server
 
 import (
@@ -43,7 +43,7 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	// DefaultMaxRequestBody bounds a request body (DESIGN.md: --max-request-body, 4 MiB); a
+	// DefaultMaxRequestBody bounds a request body (quire serve --max-request-body); a
 	// hashedrekord with an X.509 chain is a few KiB.
 	DefaultMaxRequestBody = 4 << 20
 	// DefaultReadHeaderTimeout bounds a slow client's headers, so idle sockets cannot pin memory.

@@ -24,8 +24,8 @@ import (
 	"github.com/quirelog/quire/storage/pebble"
 )
 
-// Defaults of `quire serve`; they aim at DESIGN.md's targets on a 2-core machine: an answer with a
-// proof in about half a second, and thousands of writes a second in batches of up to a thousand.
+// Defaults of `quire serve`; they aim, on a 2-core machine, at an answer with a proof in about half
+// a second, and thousands of writes a second in batches of up to a thousand.
 const (
 	defaultDataDir            = "quire-data"
 	defaultHTTPListen         = "127.0.0.1:3000"
