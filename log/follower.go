@@ -89,15 +89,15 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 			keys = append(keys, leafKey(rfc6962.DefaultHasher.HashLeaf(body)))
 			idx = append(idx, li)
 			info, err := rekor.ParseEntry(body)
+			var dk string
+			if err == nil {
+				dk, err = rekor.FormatDigest(info.DigestAlgorithm, info.Digest)
+			}
 			if err != nil {
 				// A leaf this log did not write (another personality shares
 				// the tree) is still findable by leaf hash; it has no digest.
 				f.logger.DebugContext(ctx, "search index: entry without a digest", "index", li, "error", err)
 				continue
-			}
-			dk, err := rekor.FormatDigest(info.DigestAlgorithm, info.Digest)
-			if err != nil {
-				continue // ParseEntry checked the digest, so this does not happen
 			}
 			keys = append(keys, []byte(dk))
 			idx = append(idx, li)

@@ -33,14 +33,20 @@ var digestAlgorithms = []digestAlgorithm{
 	{commonv1.HashAlgorithm_SHA2_512, crypto.SHA512, "sha512"},
 }
 
-// HashFor is the hash a protobuf-specs HashAlgorithm names.
-func HashFor(alg commonv1.HashAlgorithm) (crypto.Hash, error) {
+// digestFor is the row of the digest table for alg.
+func digestFor(alg commonv1.HashAlgorithm) (digestAlgorithm, error) {
 	for _, d := range digestAlgorithms {
 		if d.alg == alg {
-			return d.hash, nil
+			return d, nil
 		}
 	}
-	return 0, fmt.Errorf("unsupported digest algorithm %s", alg)
+	return digestAlgorithm{}, fmt.Errorf("unsupported digest algorithm %s", alg)
+}
+
+// HashFor is the hash a protobuf-specs HashAlgorithm names.
+func HashFor(alg commonv1.HashAlgorithm) (crypto.Hash, error) {
+	d, err := digestFor(alg)
+	return d.hash, err
 }
 
 // HashAlgorithmFor is the protobuf-specs HashAlgorithm a digest of hash h is recorded as
@@ -54,30 +60,26 @@ func HashAlgorithmFor(h crypto.Hash) (commonv1.HashAlgorithm, error) {
 	return commonv1.HashAlgorithm_HASH_ALGORITHM_UNSPECIFIED, fmt.Errorf("unsupported digest hash %s", h)
 }
 
-// checkDigest says whether digest is a digest of algorithm alg.
-func checkDigest(alg commonv1.HashAlgorithm, digest []byte) error {
-	h, err := HashFor(alg)
+// checkDigest says whether digest is a digest of algorithm alg, and returns alg's row.
+func checkDigest(alg commonv1.HashAlgorithm, digest []byte) (digestAlgorithm, error) {
+	d, err := digestFor(alg)
 	if err != nil {
-		return err
+		return d, err
 	}
-	if len(digest) != h.Size() {
-		return fmt.Errorf("%s digest has %d bytes, want %d", alg, len(digest), h.Size())
+	if len(digest) != d.hash.Size() {
+		return d, fmt.Errorf("%s digest has %d bytes, want %d", alg, len(digest), d.hash.Size())
 	}
-	return nil
+	return d, nil
 }
 
 // FormatDigest writes a digest as "sha256:HEX" (or sha384, sha512) in lowercase hex, the form
 // ParseDigest reads.
 func FormatDigest(alg commonv1.HashAlgorithm, digest []byte) (string, error) {
-	if err := checkDigest(alg, digest); err != nil {
+	d, err := checkDigest(alg, digest)
+	if err != nil {
 		return "", err
 	}
-	for _, d := range digestAlgorithms {
-		if d.alg == alg {
-			return d.name + ":" + hex.EncodeToString(digest), nil
-		}
-	}
-	panic("unreachable: checkDigest accepted an algorithm missing from the table")
+	return d.name + ":" + hex.EncodeToString(digest), nil
 }
 
 // ParseDigest reads a digest written "sha256:HEX" (or sha384, sha512; hex in either case) and

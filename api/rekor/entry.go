@@ -167,7 +167,7 @@ func ParseEntry(body []byte) (*EntryInfo, error) {
 		return nil, fmt.Errorf("unknown digest algorithm %q", h.Algorithm)
 	}
 	alg := commonv1.HashAlgorithm(v)
-	if err := checkDigest(alg, h.Digest); err != nil {
+	if _, err := checkDigest(alg, h.Digest); err != nil {
 		return nil, err
 	}
 	return &EntryInfo{Kind: e.Kind, APIVersion: e.APIVersion, DigestAlgorithm: alg, Digest: h.Digest}, nil

@@ -2,7 +2,6 @@ package rekor
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,104 +12,88 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// The shared request/leaf vectors; testdata/hashedrekord/README.md says how rekor-tiles made them.
-const (
-	hashedRekordVectors = "../../testdata/hashedrekord"
-	dsseVectors         = "../../testdata/dsse"
-)
+// vectorDirs hold the shared request/leaf vectors; testdata/hashedrekord/README.md says how
+// rekor-tiles made the hashedrekord leaves.
+var vectorDirs = []string{"../../testdata/hashedrekord", "../../testdata/dsse"}
 
-type vector struct {
-	name string
-	req  *rekorpb.CreateEntryRequest
-	leaf []byte
+// leaf is one canonical leaf of the vectors, with the Entry protojson reads from it.
+type leaf struct {
+	name  string
+	body  []byte
+	entry *rekorpb.Entry
 }
 
-func readVectors(t testing.TB, dir string) []vector {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(dir, "*.request.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatalf("no vectors in %s", dir)
-	}
-	var vs []vector
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
+func readLeaves(tb testing.TB) []leaf {
+	tb.Helper()
+	var leaves []leaf
+	for _, dir := range vectorDirs {
+		ents, err := os.ReadDir(dir)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		req := &rekorpb.CreateEntryRequest{}
-		if err := protojson.Unmarshal(raw, req); err != nil {
-			t.Fatalf("%s: %v", f, err)
+		for _, e := range ents {
+			name, ok := strings.CutSuffix(e.Name(), ".leaf.json")
+			if !ok {
+				continue
+			}
+			l := leaf{name: name, entry: &rekorpb.Entry{}}
+			if l.body, err = os.ReadFile(filepath.Join(dir, e.Name())); err != nil {
+				tb.Fatal(err)
+			}
+			if err := protojson.Unmarshal(l.body, l.entry); err != nil {
+				tb.Fatalf("%s: %v", e.Name(), err)
+			}
+			leaves = append(leaves, l)
 		}
-		leaf, err := os.ReadFile(strings.TrimSuffix(f, ".request.json") + ".leaf.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		vs = append(vs, vector{name: strings.TrimSuffix(filepath.Base(f), ".request.json"), req: req, leaf: leaf})
 	}
-	return vs
+	if len(leaves) == 0 {
+		tb.Fatalf("no leaves in %v", vectorDirs)
+	}
+	return leaves
 }
 
-// TestHashedRekordBodyMatchesRekorTiles rebuilds every hashedrekord vector's body from its request
-// and compares it with the leaf rekor-tiles v2.3.0's own code computed.
+// TestHashedRekordBodyMatchesRekorTiles rebuilds every hashedrekord leaf of the vectors from its
+// fields and compares it with the bytes rekor-tiles v2.3.0's own code computed.
 func TestHashedRekordBodyMatchesRekorTiles(t *testing.T) {
-	for _, v := range readVectors(t, hashedRekordVectors) {
-		t.Run(v.name+" gives the body rekor-tiles gives", func(t *testing.T) {
-			hr := v.req.GetHashedRekordRequestV002()
-			h, err := HashForKeyDetails(hr.GetSignature().GetVerifier().GetKeyDetails())
+	for _, l := range readLeaves(t) {
+		hr := l.entry.GetSpec().GetHashedRekordV002()
+		if hr == nil {
+			continue
+		}
+		t.Run(l.name+" gives the body rekor-tiles gives", func(t *testing.T) {
+			alg, digest := hr.GetData().GetAlgorithm(), hr.GetData().GetDigest()
+			if !fastBodyFits(digest, alg, hr.GetSignature()) {
+				t.Error("an entry the log accepts does not take the hand-written path")
+			}
+			got, err := HashedRekordBody(digest, alg, hr.GetSignature())
 			if err != nil {
 				t.Fatal(err)
 			}
-			alg, err := HashAlgorithmFor(h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !fastBodyFits(hr.GetDigest(), alg, hr.GetSignature()) {
-				t.Error("a request the log accepts does not take the hand-written path")
-			}
-			got, err := HashedRekordBody(hr.GetDigest(), alg, hr.GetSignature())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, v.leaf) {
-				t.Fatalf("body differs from rekor-tiles':\n got %s\nwant %s", got, v.leaf)
+			if !bytes.Equal(got, l.body) {
+				t.Fatalf("body differs from rekor-tiles':\n got %s\nwant %s", got, l.body)
 			}
 		})
 	}
 }
 
 func TestParseEntry(t *testing.T) {
-	for _, dir := range []string{hashedRekordVectors, dsseVectors} {
-		for _, v := range readVectors(t, dir) {
-			t.Run("the leaf of "+v.name+" reads back its kind and digest", func(t *testing.T) {
-				info, err := ParseEntry(v.leaf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				wantKind, wantAlg, wantDigest := KindHashedRekord, commonv1.HashAlgorithm(0), []byte(nil)
-				if hr := v.req.GetHashedRekordRequestV002(); hr != nil {
-					h, err := HashForKeyDetails(hr.GetSignature().GetVerifier().GetKeyDetails())
-					if err != nil {
-						t.Fatal(err)
-					}
-					wantAlg, _ = HashAlgorithmFor(h)
-					wantDigest = hr.GetDigest()
-				} else {
-					// A DSSE entry records the SHA-256 of the envelope's payload.
-					wantKind, wantAlg = KindDSSE, commonv1.HashAlgorithm_SHA2_256
-					sum := sha256.Sum256(v.req.GetDsseRequestV002().GetEnvelope().GetPayload())
-					wantDigest = sum[:]
-				}
-				if info.Kind != wantKind || info.APIVersion != APIVersion || info.DigestAlgorithm != wantAlg || !bytes.Equal(info.Digest, wantDigest) {
-					t.Fatalf("ParseEntry = %+v, want %s %s %x", info, wantKind, wantAlg, wantDigest)
-				}
-				if kv := info.KindVersion(); kv.GetKind() != wantKind || kv.GetVersion() != APIVersion {
-					t.Fatalf("KindVersion = %v", kv)
-				}
-			})
-		}
+	for _, l := range readLeaves(t) {
+		t.Run("the leaf "+l.name+" reads back its kind and digest", func(t *testing.T) {
+			info, err := ParseEntry(l.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := l.entry.GetSpec().GetHashedRekordV002().GetData()
+			if l.entry.GetKind() == KindDSSE {
+				want = l.entry.GetSpec().GetDsseV002().GetPayloadHash()
+			}
+			if info.Kind != l.entry.GetKind() || info.APIVersion != APIVersion || info.DigestAlgorithm != want.GetAlgorithm() || !bytes.Equal(info.Digest, want.GetDigest()) {
+				t.Fatalf("ParseEntry = %+v, want %s %s %x", info, l.entry.GetKind(), want.GetAlgorithm(), want.GetDigest())
+			}
+			if kv := info.KindVersion(); kv.GetKind() != l.entry.GetKind() || kv.GetVersion() != APIVersion {
+				t.Fatalf("KindVersion = %v", kv)
+			}
+		})
 	}
 	for _, tc := range []struct{ name, body, want string }{
 		{"a body that is not JSON is refused", `not json`, "parsing entry JSON"},
@@ -129,28 +112,12 @@ func TestParseEntry(t *testing.T) {
 	}
 }
 
-func addFileSeeds(f *testing.F, pattern string) {
-	files, err := filepath.Glob(pattern)
-	if err != nil {
-		f.Fatal(err)
-	}
-	if len(files) == 0 {
-		f.Fatalf("no seeds match %s", pattern)
-	}
-	for _, p := range files {
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(raw)
-	}
-}
-
 // FuzzParseEntry runs the entry parser on arbitrary bodies: whatever it accepts has a kind Quire
 // writes and a digest FormatDigest can write.
 func FuzzParseEntry(f *testing.F) {
-	addFileSeeds(f, filepath.Join(hashedRekordVectors, "*.leaf.json"))
-	addFileSeeds(f, filepath.Join(dsseVectors, "*.leaf.json"))
+	for _, l := range readLeaves(f) {
+		f.Add(l.body)
+	}
 	f.Add([]byte(`{"kind":"hashedrekord","apiVersion":"0.0.2","spec":{}}`))
 	f.Add([]byte(`{"kind":"dsse","apiVersion":"0.0.2","spec":{"dsseV002":{"payloadHash":{"algorithm":"SHA2_256","digest":"AA=="}}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -207,17 +174,12 @@ func FuzzHashedRekordBody(f *testing.F) {
 
 // BenchmarkHashedRekordBody compares the hand-written canonical body with protojson + JCS.
 func BenchmarkHashedRekordBody(b *testing.B) {
-	v := readVectors(b, hashedRekordVectors)[0]
-	hr := v.req.GetHashedRekordRequestV002()
-	a, ok := AlgorithmFor(hr.GetSignature().GetVerifier().GetKeyDetails())
-	if !ok {
-		b.Fatalf("vector %s has key details the table lacks", v.name)
-	}
-	alg := a.HashAlgorithm()
+	hr := readLeaves(b)[0].entry.GetSpec().GetHashedRekordV002()
+	alg := hr.GetData().GetAlgorithm()
 	b.Run("hand-written", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := HashedRekordBody(hr.GetDigest(), alg, hr.GetSignature()); err != nil {
+			if _, err := HashedRekordBody(hr.GetData().GetDigest(), alg, hr.GetSignature()); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -226,7 +188,7 @@ func BenchmarkHashedRekordBody(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			_, err := CanonicalEntry(&rekorpb.Entry{Kind: KindHashedRekord, ApiVersion: APIVersion, Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
-				Data: &commonv1.HashOutput{Algorithm: alg, Digest: hr.GetDigest()}, Signature: hr.GetSignature()}}}})
+				Data: hr.GetData(), Signature: hr.GetSignature()}}}})
 			if err != nil {
 				b.Fatal(err)
 			}
