@@ -31,28 +31,6 @@ func BenchmarkValidate(b *testing.B) {
 	}
 }
 
-// BenchmarkLeaf compares the hand-written canonical leaf with protojson + JCS.
-func BenchmarkLeaf(b *testing.B) {
-	s := newTestSigner(b, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
-	hr := s.request(b, []byte("bench"), s.pkixVerifier(b)).GetHashedRekordRequestV002()
-	b.Run("fast", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			hashedRekordLeaf(hr.Digest, commonv1.HashAlgorithm_SHA2_256, hr.Signature)
-		}
-	})
-	b.Run("protojson+jcs", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			_, err := canonicalSlow(&rekorpb.Entry{Kind: KindHashedRekord, ApiVersion: APIVersion, Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
-				Data: &commonv1.HashOutput{Algorithm: commonv1.HashAlgorithm_SHA2_256, Digest: hr.Digest}, Signature: hr.Signature}}}})
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
 // BenchmarkCreateEntry runs the whole write path (validate, append, await the
 // checkpoint, proof) from 1,024 goroutines per CPU on each driver, with requests
 // signed beforehand. It reports entries/s.
@@ -132,7 +110,7 @@ func BenchmarkInclusionProof(b *testing.B) {
 func BenchmarkFollower(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	idx, err := index.Open(filepath.Join(dir, "index"))
+	idx, err := index.Open(filepath.Join(dir, "index"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -156,7 +134,7 @@ func BenchmarkFollower(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		sub, err := index.Open(filepath.Join(dir, fmt.Sprintf("index%d", i)))
+		sub, err := index.Open(filepath.Join(dir, fmt.Sprintf("index%d", i)), nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 	dssepb "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // signPAE signs an envelope's PAE the way DSSE signers do.
@@ -72,11 +74,11 @@ func TestDSSE(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := ParseEntry(body)
+		info, err := rekor.ParseEntry(body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if kind != KindDSSE || info.Kind != KindDSSE || info.DigestAlgorithm != commonv1.HashAlgorithm_SHA2_256 {
+		if kind != rekor.KindDSSE || info.Kind != rekor.KindDSSE || info.DigestAlgorithm != commonv1.HashAlgorithm_SHA2_256 {
 			t.Fatalf("kind %q, parsed %+v", kind, info)
 		}
 	})

@@ -3,22 +3,14 @@ package log
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"slices"
 	"strconv"
 
-	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
-	"google.golang.org/protobuf/encoding/protojson"
-)
 
-// Entry kinds and the one version of each that this log writes.
-const (
-	KindHashedRekord = "hashedrekord"
-	KindDSSE         = "dsse"
-	APIVersion       = "0.0.2"
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // validated is a request that passed validation, with what the leaf needs.
@@ -57,134 +49,21 @@ func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*valida
 	if err != nil {
 		return nil, err
 	}
-	if err := alg.keyMatch(pub); err != nil {
+	if err := alg.CheckKey(pub); err != nil {
 		return nil, invalid(p+".signature.verifier.keyDetails", "%s does not match the key: %w", v.GetKeyDetails(), err)
 	}
-	if want := alg.hash.Size(); len(hr.GetDigest()) != want {
-		return nil, invalid(p+".digest", "length %d does not match %s, which signs a %d-byte %s digest", len(hr.GetDigest()), v.GetKeyDetails(), want, alg.hash)
+	if want := alg.Hash.Size(); len(hr.GetDigest()) != want {
+		return nil, invalid(p+".digest", "length %d does not match %s, which signs a %d-byte %s digest", len(hr.GetDigest()), v.GetKeyDetails(), want, alg.Hash)
 	}
-	if err := alg.verifyDigest(pub, hr.GetDigest(), sig.GetContent()); err != nil {
+	if err := alg.VerifyDigest(pub, hr.GetDigest(), sig.GetContent()); err != nil {
 		return nil, invalid(p+".signature.content", "signature does not verify over the digest with the given key: %w", err)
 	}
-	return &validated{kind: KindHashedRekord, body: hashedRekordLeaf(hr.GetDigest(), alg.hashAlg, sig)}, nil
-}
-
-// hashedRekordLeaf is the canonical leaf of a hashedrekord v0.0.2 entry:
-// the RFC 8785 (JCS) canonical form of protojson(Entry{kind, apiVersion,
-// spec.hashedRekordV002{data{algorithm, digest}, signature}}), as the Rekor v2
-// spec (rekor-tiles v2.3.0 internal/server/service.go CreateEntry) defines it;
-// sigstore-go rebuilds it from a bundle to check inclusion.
-//
-// It is written by hand rather than through protojson and a canonicaliser
-// because those cost more than the rest of a write together. The shape is
-// fixed: JCS (RFC 8785 §3.2.3) sorts members by UTF-16 code units, which for
-// these ASCII names is byte order; every value is either a base64 string
-// (protojson's encoding of bytes, RFC 4648 §4 with padding) or an enum name,
-// and neither contains a character JCS escapes (§3.2.2.2). Empty fields, which
-// protojson omits, cannot occur: validation rejects them. canonicalSlow is the
-// reference this is tested and fuzzed against.
-func hashedRekordLeaf(digest []byte, hashAlg commonv1.HashAlgorithm, sig *rekorpb.Signature) []byte {
-	v := sig.GetVerifier()
-	var raw []byte
-	var keyField string
-	if pk := v.GetPublicKey(); pk != nil {
-		raw, keyField = pk.GetRawBytes(), `"publicKey"`
-	} else {
-		raw, keyField = v.GetX509Certificate().GetRawBytes(), `"x509Certificate"`
-	}
-	enc := base64.StdEncoding
-	b := make([]byte, 0, 220+enc.EncodedLen(len(digest))+enc.EncodedLen(len(sig.GetContent()))+enc.EncodedLen(len(raw)))
-	b = append(b, `{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"`...)
-	b = append(b, hashAlg.String()...)
-	b = append(b, `","digest":"`...)
-	b = enc.AppendEncode(b, digest)
-	b = append(b, `"},"signature":{"content":"`...)
-	b = enc.AppendEncode(b, sig.GetContent())
-	b = append(b, `","verifier":{"keyDetails":"`...)
-	b = append(b, v.GetKeyDetails().String()...)
-	b = append(b, `",`...)
-	b = append(b, keyField...)
-	b = append(b, `:{"rawBytes":"`...)
-	b = enc.AppendEncode(b, raw)
-	b = append(b, `"}}}}}}`...)
-	return b
-}
-
-// HashedRekordBody is the canonical leaf of a hashedrekord v0.0.2 entry for
-// digest (hashed with alg) and sig, byte-identical to the leaf the log writes
-// and to rekor-tiles' (Rekor v2; RFC 8785 JCS of the protojson Entry).
-// Verifiers rebuild it from a bundle. Inputs the log would accept take the
-// hand-written path; any other input (an empty field, an unnamed enum value)
-// takes the general one, so the result is the canonical form either way.
-func HashedRekordBody(digest []byte, alg commonv1.HashAlgorithm, sig *rekorpb.Signature) ([]byte, error) {
-	if fastLeafFits(digest, alg, sig) {
-		return hashedRekordLeaf(digest, alg, sig), nil
-	}
-	return canonicalSlow(&rekorpb.Entry{
-		Kind:       KindHashedRekord,
-		ApiVersion: APIVersion,
-		Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
-			Data:      &commonv1.HashOutput{Algorithm: alg, Digest: digest},
-			Signature: sig,
-		}}},
-	})
-}
-
-// fastLeafFits reports whether hashedRekordLeaf's fixed shape holds: every
-// field protojson would write is present and non-empty, and both enums have
-// names (protojson writes an unnamed value as a bare number).
-func fastLeafFits(digest []byte, alg commonv1.HashAlgorithm, sig *rekorpb.Signature) bool {
-	v := sig.GetVerifier()
-	var raw []byte
-	switch {
-	case v.GetPublicKey() != nil:
-		raw = v.GetPublicKey().GetRawBytes()
-	case v.GetX509Certificate() != nil:
-		raw = v.GetX509Certificate().GetRawBytes()
-	}
-	_, algNamed := commonv1.HashAlgorithm_name[int32(alg)]
-	_, detailsNamed := commonv1.PublicKeyDetails_name[int32(v.GetKeyDetails())]
-	return len(digest) > 0 && len(sig.GetContent()) > 0 && len(raw) > 0 &&
-		alg != 0 && algNamed && v.GetKeyDetails() != 0 && detailsNamed
-}
-
-// canonicalSlow is the general canonical form of an entry: RFC 8785 JCS of
-// its protojson encoding, as rekor-tiles computes it. DSSE entries use it;
-// for hashedrekord it is the reference the fast path is checked against.
-func canonicalSlow(e *rekorpb.Entry) ([]byte, error) {
-	j, err := protojson.Marshal(e)
+	// The leaf is the Rekor v2 canonical body (RFC 8785 JCS), byte-identical to rekor-tiles'.
+	body, err := rekor.HashedRekordBody(hr.GetDigest(), alg.HashAlgorithm(), sig)
 	if err != nil {
-		return nil, fmt.Errorf("encoding entry as JSON: %w", err)
+		return nil, fmt.Errorf("building hashedrekord leaf: %w", err)
 	}
-	c, err := jsoncanonicalizer.Transform(j)
-	if err != nil {
-		return nil, fmt.Errorf("canonicalising entry JSON: %w", err)
-	}
-	return c, nil
-}
-
-// digestKey is the search key of an artifact digest: "sha256:HEX" (or sha384,
-// sha512), lowercase hex.
-func digestKey(alg commonv1.HashAlgorithm, digest []byte) ([]byte, error) {
-	var name string
-	switch alg {
-	case commonv1.HashAlgorithm_SHA2_256:
-		name = "sha256"
-	case commonv1.HashAlgorithm_SHA2_384:
-		name = "sha384"
-	case commonv1.HashAlgorithm_SHA2_512:
-		name = "sha512"
-	default:
-		return nil, fmt.Errorf("unsupported digest algorithm %s", alg)
-	}
-	const hexdigits = "0123456789abcdef"
-	k := make([]byte, 0, len(name)+1+2*len(digest))
-	k = append(k, name...)
-	k = append(k, ':')
-	for _, c := range digest {
-		k = append(k, hexdigits[c>>4], hexdigits[c&0xf])
-	}
-	return k, nil
+	return &validated{kind: rekor.KindHashedRekord, body: body}, nil
 }
 
 // pae is the DSSE v1 pre-authentication encoding of an envelope's payload
@@ -260,12 +139,12 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := alg.keyMatch(pub); err != nil {
+		if err := alg.CheckKey(pub); err != nil {
 			return nil, invalid(vp+".keyDetails", "%s does not match the key: %w", v.GetKeyDetails(), err)
 		}
 		used := false
 		for j, s := range env.GetSignatures() {
-			if signedBy[j] == nil && alg.verifyMessage(pub, msg, s.GetSig()) == nil {
+			if signedBy[j] == nil && verifyMessage(alg, pub, msg, s.GetSig()) == nil {
 				signedBy[j], used = v, true
 			}
 		}
@@ -284,18 +163,18 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 	sigs = slices.CompactFunc(sigs, func(a, b *rekorpb.Signature) bool { return bytes.Equal(a.Content, b.Content) })
 	h := sha256.Sum256(env.GetPayload())
 	e := &rekorpb.Entry{
-		Kind:       KindDSSE,
-		ApiVersion: APIVersion,
+		Kind:       rekor.KindDSSE,
+		ApiVersion: rekor.APIVersion,
 		Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_DsseV002{DsseV002: &rekorpb.DSSELogEntryV002{
 			PayloadHash: &commonv1.HashOutput{Algorithm: commonv1.HashAlgorithm_SHA2_256, Digest: h[:]},
 			Signatures:  sigs,
 		}}},
 	}
-	body, err := canonicalSlow(e)
+	body, err := rekor.CanonicalEntry(e)
 	if err != nil {
 		return nil, fmt.Errorf("building DSSE leaf: %w", err)
 	}
-	return &validated{kind: KindDSSE, body: body}, nil
+	return &validated{kind: rekor.KindDSSE, body: body}, nil
 }
 
 // Validate checks a CreateEntryRequest and returns its entry kind and

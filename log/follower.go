@@ -2,80 +2,17 @@ package log
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
-	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/quirelog/quire/api/rekor"
 )
-
-// EntryInfo is what the search index keeps of a logged entry.
-type EntryInfo struct {
-	Kind       string
-	APIVersion string
-	// DigestAlgorithm and Digest are the artifact digest: a hashedrekord's
-	// data, a DSSE entry's payload hash.
-	DigestAlgorithm commonv1.HashAlgorithm
-	Digest          []byte
-}
-
-// entryJSON is the part of a canonical entry (see hashedRekordLeaf and
-// validateDSSE) that the index needs; encoding/json ignores the rest, which
-// keeps the follower cheap next to the writers.
-type entryJSON struct {
-	Kind       string `json:"kind"`
-	APIVersion string `json:"apiVersion"`
-	Spec       struct {
-		HashedRekordV002 *struct {
-			Data hashOutputJSON `json:"data"`
-		} `json:"hashedRekordV002"`
-		DSSEV002 *struct {
-			PayloadHash hashOutputJSON `json:"payloadHash"`
-		} `json:"dsseV002"`
-	} `json:"spec"`
-}
-
-type hashOutputJSON struct {
-	Algorithm string `json:"algorithm"`
-	Digest    []byte `json:"digest"` // base64, as protojson writes bytes
-}
-
-// ParseEntry reads the kind and artifact digest of a logged leaf.
-func ParseEntry(body []byte) (*EntryInfo, error) {
-	var e entryJSON
-	if err := json.Unmarshal(body, &e); err != nil {
-		return nil, fmt.Errorf("parsing entry JSON: %w", err)
-	}
-	if e.APIVersion != APIVersion {
-		return nil, fmt.Errorf("unsupported entry apiVersion %q", e.APIVersion)
-	}
-	var h hashOutputJSON
-	switch {
-	case e.Kind == KindHashedRekord && e.Spec.HashedRekordV002 != nil:
-		h = e.Spec.HashedRekordV002.Data
-	case e.Kind == KindDSSE && e.Spec.DSSEV002 != nil:
-		h = e.Spec.DSSEV002.PayloadHash
-	default:
-		return nil, fmt.Errorf("unsupported entry kind %q or missing spec", e.Kind)
-	}
-	alg, ok := commonv1.HashAlgorithm_value[h.Algorithm]
-	if !ok {
-		return nil, fmt.Errorf("unknown digest algorithm %q", h.Algorithm)
-	}
-	info := &EntryInfo{Kind: e.Kind, APIVersion: e.APIVersion, DigestAlgorithm: commonv1.HashAlgorithm(alg), Digest: h.Digest}
-	if _, err := digestKey(info.DigestAlgorithm, info.Digest); err != nil {
-		return nil, err
-	}
-	if want := map[commonv1.HashAlgorithm]int{1: 32, 2: 48, 3: 64}[info.DigestAlgorithm]; len(info.Digest) != want {
-		return nil, fmt.Errorf("%s digest has %d bytes, want %d", h.Algorithm, len(info.Digest), want)
-	}
-	return info, nil
-}
 
 // leafKey is the index key of an RFC 6962 leaf hash: "leaf:" and the 32 raw
 // bytes. It cannot collide with a digest key, which starts "sha".
@@ -90,13 +27,14 @@ type follower struct {
 	l        *Log
 	interval time.Duration
 	bundles  int
+	logger   *slog.Logger
 }
 
 func (f *follower) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		caughtUp, err := f.step(ctx)
 		if err != nil && ctx.Err() == nil {
-			slog.WarnContext(ctx, "search index follower", "error", err)
+			f.logger.WarnContext(ctx, "search index follower", "error", err)
 		}
 		if caughtUp || err != nil {
 			select {
@@ -150,18 +88,18 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 			body := b.Entries[i]
 			keys = append(keys, leafKey(rfc6962.DefaultHasher.HashLeaf(body)))
 			idx = append(idx, li)
-			info, err := ParseEntry(body)
+			info, err := rekor.ParseEntry(body)
+			var dk string
+			if err == nil {
+				dk, err = rekor.FormatDigest(info.DigestAlgorithm, info.Digest)
+			}
 			if err != nil {
 				// A leaf this log did not write (another personality shares
 				// the tree) is still findable by leaf hash; it has no digest.
-				slog.DebugContext(ctx, "search index: entry without a digest", "index", li, "error", err)
+				f.logger.DebugContext(ctx, "search index: entry without a digest", "index", li, "error", err)
 				continue
 			}
-			dk, err := digestKey(info.DigestAlgorithm, info.Digest)
-			if err != nil {
-				continue
-			}
-			keys = append(keys, dk)
+			keys = append(keys, []byte(dk))
 			idx = append(idx, li)
 		}
 	}

@@ -6,9 +6,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/quirelog/quire/api/rekor"
 )
 
 func addFileSeeds(f *testing.F, pattern string) {
@@ -55,71 +56,13 @@ func FuzzValidate(f *testing.F) {
 		if err := protojson.Unmarshal(body, e); err != nil {
 			t.Fatalf("accepted leaf is not an Entry: %v", err)
 		}
-		canon, err := canonicalSlow(e)
+		canon, err := rekor.CanonicalEntry(e)
 		if err != nil || !bytes.Equal(canon, body) {
 			t.Fatalf("leaf is not canonical (%v):\n%s\n%s", err, body, canon)
 		}
-		info, err := ParseEntry(body)
+		info, err := rekor.ParseEntry(body)
 		if err != nil || info.Kind != kind {
 			t.Fatalf("ParseEntry(accepted leaf) = %+v, %v", info, err)
-		}
-	})
-}
-
-// FuzzHashedRekordLeaf checks the hand-written canonical encoder against
-// protojson + JCS for arbitrary field contents.
-func FuzzHashedRekordLeaf(f *testing.F) {
-	f.Add([]byte{1, 2, 3}, []byte{4}, []byte{5, 6}, int32(5), false)
-	f.Add([]byte{}, []byte{0xff, 0xfe}, []byte("\"\\<>&"), int32(9), true)
-	f.Fuzz(func(t *testing.T, digest, content, raw []byte, kd int32, cert bool) {
-		if len(digest) == 0 || len(content) == 0 || len(raw) == 0 {
-			return // validation refuses empty fields, which protojson would omit
-		}
-		d, ok := algorithms[commonv1.PublicKeyDetails(kd)]
-		if !ok {
-			return
-		}
-		v := &rekorpb.Verifier{KeyDetails: d.details}
-		if cert {
-			v.Verifier = &rekorpb.Verifier_X509Certificate{X509Certificate: &commonv1.X509Certificate{RawBytes: raw}}
-		} else {
-			v.Verifier = &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: raw}}
-		}
-		sig := &rekorpb.Signature{Content: content, Verifier: v}
-		fast := hashedRekordLeaf(digest, d.hashAlg, sig)
-		slow, err := canonicalSlow(&rekorpb.Entry{
-			Kind:       KindHashedRekord,
-			ApiVersion: APIVersion,
-			Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
-				Data:      &commonv1.HashOutput{Algorithm: d.hashAlg, Digest: digest},
-				Signature: sig,
-			}}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(fast, slow) {
-			t.Fatalf("fast leaf differs:\n%s\n%s", fast, slow)
-		}
-	})
-}
-
-// FuzzParseEntry runs the search follower's entry parser on arbitrary leaves.
-func FuzzParseEntry(f *testing.F) {
-	addFileSeeds(f, filepath.Join(hashedRekordVectors, "*.leaf.json"))
-	addFileSeeds(f, filepath.Join(dsseVectors, "*.leaf.json"))
-	f.Add([]byte(`{"kind":"hashedrekord","apiVersion":"0.0.2","spec":{}}`))
-	f.Add([]byte(`{"kind":"dsse","apiVersion":"0.0.2","spec":{"dsseV002":{"payloadHash":{"algorithm":"SHA2_256","digest":"AA=="}}}}`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		info, err := ParseEntry(body)
-		if err != nil {
-			return
-		}
-		if _, err := digestKey(info.DigestAlgorithm, info.Digest); err != nil {
-			t.Fatalf("parsed entry has an unindexable digest: %v", err)
-		}
-		if info.Kind != KindHashedRekord && info.Kind != KindDSSE {
-			t.Fatalf("parsed entry has kind %q", info.Kind)
 		}
 	})
 }

@@ -8,10 +8,11 @@
 // published size, past checkpoints, and search by artifact digest.
 //
 // Specs: the Rekor v2 API as implemented by rekor-tiles v2.3.0 (request
-// validation in pkg/types/hashedrekord, the entry and answer in
-// internal/server/service.go and internal/tessera), RFC 8785 (JCS) for the
-// canonical leaf, C2SP tlog-tiles and tlog-checkpoint for what it reads, and
-// C2SP signed-note for the log ID.
+// validation in pkg/types/hashedrekord, the answer in
+// internal/server/service.go and internal/tessera), C2SP tlog-tiles and
+// tlog-checkpoint for what it reads, RFC 9162 §2.1 for proofs. The formats it
+// shares with clients (the canonical leaf, key details, log ID) are package
+// api/rekor's; TestVectors checks the leaves against rekor-tiles' own code.
 //
 // The package talks to log storage only through Tessera's interfaces
 // (tessera.Appender, tessera.LogReader), so it runs on any Tessera driver.
@@ -25,12 +26,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/log"
+	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
@@ -39,6 +40,8 @@ import (
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // Awaiter blocks until an appended entry is covered by a published
@@ -119,6 +122,9 @@ type Config struct {
 	FollowBundles int
 	// KeyCacheSize bounds the parsed-key cache (DefaultKeyCacheSize if 0).
 	KeyCacheSize int
+
+	// Logger receives the search follower's warnings; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Log is the personality. Its methods are safe for concurrent use.
@@ -160,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 			cfg.Verifier = v
 		}
 		if cfg.KeyID == nil {
-			id, err := KeyID(cfg.VerifierKey)
+			id, err := rekor.KeyID(cfg.VerifierKey)
 			if err != nil {
 				return nil, fmt.Errorf("log config: %w", err)
 			}
@@ -182,6 +188,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.KeyCacheSize <= 0 {
 		cfg.KeyCacheSize = DefaultKeyCacheSize
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	l := &Log{
 		appender:    cfg.Appender,
 		reader:      cfg.Reader,
@@ -199,7 +208,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		fctx, cancel := context.WithCancel(ctx)
 		l.stopFollower = cancel
 		l.followerDone = make(chan struct{})
-		l.follower = &follower{l: l, interval: cfg.FollowInterval, bundles: cfg.FollowBundles}
+		l.follower = &follower{l: l, interval: cfg.FollowInterval, bundles: cfg.FollowBundles, logger: cfg.Logger}
 		go func() {
 			defer close(l.followerDone)
 			l.follower.run(fctx)
@@ -248,13 +257,18 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 	if err != nil {
 		return nil, err
 	}
+	return l.answer(body, &rekorv1.KindVersion{Kind: kind, Version: rekor.APIVersion}, p), nil
+}
+
+// answer is the Rekor v2 TransparencyLogEntry for body with proof p.
+func (l *Log) answer(body []byte, kv *rekorv1.KindVersion, p *rekorv1.InclusionProof) *rekorv1.TransparencyLogEntry {
 	return &rekorv1.TransparencyLogEntry{
-		LogIndex:          p.LogIndex,
+		LogIndex:          p.GetLogIndex(),
 		LogId:             &commonv1.LogId{KeyId: l.keyID},
-		KindVersion:       &rekorv1.KindVersion{Kind: kind, Version: APIVersion},
+		KindVersion:       kv,
 		InclusionProof:    p,
 		CanonicalizedBody: body,
-	}, nil
+	}
 }
 
 // proofTo builds and checks the inclusion proof of leaf at index to cp.
@@ -286,13 +300,15 @@ func (l *Log) proofTo(ctx context.Context, index uint64, leaf []byte, cp *checkp
 	return ip, nil
 }
 
-// Entry is one log entry with its leaf hash and an inclusion proof to the
-// latest checkpoint.
+// Entry is one log entry as Rekor v2 answers for it, with its RFC 6962 leaf
+// hash.
 type Entry struct {
-	Index    uint64
-	Body     []byte
-	LeafHash []byte
-	Proof    *rekorv1.InclusionProof
+	// TransparencyLogEntry has the same shape as CreateEntry's answer: the
+	// canonical body, its kind and version, the log ID, and an inclusion
+	// proof to the latest checkpoint. A leaf this log did not write (another
+	// personality sharing the tree) has no kind and version.
+	TransparencyLogEntry *rekorv1.TransparencyLogEntry
+	LeafHash             []byte
 }
 
 // Entry returns the entry at index with a proof to the latest checkpoint.
@@ -314,7 +330,11 @@ func (l *Log) Entry(ctx context.Context, index uint64) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Entry{Index: index, Body: body, LeafHash: leaf, Proof: p}, nil
+	var kv *rekorv1.KindVersion
+	if info, err := rekor.ParseEntry(body); err == nil {
+		kv = info.KindVersion()
+	}
+	return &Entry{TransparencyLogEntry: l.answer(body, kv, p), LeafHash: leaf}, nil
 }
 
 // InclusionProof proves that the entry at index is in the tree of treeSize
@@ -365,33 +385,63 @@ func (l *Log) InclusionProofByLeafHash(ctx context.Context, leafHash []byte, tre
 	return l.proofTo(ctx, idx[0], leafHash, cp)
 }
 
+// Consistency is an RFC 9162 §2.1.4 consistency proof with the two tree heads
+// it links, so that a monitor can check it without another request.
+type Consistency struct {
+	First, Second         uint64
+	FirstRoot, SecondRoot []byte
+	// Hashes is the proof, in the order RFC 9162 §2.1.4.1 generates it;
+	// empty when First is 0 or equal to Second.
+	Hashes [][]byte
+	// Checkpoint is the checkpoint the log signed at size Second, or nil when
+	// it has none for that size (the root then comes from the tiles).
+	Checkpoint []byte
+}
+
 // ConsistencyProof proves that the tree of size first is a prefix of the tree
-// of size second (0: the latest checkpoint's size), per RFC 9162 §2.1.4.
-// first > second is an *InvalidRequestError (field "first"); second beyond
-// the latest checkpoint is ErrNotFound. For first 0 or first == second the
-// proof is empty.
-func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) ([][]byte, error) {
-	latest, err := l.latest(ctx)
+// of size second (0: the latest checkpoint's size), per RFC 9162 §2.1.4. The
+// RFC defines proofs for 0 < first < second; for first == second the proof
+// is empty, and so it is for first == 0: every tree extends the empty tree,
+// whose root is the hash of the empty string (RFC 9162 §2.1.1), and
+// transparency-dev/merkle's proof.VerifyConsistency accepts exactly that.
+//
+// first > second is an *InvalidRequestError (field "first"); a second beyond
+// the latest checkpoint, or a first beyond it when second is 0, is
+// ErrNotFound. The proof is checked against both roots before it is returned,
+// which catches a storage fault before a client sees it.
+func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) (*Consistency, error) {
+	if second != 0 && first > second {
+		return nil, invalid("first", "%d is larger than second %d", first, second)
+	}
+	// Resolving second once keeps both roots and the proof about the same two
+	// trees while the log grows.
+	big, err := l.checkpointForSize(ctx, second)
 	if err != nil {
 		return nil, err
 	}
-	if second == 0 {
-		second = latest.size
+	if first > big.size {
+		return nil, fmt.Errorf("first tree size %d: the log has %d entries: %w", first, big.size, ErrNotFound)
 	}
-	if second > latest.size {
-		return nil, fmt.Errorf("tree size %d: the log has %d entries: %w", second, latest.size, ErrNotFound)
+	c := &Consistency{First: first, Second: big.size, SecondRoot: big.root, Hashes: [][]byte{}, Checkpoint: big.raw}
+	switch {
+	case first == 0:
+		c.FirstRoot = rfc6962.DefaultHasher.EmptyRoot()
+	case first == big.size:
+		c.FirstRoot = big.root
+	default:
+		small, err := l.checkpointForSize(ctx, first)
+		if err != nil {
+			return nil, err
+		}
+		c.FirstRoot = small.root
+		if c.Hashes, err = l.proofs.consistency(ctx, first, big.size); err != nil {
+			return nil, fmt.Errorf("building consistency proof %d→%d: %w", first, big.size, err)
+		}
 	}
-	if first > second {
-		return nil, invalid("first", "%d is larger than second %d", first, second)
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, c.First, c.Second, c.Hashes, c.FirstRoot, c.SecondRoot); err != nil {
+		return nil, fmt.Errorf("consistency proof %d→%d does not verify: %w", c.First, c.Second, err)
 	}
-	if first == 0 || first == second {
-		return [][]byte{}, nil
-	}
-	p, err := l.proofs.consistency(ctx, first, second)
-	if err != nil {
-		return nil, fmt.Errorf("building consistency proof %d→%d: %w", first, second, err)
-	}
-	return p, nil
+	return c, nil
 }
 
 // Search returns the indices (smallest first, at most Config.SearchLimit) of
@@ -415,32 +465,18 @@ func (l *Log) Search(ctx context.Context, digest string) ([]uint64, error) {
 }
 
 // ParseDigest checks a search digest ("sha256:HEX", "sha384:HEX",
-// "sha512:HEX"; hex in either case) and returns its index key, lowercased.
+// "sha512:HEX"; hex in either case) and returns its index key, lowercased. A
+// malformed digest is an *InvalidRequestError (field "digest").
 func ParseDigest(digest string) ([]byte, error) {
-	alg, hexd, ok := strings.Cut(digest, ":")
-	if !ok {
-		return nil, invalid("digest", "%q is not ALGORITHM:HEX", digest)
+	alg, d, err := rekor.ParseDigest(digest)
+	if err != nil {
+		return nil, invalid("digest", "%w", err)
 	}
-	var n int
-	switch alg {
-	case "sha256":
-		n = 32
-	case "sha384":
-		n = 48
-	case "sha512":
-		n = 64
-	default:
-		return nil, invalid("digest", "unsupported algorithm %q: want sha256, sha384 or sha512", alg)
+	key, err := rekor.FormatDigest(alg, d)
+	if err != nil {
+		return nil, invalid("digest", "%w", err)
 	}
-	if len(hexd) != 2*n {
-		return nil, invalid("digest", "%s digest has %d hex digits, want %d", alg, len(hexd), 2*n)
-	}
-	for _, c := range []byte(hexd) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return nil, invalid("digest", "%q is not hexadecimal", hexd)
-		}
-	}
-	return []byte(alg + ":" + strings.ToLower(hexd)), nil
+	return []byte(key), nil
 }
 
 // Checkpoint returns the checkpoint the log published for tree size size (0:
@@ -509,7 +545,7 @@ func (l *Log) openCheckpoint(raw []byte) (*checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verifying checkpoint signature: %w", err)
 	}
-	var parsed fnote.Checkpoint
+	var parsed flog.Checkpoint
 	if _, err := parsed.Unmarshal([]byte(n.Text)); err != nil {
 		return nil, fmt.Errorf("parsing checkpoint: %w", err)
 	}

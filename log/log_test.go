@@ -3,10 +3,7 @@ package log
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -16,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/log"
+	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -26,8 +23,8 @@ import (
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
-	rekornote "github.com/sigstore/rekor-tiles/v2/pkg/note"
 
+	"github.com/quirelog/quire/api/rekor"
 	"github.com/quirelog/quire/storage/index"
 )
 
@@ -47,6 +44,11 @@ func (w *written) add(i uint64, b []byte) {
 // root computes the RFC 6962 root of the first size leaves without the log.
 func (w *written) root(t *testing.T, size uint64) []byte {
 	t.Helper()
+	if size == 0 {
+		// RFC 9162 §2.1.1: the hash of an empty list is the hash of an empty string.
+		empty := sha256.Sum256(nil)
+		return empty[:]
+	}
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	r := rf.NewEmptyRange(0)
 	for i := uint64(0); i < size; i++ {
@@ -68,7 +70,7 @@ func (w *written) root(t *testing.T, size uint64) []byte {
 // checkAnswer verifies a CreateEntry answer the way a client would.
 func checkAnswer(t *testing.T, tl *testLog, tle *rekorv1.TransparencyLogEntry, wantBody []byte, wantKind string) {
 	t.Helper()
-	wantID, err := KeyID(tl.vkey)
+	wantID, err := rekor.KeyID(tl.vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func checkAnswer(t *testing.T, tl *testLog, tle *rekorv1.TransparencyLogEntry, w
 	if err != nil {
 		t.Fatalf("checkpoint envelope does not verify: %v", err)
 	}
-	var cp fnote.Checkpoint
+	var cp flog.Checkpoint
 	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +142,7 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	skey, vkey := newTestKeys(t)
-	idx, err := index.Open(filepath.Join(dir, "index"))
+	idx, err := index.Open(filepath.Join(dir, "index"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +180,7 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 				t.Errorf("request %d: %v", i, errs[i])
 				continue
 			}
-			checkAnswer(t, tl, tle, bodies[i], KindHashedRekord)
+			checkAnswer(t, tl, tle, bodies[i], rekor.KindHashedRekord)
 			if seen[tle.GetLogIndex()] {
 				t.Errorf("index %d given twice", tle.GetLogIndex())
 			}
@@ -210,7 +212,7 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkAnswer(t, tl, tle, body, KindDSSE)
+		checkAnswer(t, tl, tle, body, rekor.KindDSSE)
 		w.add(uint64(tle.GetLogIndex()), body)
 		dsseIndex = uint64(tle.GetLogIndex())
 	})
@@ -263,17 +265,22 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 		t.Fatal("log root is not the root of the entries written")
 	}
 
-	t.Run("Entry returns the body and a proof to the latest checkpoint", func(t *testing.T) {
+	t.Run("Entry answers as CreateEntry does, with a proof to the latest checkpoint", func(t *testing.T) {
 		for _, i := range []uint64{0, 255, 256, size - 1} {
 			e, err := tl.Entry(ctx, i)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(e.Body, w.bodies[i]) {
-				t.Fatalf("entry %d body differs", i)
+			info, err := rekor.ParseEntry(w.bodies[i])
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, size, e.LeafHash, e.Proof.GetHashes(), cp.root); err != nil {
-				t.Fatalf("entry %d: %v", i, err)
+			checkAnswer(t, tl, e.TransparencyLogEntry, w.bodies[i], info.Kind)
+			if uint64(e.TransparencyLogEntry.GetLogIndex()) != i || !bytes.Equal(e.LeafHash, rfc6962.DefaultHasher.HashLeaf(w.bodies[i])) {
+				t.Fatalf("entry %d has index %d, leaf hash %x", i, e.TransparencyLogEntry.GetLogIndex(), e.LeafHash)
+			}
+			if got := uint64(e.TransparencyLogEntry.GetInclusionProof().GetTreeSize()); got != size {
+				t.Fatalf("entry %d is proven to tree size %d, want the latest, %d", i, got, size)
 			}
 		}
 	})
@@ -293,19 +300,44 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 			}
 		}
 	})
-	t.Run("consistency proofs verify against independent roots", func(t *testing.T) {
-		for _, tc := range []struct{ a, b uint64 }{{1, 2}, {7, 300}, {256, 257}, {100, size}, {size - 1, 0}} {
-			p, err := tl.ConsistencyProof(ctx, tc.a, tc.b)
+	t.Run("consistency proofs carry independent roots and verify against them", func(t *testing.T) {
+		for _, tc := range []struct {
+			a, b   uint64
+			hashes int // -1: any non-empty proof
+		}{{1, 2, -1}, {7, 300, -1}, {256, 257, -1}, {100, size, -1}, {size - 1, 0, -1}, {0, 5, 0}, {0, 0, 0}, {9, 9, 0}, {size, 0, 0}} {
+			c, err := tl.ConsistencyProof(ctx, tc.a, tc.b)
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("ConsistencyProof(%d, %d): %v", tc.a, tc.b, err)
 			}
 			b := tc.b
 			if b == 0 {
 				b = size
 			}
-			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, tc.a, b, p, w.root(t, tc.a), w.root(t, b)); err != nil {
+			if c.First != tc.a || c.Second != b || !bytes.Equal(c.FirstRoot, w.root(t, tc.a)) || !bytes.Equal(c.SecondRoot, w.root(t, b)) {
+				t.Fatalf("ConsistencyProof(%d, %d) links %d (%x) to %d (%x)", tc.a, tc.b, c.First, c.FirstRoot, c.Second, c.SecondRoot)
+			}
+			if (tc.hashes < 0 && len(c.Hashes) == 0) || (tc.hashes >= 0 && len(c.Hashes) != tc.hashes) {
+				t.Fatalf("ConsistencyProof(%d, %d) has %d hashes", tc.a, tc.b, len(c.Hashes))
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, tc.a, b, c.Hashes, w.root(t, tc.a), w.root(t, b)); err != nil {
 				t.Fatalf("ConsistencyProof(%d, %d): %v", tc.a, tc.b, err)
 			}
+			if (b == size) != bytes.Equal(c.Checkpoint, cp.raw) {
+				t.Fatalf("ConsistencyProof(%d, %d) carries checkpoint %q", tc.a, tc.b, c.Checkpoint)
+			}
+		}
+	})
+	t.Run("a consistency proof from the empty tree is empty and starts at the empty root", func(t *testing.T) {
+		c, err := tl.ConsistencyProof(ctx, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		empty := sha256.Sum256(nil)
+		if len(c.Hashes) != 0 || !bytes.Equal(c.FirstRoot, empty[:]) || c.Second != size {
+			t.Fatalf("ConsistencyProof(0, 0) = %+v, want no hashes from root %x to size %d", c, empty, size)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, 0, size, [][]byte{cp.root}, c.FirstRoot, c.SecondRoot); err == nil {
+			t.Fatal("a non-empty proof from the empty tree verifies")
 		}
 	})
 	t.Run("out-of-range requests get the documented errors", func(t *testing.T) {
@@ -324,6 +356,9 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 		}
 		if _, err := tl.ConsistencyProof(ctx, 1, size+1); !errors.Is(err, ErrNotFound) {
 			t.Errorf("ConsistencyProof beyond the log = %v, want ErrNotFound", err)
+		}
+		if _, err := tl.ConsistencyProof(ctx, size+1, 0); !errors.Is(err, ErrNotFound) {
+			t.Errorf("ConsistencyProof from beyond the log = %v, want ErrNotFound", err)
 		}
 		if _, err := tl.Checkpoint(ctx, size+1); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Checkpoint beyond the log = %v, want ErrNotFound", err)
@@ -368,11 +403,11 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 
 	waitIndexed(t, tl.Log, size)
 	digestOf := func(req *rekorpb.CreateEntryRequest) string {
-		k, err := digestKey(commonv1.HashAlgorithm_SHA2_256, req.GetHashedRekordRequestV002().GetDigest())
+		k, err := rekor.FormatDigest(commonv1.HashAlgorithm_SHA2_256, req.GetHashedRekordRequestV002().GetDigest())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(k)
+		return k
 	}
 	t.Run("search finds entries by artifact digest", func(t *testing.T) {
 		for _, i := range []int{0, 150, n - 1} {
@@ -414,7 +449,7 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 	if err := idx.Close(); err != nil {
 		t.Fatal(err)
 	}
-	idx2, err := index.Open(filepath.Join(dir, "index"))
+	idx2, err := index.Open(filepath.Join(dir, "index"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,40 +559,10 @@ func TestPushbackIsReported(t *testing.T) {
 	}
 }
 
-func TestKeyIDMatchesRekorTiles(t *testing.T) {
-	for i := 0; i < 64; i++ {
-		_, vkey, err := note.GenerateKey(rand.Reader, fmt.Sprintf("log%d.quire.test", i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts := strings.SplitN(vkey, "+", 3)
-		key, err := base64.StdEncoding.DecodeString(parts[2])
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, want, err := rekornote.KeyHash(parts[0], ed25519.PublicKey(key[1:]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := KeyID(vkey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("KeyID(%s) = %x, rekor-tiles logID %x", vkey, got, want)
-		}
-	}
-	for _, bad := range []string{"", "name", "name+1234", "name+1234+!!!"} {
-		if _, err := KeyID(bad); err == nil {
-			t.Errorf("KeyID(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestFollowerRefusesAnIndexAheadOfTheLog(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	idx, err := index.Open(filepath.Join(dir, "index"))
+	idx, err := index.Open(filepath.Join(dir, "index"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/sigstore/rekor-tiles/v2/pkg/types/hashedrekord"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // -regen rewrites the shared vectors in ../testdata ("hashedrekord", "dsse"
@@ -167,7 +169,7 @@ func TestVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if kind != KindHashedRekord {
+			if kind != rekor.KindHashedRekord {
 				t.Errorf("kind = %q", kind)
 			}
 			if !bytes.Equal(body, v.leaf) {
@@ -180,7 +182,7 @@ func TestVectors(t *testing.T) {
 			if err := protojson.Unmarshal(body, e); err != nil {
 				t.Fatalf("leaf is not a protojson Entry: %v", err)
 			}
-			slow, err := canonicalSlow(e)
+			slow, err := rekor.CanonicalEntry(e)
 			if err != nil || !bytes.Equal(slow, body) {
 				t.Errorf("leaf is not its own canonical form: %v", err)
 			}
@@ -192,7 +194,7 @@ func TestVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if kind != KindDSSE {
+			if kind != rekor.KindDSSE {
 				t.Errorf("kind = %q", kind)
 			}
 			if !bytes.Equal(body, v.leaf) {

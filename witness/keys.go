@@ -9,17 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
-)
 
-// algCosignatureV1 is the signed-note key type of an Ed25519 cosignature/v1
-// key (C2SP signed-note, "Signature types"; tlog-cosignature, "Format").
-const algCosignatureV1 = 0x04
+	"github.com/quirelog/quire/api/notekey"
+)
 
 // GenerateKey makes a new Ed25519 cosignature/v1 key pair named name, reading
 // randomness from rand. skey is the private signer key
@@ -39,7 +36,7 @@ func GenerateKey(rand io.Reader, name string) (skey, vkey string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("converting verifier key to cosignature/v1: %w", err)
 	}
-	seed, err := skeySeed(skey1)
+	seed, err := cosignerSeed(skey1)
 	if err != nil {
 		return "", "", err
 	}
@@ -47,26 +44,21 @@ func GenerateKey(rand io.Reader, name string) (skey, vkey string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("parsing generated verifier key: %w", err)
 	}
-	skey = fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", name, v.KeyHash(),
-		base64.StdEncoding.EncodeToString(append([]byte{algCosignatureV1}, seed...)))
-	return skey, vkey, nil
+	k := notekey.Key{Name: name, ID: v.KeyHash(), Type: notekey.TypeCosignatureV1, Material: seed}
+	return k.SignerKey(), vkey, nil
 }
 
-// skeySeed extracts the Ed25519 seed from a signed-note private key of type
-// 0x01 or 0x04.
-func skeySeed(skey string) ([]byte, error) {
-	parts := strings.SplitN(strings.TrimSpace(skey), "+", 5)
-	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
-		return nil, errors.New("malformed signer key")
-	}
-	k, err := base64.StdEncoding.DecodeString(parts[4])
+// cosignerSeed returns the Ed25519 seed of a signed-note signer key of type
+// 0x01 or 0x04, which tlog-cosignature treats alike.
+func cosignerSeed(skey string) ([]byte, error) {
+	k, err := notekey.ParseSigner(skey)
 	if err != nil {
-		return nil, fmt.Errorf("malformed signer key: %w", err)
+		return nil, err
 	}
-	if len(k) != 1+ed25519.SeedSize || (k[0] != 0x01 && k[0] != algCosignatureV1) {
+	if len(k.Material) != ed25519.SeedSize || (k.Type != notekey.TypeEd25519 && k.Type != notekey.TypeCosignatureV1) {
 		return nil, errors.New("signer key is not an Ed25519 key")
 	}
-	return k[1:], nil
+	return k.Material, nil
 }
 
 // Cosigner produces timestamped Ed25519 cosignature/v1 signatures
@@ -96,13 +88,12 @@ func NewCosigner(skey string, now func() time.Time) (*Cosigner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing cosigner key: %w", err)
 	}
-	seed, err := skeySeed(skey)
+	seed, err := cosignerSeed(skey)
 	if err != nil {
 		return nil, err
 	}
 	key := ed25519.NewKeyFromSeed(seed)
-	pub := append([]byte{algCosignatureV1}, key.Public().(ed25519.PublicKey)...)
-	vkey := fmt.Sprintf("%s+%08x+%s", ref.Name(), ref.KeyHash(), base64.StdEncoding.EncodeToString(pub))
+	vkey := notekey.Key{Name: ref.Name(), ID: ref.KeyHash(), Type: notekey.TypeCosignatureV1, Material: key.Public().(ed25519.PublicKey)}.VerifierKey()
 	ver, err := fnote.NewVerifierForCosignatureV1(vkey)
 	if err != nil {
 		return nil, fmt.Errorf("parsing cosigner verifier key: %w", err)
@@ -205,21 +196,4 @@ func ParseLogConfig(r io.Reader) ([]Log, error) {
 		return nil, fmt.Errorf("reading log list: %w", err)
 	}
 	return logs, nil
-}
-
-// ReadKeyFile reads a private key file, refusing one that group or others
-// can read or write, so a key left world-readable is noticed before use.
-func ReadKeyFile(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("reading key file: %w", err)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("key file %s has mode %04o: it must not be accessible to group or others (chmod 600 %s)", path, perm, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("reading key file: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
 }

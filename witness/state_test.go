@@ -15,6 +15,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/quirelog/quire/storage/pebblelog"
 )
 
 // TestRestartKeepsState cosigns, closes the witness, reopens the same
@@ -65,7 +67,7 @@ func TestRestartKeepsState(t *testing.T) {
 // TestSharedDatabase checks the Config.DB form: state lives in a database
 // the caller owns, and Close leaves it open.
 func TestSharedDatabase(t *testing.T) {
-	db, err := pebble.Open(t.TempDir(), &pebble.Options{Logger: pebbleLogger{quietLogger()}})
+	db, err := pebble.Open(t.TempDir(), &pebble.Options{Logger: pebblelog.New(quietLogger())})
 	if err != nil {
 		t.Fatal(err)
 	}

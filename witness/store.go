@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -68,20 +67,4 @@ func storeRecord(db *pebble.DB, origin string, r *record) error {
 		return fmt.Errorf("writing state of log %q: %w", origin, err)
 	}
 	return nil
-}
-
-// pebbleLogger sends Pebble's chatter to slog at debug level and its errors
-// at error level. Fatalf keeps Pebble's own behaviour (it must not return).
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	pebble.DefaultLogger.Fatalf(format, args...)
 }

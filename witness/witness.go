@@ -43,6 +43,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/time/rate"
+
+	"github.com/quirelog/quire/storage/pebblelog"
 )
 
 const (
@@ -163,7 +165,7 @@ func New(cfg Config) (*Witness, error) {
 	}
 
 	if w.db == nil {
-		db, err := pebble.Open(cfg.Path, &pebble.Options{Logger: pebbleLogger{w.logger}})
+		db, err := pebble.Open(cfg.Path, &pebble.Options{Logger: pebblelog.New(w.logger)})
 		if err != nil {
 			return nil, fmt.Errorf("opening witness database %s: %w", cfg.Path, err)
 		}

@@ -15,7 +15,7 @@ import (
 )
 
 // LogIndexHeader carries the index of the existing entry on a 409 answer (rekor-tiles
-// internal/server/service.go forwards the gRPC header "x-log-index"; Quire's DESIGN.md keeps it).
+// internal/server/service.go forwards the gRPC header "x-log-index", and Quire does the same).
 const LogIndexHeader = "X-Log-Index"
 
 // APIError is a non-2xx answer from the log, with what it said.

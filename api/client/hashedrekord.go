@@ -15,13 +15,13 @@ import (
 	commonpb "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	pb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 
-	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // KeyType names a signing key the log accepts for hashedrekord entries.
 type KeyType string
 
-// The key types of DESIGN.md "Write API" (the rekor-tiles v2.3 algorithm registry less plain
+// The key types Quire accepts for hashedrekord (the rekor-tiles v2.3 algorithm registry less plain
 // Ed25519, which cannot sign a prehashed digest).
 const (
 	KeyECDSAP256 KeyType = "ecdsa-p256"
@@ -86,9 +86,9 @@ type Algorithm struct {
 
 // AlgorithmFor gives the algorithm Rekor v2 pairs with pub: ECDSA P-256/SHA-256, P-384/SHA-384,
 // P-521/SHA-512, RSA PKCS#1 v1.5 2048/3072/4096 with SHA-256, Ed25519ph with SHA-512. The pairing
-// is the log's own (log.KeyDetailsFor), so a request built here is one the log accepts.
+// is the log's own (rekor.KeyDetailsFor), so a request built here is one the log accepts.
 func AlgorithmFor(pub crypto.PublicKey) (Algorithm, error) {
-	details, h, err := quirelog.KeyDetailsFor(pub)
+	details, h, err := rekor.KeyDetailsFor(pub)
 	if err != nil {
 		return Algorithm{}, err
 	}

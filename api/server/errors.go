@@ -53,8 +53,8 @@ func (e *apiError) Error() string { return e.st.Message() }
 func (e *apiError) GRPCStatus() *status.Status { return e.st }
 
 // mapError is the ONE place where errors from the log, the storage and the transports become gRPC
-// codes and HTTP statuses (DESIGN.md "Write API": 400, 409 + X-Log-Index, 413, 429/503 +
-// Retry-After, 405). Messages of internal failures are not passed to clients: they may name files.
+// codes and HTTP statuses (400, 409 + X-Log-Index, 413, 429/503 + Retry-After, 405, as Rekor v2
+// clients expect them). Messages of internal failures are not passed to clients: they may name files.
 func mapError(err error) *apiError {
 	var (
 		ae      *apiError
@@ -88,7 +88,7 @@ func mapError(err error) *apiError {
 		e.headers = map[string]string{headerRetryAfter: strconv.Itoa(pushbackRetrySeconds)}
 		return e
 	case errors.Is(err, syscall.ENOSPC):
-		// A full disk (issue 6 item 5): storage refused the batch and wrote nothing of it. It
+		// A full disk: storage refused the batch and wrote nothing of it. It
 		// clears only when an operator frees space, so writers are asked to wait longer.
 		e := newAPIError(codes.Unavailable, http.StatusServiceUnavailable, "the log's storage is full; retry after "+strconv.Itoa(diskFullRetrySeconds)+"s")
 		e.headers = map[string]string{headerRetryAfter: strconv.Itoa(diskFullRetrySeconds)}

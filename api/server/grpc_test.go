@@ -183,5 +183,8 @@ func TestGRPC(t *testing.T) {
 		if _, err := quire.GetConsistencyProof(ctx, &quirev1.GetConsistencyProofRequest{First: 3, Second: 2}); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("reversed sizes: error %v, want InvalidArgument", err)
 		}
+		if p, err := quire.GetConsistencyProof(ctx, &quirev1.GetConsistencyProofRequest{First: 0, Second: 1}); err != nil || len(p.GetHashes()) != 0 || p.GetSecond() != 1 {
+			t.Errorf("from the empty tree: %v, %v; want an empty proof to size 1", p, err)
+		}
 	})
 }

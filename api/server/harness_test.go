@@ -101,7 +101,7 @@ func (l *testLog) start() {
 		t.Fatalf("starting appender: %v", err)
 	}
 	l.shutdown = shutdown
-	if l.idx, err = index.Open(filepath.Join(l.dir, "index")); err != nil {
+	if l.idx, err = index.Open(filepath.Join(l.dir, "index"), nil); err != nil {
 		t.Fatalf("opening index: %v", err)
 	}
 	if l.lg, err = quirelog.New(ctx, quirelog.Config{
@@ -110,12 +110,8 @@ func (l *testLog) start() {
 	}); err != nil {
 		t.Fatalf("starting log: %v", err)
 	}
-	logID, err := quirelog.KeyID(l.vkey)
-	if err != nil {
-		t.Fatalf("log ID: %v", err)
-	}
 	if l.srv, err = server.New(server.Config{
-		Log: l.lg, Reader: reader, LogID: logID, MaxRequestBody: 64 << 10,
+		Log: l.lg, Reader: reader, MaxRequestBody: 64 << 10,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}); err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -265,7 +261,7 @@ func (l *testLog) tryPost(body []byte) (httpAnswer, error) {
 	return l.tryDo(http.MethodPost, "/api/v2/log/entries", body)
 }
 
-// apiErrorBody is the error JSON DESIGN.md fixes.
+// apiErrorBody is the error JSON Rekor v2 clients read: a gRPC status as grpc-gateway writes it.
 type apiErrorBody struct {
 	Code    *int             `json:"code"`
 	Message *string          `json:"message"`

@@ -219,7 +219,7 @@ type writeAnswer struct {
 	entry      signedEntry
 }
 
-// TestOverloadPushback is issue 6 item 4's first half: with an outstanding-entry limit of 1, a
+// TestOverloadPushback: with an outstanding-entry limit of 1, a
 // burst of concurrent writers over REST and gRPC all get an answer before their deadline; those
 // beyond the limit get 503/Unavailable with Retry-After, the tree holds exactly the accepted
 // entries, and every pushed-back entry goes in when retried.
@@ -549,7 +549,7 @@ func raceEnabled() bool {
 	return false
 }
 
-// TestTenThousandIdleConnections is issue 6 item 4's second half: 10,000 open idle connections
+// TestTenThousandIdleConnections: 10,000 open idle connections
 // (held by a child process) do not stop the server answering a new client, and its heap grows by
 // a bounded amount per connection, read from the server's own /metrics.
 func TestTenThousandIdleConnections(t *testing.T) {

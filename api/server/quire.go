@@ -3,15 +3,11 @@ package server
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 
-	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
-	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	quirev1 "github.com/quirelog/quire/api/quire/v1"
@@ -19,11 +15,11 @@ import (
 )
 
 // quireService is quire.v1.Log (proto/quire/v1/log.proto): the reads Rekor v2 dropped, answered
-// from the log personality. Parameter names in errors are the REST query names.
+// by the log personality; this layer only translates requests and answers. Parameter names in
+// errors are the REST query names.
 type quireService struct {
 	quirev1.UnimplementedLogServer
 	log    *quirelog.Log
-	logID  []byte
 	logger *slog.Logger
 }
 
@@ -32,29 +28,7 @@ func (s *quireService) GetEntry(ctx context.Context, req *quirev1.GetEntryReques
 	if err != nil {
 		return nil, fail(ctx, s.logger, err)
 	}
-	tle := &rekorv1.TransparencyLogEntry{
-		LogIndex:          e.Proof.GetLogIndex(),
-		InclusionProof:    e.Proof,
-		CanonicalizedBody: e.Body,
-		KindVersion:       kindVersion(e.Body),
-	}
-	if len(s.logID) > 0 {
-		tle.LogId = &commonv1.LogId{KeyId: s.logID}
-	}
-	return &quirev1.Entry{TransparencyLogEntry: tle, LeafHash: e.LeafHash}, nil
-}
-
-// kindVersion reads kind and apiVersion back from a canonical body, so the answer has the same
-// shape as CreateEntry's. A body that does not parse (which the log never writes) gets none.
-func kindVersion(body []byte) *rekorv1.KindVersion {
-	var head struct {
-		Kind       string `json:"kind"`
-		APIVersion string `json:"apiVersion"`
-	}
-	if err := json.Unmarshal(body, &head); err != nil || head.Kind == "" {
-		return nil
-	}
-	return &rekorv1.KindVersion{Kind: head.Kind, Version: head.APIVersion}
+	return &quirev1.Entry{TransparencyLogEntry: e.TransparencyLogEntry, LeafHash: e.LeafHash}, nil
 }
 
 func (s *quireService) GetInclusionProof(ctx context.Context, req *quirev1.GetInclusionProofRequest) (*rekorv1.InclusionProof, error) {
@@ -83,51 +57,22 @@ func (s *quireService) GetInclusionProof(ctx context.Context, req *quirev1.GetIn
 	}
 }
 
-// GetConsistencyProof answers with both roots and, when the log published one, the checkpoint at
-// the larger size, so a monitor can check the proof without another request. The roots come from
-// inclusion proofs of entry 0, which the log checks against the tiles before answering.
 func (s *quireService) GetConsistencyProof(ctx context.Context, req *quirev1.GetConsistencyProofRequest) (*quirev1.ConsistencyProof, error) {
-	first, second := req.GetFirst(), req.GetSecond()
-	if first == 0 {
-		return nil, fail(ctx, s.logger, &quirelog.InvalidRequestError{Field: "first", Reason: "must be at least 1"})
-	}
-	if second != 0 && first > second {
-		return nil, fail(ctx, s.logger, &quirelog.InvalidRequestError{Field: "first", Reason: fmt.Sprintf("%d is larger than second %d", first, second)})
-	}
-	// Resolving second (0: latest) once keeps the roots and the proof about the same two trees
-	// while the log grows.
-	big, err := s.log.InclusionProof(ctx, 0, second)
-	var invalid *quirelog.InvalidRequestError
-	if errors.As(err, &invalid) {
-		// Entry 0 is below every non-empty tree size, so the log itself is empty.
-		return nil, fail(ctx, s.logger, fmt.Errorf("the log has no entries yet: %w", quirelog.ErrNotFound))
-	}
+	c, err := s.log.ConsistencyProof(ctx, req.GetFirst(), req.GetSecond())
 	if err != nil {
 		return nil, fail(ctx, s.logger, err)
 	}
-	second = uint64(big.GetTreeSize())
-	if first > second {
-		return nil, fail(ctx, s.logger, &quirelog.InvalidRequestError{Field: "first", Reason: fmt.Sprintf("%d is larger than the log's size %d", first, second)})
+	p := &quirev1.ConsistencyProof{
+		First:          c.First,
+		Second:         c.Second,
+		FirstRootHash:  c.FirstRoot,
+		SecondRootHash: c.SecondRoot,
+		Hashes:         c.Hashes,
 	}
-	small, err := s.log.InclusionProof(ctx, 0, first)
-	if err != nil {
-		return nil, fail(ctx, s.logger, err)
+	if c.Checkpoint != nil {
+		p.Checkpoint = &rekorv1.Checkpoint{Envelope: string(c.Checkpoint)}
 	}
-	hashes, err := s.log.ConsistencyProof(ctx, first, second)
-	if err != nil {
-		return nil, fail(ctx, s.logger, err)
-	}
-	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, first, second, hashes, small.GetRootHash(), big.GetRootHash()); err != nil {
-		return nil, fail(ctx, s.logger, fmt.Errorf("consistency proof %d→%d does not verify: %w", first, second, err))
-	}
-	return &quirev1.ConsistencyProof{
-		First:          first,
-		Second:         second,
-		FirstRootHash:  small.GetRootHash(),
-		SecondRootHash: big.GetRootHash(),
-		Hashes:         hashes,
-		Checkpoint:     big.GetCheckpoint(),
-	}, nil
+	return p, nil
 }
 
 // Search lists matching indices at or above from_index. The log returns at most its search limit

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -117,6 +118,27 @@ func TestQuireV1REST(t *testing.T) {
 		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, 4, p.GetSecond(), p.GetHashes(), p.GetFirstRootHash(), p.GetSecondRootHash()); err != nil {
 			t.Fatal(err)
 		}
+		if p.GetCheckpoint().GetEnvelope() == "" {
+			t.Fatal("the proof to the latest size carries no checkpoint")
+		}
+	})
+
+	t.Run("a consistency proof from the empty tree is empty and starts at the empty root", func(t *testing.T) {
+		a := l.do(http.MethodGet, "/quire/v1/proof/consistency?first=0&second=3", nil)
+		if a.status != http.StatusOK {
+			t.Fatalf("status %d: %s", a.status, a.body)
+		}
+		p := &quirev1.ConsistencyProof{}
+		if err := protojson.Unmarshal(a.body, p); err != nil {
+			t.Fatal(err)
+		}
+		empty := sha256.Sum256(nil)
+		if p.GetFirst() != 0 || p.GetSecond() != 3 || len(p.GetHashes()) != 0 || !bytes.Equal(p.GetFirstRootHash(), empty[:]) {
+			t.Fatalf("proof %v, want no hashes from the empty root %x to size 3", p, empty)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, 0, 3, p.GetHashes(), p.GetFirstRootHash(), p.GetSecondRootHash()); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("search by artifact digest finds the entry", func(t *testing.T) {
@@ -168,7 +190,7 @@ func TestQuireV1REST(t *testing.T) {
 		{"an index at or beyond the tree size is 400", "/quire/v1/proof/inclusion?index=5&tree_size=5", 400, "index"},
 		{"a tree size beyond the log is 404", "/quire/v1/proof/inclusion?index=1&tree_size=1000", 404, "1000"},
 		{"an unknown leaf hash is 404", "/quire/v1/proof/inclusion?leaf_hash=" + strings.Repeat("ab", 32), 404, "leaf hash"},
-		{"a consistency proof from size 0 is 400", "/quire/v1/proof/consistency?first=0&second=3", 400, "first"},
+		{"a consistency proof from beyond the latest size is 404", "/quire/v1/proof/consistency?first=1000", 404, "1000"},
 		{"reversed consistency sizes are 400", "/quire/v1/proof/consistency?first=5&second=3", 400, "first"},
 		{"a negative size is 400", "/quire/v1/proof/consistency?first=-1", 400, "first"},
 		{"a consistency proof beyond the log is 404", "/quire/v1/proof/consistency?first=1&second=1000", 404, "1000"},

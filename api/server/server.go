@@ -10,7 +10,7 @@
 // one read path (readTiles in tiles.go), so they answer the same bytes and the same status.
 //
 // Every error from the log reaches clients through one function, mapError (errors.go), which picks
-// the gRPC code and the HTTP status DESIGN.md "Write API" fixes.
+// the gRPC code and the HTTP status Rekor v2 clients expect.
 package server
 
 import (
@@ -44,7 +44,7 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	// DefaultMaxRequestBody bounds a request body (DESIGN.md: --max-request-body, 4 MiB); a
+	// DefaultMaxRequestBody bounds a request body (quire serve --max-request-body); a
 	// hashedrekord with an X.509 chain is a few KiB.
 	DefaultMaxRequestBody = 4 << 20
 	// DefaultReadHeaderTimeout bounds a slow client's headers, so idle sockets cannot pin memory.
@@ -67,9 +67,6 @@ type Config struct {
 	Log *quirelog.Log
 	// Reader serves checkpoints, tiles and entry bundles (the LogReader tessera.NewAppender returns).
 	Reader tessera.LogReader
-	// LogID is logId.keyId in quire.v1 entry answers (log.KeyID of the verifier key); CreateEntry
-	// answers carry the log's own.
-	LogID []byte
 
 	// MaxRequestBody bounds HTTP request bodies (413 beyond it) and gRPC messages.
 	MaxRequestBody int64
@@ -153,7 +150,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	rekor := &rekorService{log: cfg.Log, reader: cfg.Reader, logger: cfg.Logger}
-	quire := &quireService{log: cfg.Log, logID: cfg.LogID, logger: cfg.Logger}
+	quire := &quireService{log: cfg.Log, logger: cfg.Logger}
 
 	s := &Server{cfg: cfg, health: health.NewServer()}
 	grpcOpts := []grpc.ServerOption{

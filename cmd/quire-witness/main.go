@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/quirelog/quire/cmd/internal/cli"
+	"github.com/quirelog/quire/cmd/internal/keyfile"
 	"github.com/quirelog/quire/witness"
 )
 
@@ -68,29 +69,9 @@ func runKeygen(_ context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return cli.Usagef("--name: %v", err)
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", *out, err)
-	}
-	keyPath := filepath.Join(*out, "witness.key")
-	// O_EXCL: never overwrite a key that logs may already trust.
-	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("writing key: %w", err)
-	}
-	if _, err := f.WriteString(skey + "\n"); err != nil {
-		f.Close()
-		return fmt.Errorf("writing key %s: %w", keyPath, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing key %s: %w", keyPath, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing key %s: %w", keyPath, err)
-	}
-	pubPath := filepath.Join(*out, "witness.pub")
-	if err := os.WriteFile(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
-		return fmt.Errorf("writing verifier key: %w", err)
+	keyPath, pubPath := filepath.Join(*out, "witness.key"), filepath.Join(*out, "witness.pub")
+	if err := keyfile.WritePair(keyPath, []byte(skey+"\n"), pubPath, []byte(vkey+"\n")); err != nil {
+		return err
 	}
 	fmt.Fprintf(inv.Stdout, "wrote %s (private, mode 0600) and %s\nverifier key: %s\n", keyPath, pubPath, vkey)
 	return nil

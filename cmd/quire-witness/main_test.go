@@ -28,6 +28,7 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/quirelog/quire/cmd/internal/keyfile"
 	"github.com/quirelog/quire/witness"
 )
 
@@ -97,11 +98,11 @@ func TestKeygen(t *testing.T) {
 		if err != nil || v.Name() != "witness.example/w" {
 			t.Fatalf("witness.pub %q: %v", pub, err)
 		}
-		skey, err := witness.ReadKeyFile(filepath.Join(dir, "witness.key"))
+		skey, err := keyfile.ReadPrivate(filepath.Join(dir, "witness.key"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := witness.NewCosigner(skey, nil)
+		c, err := witness.NewCosigner(string(skey), nil)
 		if err != nil || c.VerifierKey() != strings.TrimSpace(string(pub)) {
 			t.Fatalf("key and pub disagree: %v", err)
 		}

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/quirelog/quire/cmd/internal/cli"
+	"github.com/quirelog/quire/cmd/internal/keyfile"
 	"github.com/quirelog/quire/witness"
 )
 
@@ -67,11 +68,11 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		return cli.Usagef("no logs to witness: give --log or --log-list")
 	}
 
-	skey, err := witness.ReadKeyFile(*keyFile)
+	skey, err := keyfile.ReadPrivate(*keyFile)
 	if err != nil {
 		return err
 	}
-	cosigner, err := witness.NewCosigner(skey, nil)
+	cosigner, err := witness.NewCosigner(string(skey), nil)
 	if err != nil {
 		return fmt.Errorf("loading key %s: %w", *keyFile, err)
 	}

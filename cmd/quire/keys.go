@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -12,15 +11,14 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/api/notekey"
+	"github.com/quirelog/quire/api/rekor"
+	"github.com/quirelog/quire/cmd/internal/keyfile"
 )
 
 const (
 	keyFileName = "log.key"
 	pubFileName = "log.pub"
-
-	// algEd25519 is the signed-note signature type byte for Ed25519 (C2SP signed-note, "Signature types").
-	algEd25519 = 0x01
 )
 
 // logKey is the log's checkpoint key: a C2SP signed-note Ed25519 key whose name is the log's origin.
@@ -39,28 +37,10 @@ func writeNewKey(dir, origin string) (keyPath, pubPath string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("generating key for origin %q: %w", origin, err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", "", fmt.Errorf("creating key directory %s: %w", dir, err)
-	}
 	keyPath = filepath.Join(dir, keyFileName)
 	pubPath = filepath.Join(dir, pubFileName)
-	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", "", fmt.Errorf("creating key file: %w", err)
-	}
-	if _, err := f.WriteString(skey + "\n"); err != nil {
-		f.Close()
-		return "", "", fmt.Errorf("writing key file %s: %w", keyPath, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", "", fmt.Errorf("syncing key file %s: %w", keyPath, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", "", fmt.Errorf("closing key file %s: %w", keyPath, err)
-	}
-	if err := os.WriteFile(pubPath, []byte(vkey+"\n"), 0o644); err != nil {
-		return "", "", fmt.Errorf("writing verifier key %s: %w", pubPath, err)
+	if err := keyfile.WritePair(keyPath, []byte(skey+"\n"), pubPath, []byte(vkey+"\n")); err != nil {
+		return "", "", err
 	}
 	return keyPath, pubPath, nil
 }
@@ -68,30 +48,15 @@ func writeNewKey(dir, origin string) (keyPath, pubPath string, err error) {
 // loadSignerKey reads a signer key file written by writeNewKey. A key readable by group or other is
 // refused: whoever reads it can sign checkpoints in the log's name.
 func loadSignerKey(path string) (*logKey, error) {
-	if err := checkPrivate(path); err != nil {
-		return nil, err
-	}
-	b, err := os.ReadFile(path)
+	b, err := keyfile.ReadPrivate(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading key file %s: %w", path, err)
+		return nil, err
 	}
 	k, err := parseSignerKey(strings.TrimSpace(string(b)))
 	if err != nil {
 		return nil, fmt.Errorf("parsing key file %s: %w", path, err)
 	}
 	return k, nil
-}
-
-// checkPrivate refuses a private key file that group or others may read.
-func checkPrivate(path string) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("reading key file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("key file %s has mode %04o: it must not be readable by group or others (chmod 600 %s)", path, fi.Mode().Perm(), path)
-	}
-	return nil
 }
 
 // errMalformedKey never includes the key text: a private key must not reach logs through an error.
@@ -105,12 +70,11 @@ func parseSignerKey(skey string) (*logKey, error) {
 		return nil, errMalformedKey
 	}
 	// note.NewSigner has checked the layout, the algorithm and that the hash matches the key.
-	parts := strings.SplitN(skey, "+", 5)
-	raw, err := base64.StdEncoding.DecodeString(parts[4])
-	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != algEd25519 {
+	k, err := notekey.ParseSigner(skey)
+	if err != nil || k.Type != notekey.TypeEd25519 || len(k.Material) != ed25519.SeedSize {
 		return nil, errMalformedKey
 	}
-	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	pub := ed25519.NewKeyFromSeed(k.Material).Public().(ed25519.PublicKey)
 	vkey, err := note.NewEd25519VerifierKey(signer.Name(), pub)
 	if err != nil {
 		return nil, fmt.Errorf("encoding verifier key: %w", err)
@@ -124,7 +88,7 @@ func parseSignerKey(skey string) (*logKey, error) {
 
 // parseVerifierKey parses a C2SP signed-note Ed25519 verifier key (name+hash+base64(0x01||key)).
 func parseVerifierKey(vkey string) (*logKey, error) {
-	verifier, pub, err := quirelog.ParseEd25519VerifierKey(vkey)
+	verifier, pub, err := rekor.ParseEd25519VerifierKey(vkey)
 	if err != nil {
 		return nil, fmt.Errorf("parsing verifier key: %w", err)
 	}

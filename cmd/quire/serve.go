@@ -17,13 +17,14 @@ import (
 
 	"github.com/quirelog/quire/api/server"
 	"github.com/quirelog/quire/cmd/internal/cli"
+	"github.com/quirelog/quire/cmd/internal/keyfile"
 	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/storage/index"
 	"github.com/quirelog/quire/storage/pebble"
 )
 
-// Defaults of `quire serve`; they aim at DESIGN.md's targets on a 2-core machine: an answer with a
-// proof in about half a second, and thousands of writes a second in batches of up to a thousand.
+// Defaults of `quire serve`; they aim, on a 2-core machine, at an answer with a proof in about half
+// a second, and thousands of writes a second in batches of up to a thousand.
 const (
 	defaultDataDir            = "quire-data"
 	defaultHTTPListen         = "127.0.0.1:3000"
@@ -136,7 +137,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 
-	drv, err := pebble.New(bg, pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup})
+	drv, err := pebble.New(bg, pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("opening log storage: %w", err)
 	}
@@ -145,7 +146,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return errors.Join(err, storage.Close())
 	}
-	idx, err := index.Open(filepath.Join(f.dataDir, indexDBDir))
+	idx, err := index.Open(filepath.Join(f.dataDir, indexDBDir), logger)
 
 	if err != nil {
 		return errors.Join(fmt.Errorf("opening search index: %w", err), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
@@ -158,6 +159,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		Index:       idx,
 		VerifierKey: key.vkey,
 		ReadOnly:    f.readOnly,
+		Logger:      logger,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting log: %w", err), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
@@ -166,14 +168,9 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		return errors.Join(lg.Close(), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
 	}
 
-	logID, err := quirelog.KeyID(key.vkey)
-	if err != nil {
-		return errors.Join(fmt.Errorf("computing log ID: %w", err), closeAll())
-	}
 	srv, err := server.New(server.Config{
 		Log:            lg,
 		Reader:         reader,
-		LogID:          logID,
 		MaxRequestBody: f.maxRequestBody,
 		TLS:            tlsConfig,
 		Logger:         logger,
@@ -315,7 +312,7 @@ func loadTLS(certPath, keyPath string) (*tls.Config, error) {
 	if certPath == "" {
 		return nil, nil
 	}
-	if err := checkPrivate(keyPath); err != nil {
+	if err := keyfile.CheckPrivate(keyPath); err != nil {
 		return nil, err
 	}
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)

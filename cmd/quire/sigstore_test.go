@@ -20,7 +20,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
 
-	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // fsckModule is Tessera's own log checker, run from the Go module proxy at the version Quire builds on.
@@ -232,7 +232,7 @@ func TestTrustRoot(t *testing.T) {
 
 func mustKeyID(t *testing.T, vkey string) []byte {
 	t.Helper()
-	id, err := quirelog.KeyID(vkey)
+	id, err := rekor.KeyID(vkey)
 	if err != nil {
 		t.Fatal(err)
 	}

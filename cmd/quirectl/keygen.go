@@ -5,12 +5,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/quirelog/quire/api/client"
 	"github.com/quirelog/quire/cmd/internal/cli"
+	"github.com/quirelog/quire/cmd/internal/keyfile"
 )
 
 func init() {
@@ -49,23 +49,9 @@ func runKeygen(_ context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return fmt.Errorf("encoding public key: %w", err)
 	}
-	if err := os.MkdirAll(*out, 0o700); err != nil {
-		return err
-	}
 	privPath, pubPath := filepath.Join(*out, "key.pem"), filepath.Join(*out, "key.pub")
-	// O_EXCL: never overwrite a key someone may already rely on.
-	f, err := os.OpenFile(privPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: priv}); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", privPath, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", privPath, err)
-	}
-	if err := os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+	if err := keyfile.WritePair(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv}),
+		pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})); err != nil {
 		return err
 	}
 	fmt.Fprintf(inv.Stdout, "wrote %s (%s private key, mode 0600) and %s\n", privPath, kt, pubPath)

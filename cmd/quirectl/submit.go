@@ -7,13 +7,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/quirelog/quire/api/client"
+	"github.com/quirelog/quire/api/client/atomicfile"
 	"github.com/quirelog/quire/api/client/verify"
+	"github.com/quirelog/quire/api/rekor"
 	"github.com/quirelog/quire/cmd/internal/cli"
-	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/cmd/internal/keyfile"
 )
 
 func init() {
@@ -81,7 +82,7 @@ func runSubmit(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return fmt.Errorf("encoding public key: %w", err)
 	}
-	hashAlg, err := quirelog.HashAlgorithmFor(alg.Hash)
+	hashAlg, err := rekor.HashAlgorithmFor(alg.Hash)
 	if err != nil {
 		return err
 	}
@@ -101,15 +102,16 @@ func runSubmit(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*bundleOut, j); err != nil {
+	if err := atomicfile.Write(*bundleOut, j, 0o644, atomicfile.Options{Sync: true}); err != nil {
 		return err
 	}
 	fmt.Fprintf(inv.Stdout, "logged at index %d of %s (tree size %d); bundle written to %s\n", res.LogIndex, res.Origin, res.TreeSize, *bundleOut)
 	return nil
 }
 
+// loadSigner reads a PKCS#8 PEM private key file that only its owner may access.
 func loadSigner(path string) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+	data, err := keyfile.ReadPrivate(path)
 	if err != nil {
 		return nil, err
 	}
@@ -135,27 +137,4 @@ func digestFile(path string, alg client.Algorithm) ([]byte, error) {
 	}
 	defer f.Close()
 	return alg.Digest(f)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", f.Name(), err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("setting mode of %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }

@@ -1,7 +1,7 @@
 // Command benchstorage writes a log of many fixed-size entries through
 // tessera.NewAppender on Quire's Pebble driver or on Tessera's POSIX driver, so
 // that scripts/bench-storage can measure the disk each needs per entry. It is a
-// measuring tool for issue 2's storage comparison, not part of Quire.
+// measuring tool for that comparison, not part of Quire.
 //
 // Two modes, run as separate processes so that every store is closed (or, for
 // the badger antispam store, which has no Close, abandoned by its process)

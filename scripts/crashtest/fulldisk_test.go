@@ -74,8 +74,8 @@ func (f *failureTally) String() string {
 	return b.String()
 }
 
-// TestFullDisk puts the log's data directory on a 32 MiB tmpfs, fills it, and checks issue 6
-// item 5: writes fail with 503 and Retry-After, nothing acknowledged is lost, reads go on, and
+// TestFullDisk puts the log's data directory on a 32 MiB tmpfs, fills it, and checks that
+// writes fail with 503 and Retry-After, nothing acknowledged is lost, reads go on, and
 // once space returns writes resume in the same process.
 func TestFullDisk(t *testing.T) {
 	quire, _ := buildBinaries(t)

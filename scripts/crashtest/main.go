@@ -1,6 +1,6 @@
 // Command crashtest kills Quire's servers with SIGKILL under load and checks that nothing they
-// promised was lost (issue 6, item 1; DESIGN.md "What good looks like": every acknowledged entry
-// survives kill -9 at any moment, no two checkpoints for the same log are inconsistent, ever).
+// promised was lost: every acknowledged entry survives kill -9 at any moment, and no two
+// checkpoints for the same log are inconsistent, ever.
 //
 // The log: `quire serve` runs under write load from many goroutines submitting really signed
 // hashedrekord entries, and a poller reading /checkpoint. After each SIGKILL and restart, and at

@@ -25,6 +25,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/quirelog/quire/storage/pebblelog"
 )
 
 var progressKey = []byte("\x00progress")
@@ -38,9 +40,10 @@ type DB struct {
 	mu sync.Mutex // serialises Add's read-check-write of progress
 }
 
-// Open opens (creating if needed) the index database in directory path.
-func Open(path string) (*DB, error) {
-	db, err := pebble.Open(path, &pebble.Options{Logger: quietLogger{}})
+// Open opens (creating if needed) the index database in directory path. Pebble's messages go to
+// logger (nil: slog.Default()); failures that matter also reach the caller as errors.
+func Open(path string, logger *slog.Logger) (*DB, error) {
+	db, err := pebble.Open(path, &pebble.Options{Logger: pebblelog.New(logger)})
 	if err != nil {
 		return nil, fmt.Errorf("opening index database %s: %w", path, err)
 	}
@@ -156,16 +159,4 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
-}
-
-// quietLogger drops Pebble's informational chatter and sends its errors to
-// slog; failures that matter also reach the caller as errors.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any) {}
-func (quietLogger) Errorf(format string, args ...any) {
-	slog.Error("search index database", "error", fmt.Sprintf(format, args...))
-}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
 }

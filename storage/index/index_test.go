@@ -10,7 +10,7 @@ import (
 func TestIndex(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	d, err := Open(dir)
+	d, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestIndex(t *testing.T) {
 		if err := d.Close(); err != nil {
 			t.Fatal(err)
 		}
-		d2, err := Open(dir)
+		d2, err := Open(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func TestIndex(t *testing.T) {
 
 func BenchmarkAdd(b *testing.B) {
 	ctx := context.Background()
-	d, err := Open(b.TempDir())
+	d, err := Open(b.TempDir(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 // checkDiskSpace refuses a commit of n bytes that would leave less than minFreeBytes free on the
 // database's file system. Pebble treats a failed WAL write as fatal (pebble v2 db.go
 // applyInternal: "fatal commit error" through Logger.Fatalf), so without this check a full disk
-// crashes the log instead of refusing writes (issue 6 item 5). The reserve keeps room for what
+// crashes the log instead of refusing writes. The reserve keeps room for what
 // still writes once batches are refused: checkpoints, the search index, Pebble's manifest.
 func (s *Storage) checkDiskSpace(n int) error {
 	var st syscall.Statfs_t

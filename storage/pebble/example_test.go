@@ -18,7 +18,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// The numbers issue 2 asks of an outside program: 5,000 submissions, one in ten a
+// What the example submits, as an outside program would: 5,000 submissions, one in ten a
 // resubmission of an entry already sent.
 const (
 	exampleSubmissions = 5000

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
@@ -84,7 +83,7 @@ func (s *Storage) publishLoop(ctx context.Context, publish publishFn, interval, 
 			if ctx.Err() != nil {
 				return
 			}
-			slog.Warn("pebble storage: publishing checkpoint", "err", err)
+			s.cfg.Logger.Warn("pebble storage: publishing checkpoint", "error", err)
 			// Integration goes on while publication fails (say, witnesses short of quorum with
 			// fail-closed), so waking on every integration would retry once per batch, asking
 			// every witness each time and logging each failure. Retry on the timer alone.

@@ -157,37 +157,37 @@ type cachePut struct {
 }
 
 func newSequencer(s *Storage) (*sequencer, error) {
-	q := &sequencer{
+	seq := &sequencer{
 		s:     s,
 		dedup: !s.cfg.DisableDedup,
 		rf:    &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren},
 		seen:  make(map[string]uint64),
 		wb:    s.db.NewBatch(),
 	}
-	q.visit = q.visitNode
-	if err := q.reload(); err != nil {
+	seq.visit = seq.visitNode
+	if err := seq.reload(); err != nil {
 		return nil, err
 	}
-	return q, nil
+	return seq, nil
 }
 
 // reload rebuilds the in-memory right edge from Pebble: at start, and after a failed commit left
 // the in-memory state ahead of the database.
-func (q *sequencer) reload() error {
-	st, err := q.s.readTreeState()
+func (seq *sequencer) reload() error {
+	st, err := seq.s.readTreeState()
 	if err != nil {
 		return err
 	}
-	rng, err := q.rf.NewRange(0, st.size, st.hashes)
+	rng, err := seq.rf.NewRange(0, st.size, st.hashes)
 	if err != nil {
 		return fmt.Errorf("rebuilding compact range for size %d: %w", st.size, err)
 	}
-	q.size, q.rng, q.edge = st.size, rng, q.edge[:0]
+	seq.size, seq.rng, seq.edge = st.size, rng, seq.edge[:0]
 	for level := uint64(0); st.size>>(layout.TileHeight*level) > 0; level++ {
 		nodes := st.size >> (layout.TileHeight * level)
 		t := edgeTile{index: nodes / layout.TileWidth, buf: make([]byte, 0, layout.TileWidth*hashSize)}
 		if w := nodes % layout.TileWidth; w > 0 {
-			v, err := q.s.get(tileKey(nil, level, t.index))
+			v, err := seq.s.get(tileKey(nil, level, t.index))
 			if err != nil {
 				return fmt.Errorf("reading right-edge tile %d/%d: %w", level, t.index, err)
 			}
@@ -196,27 +196,27 @@ func (q *sequencer) reload() error {
 			}
 			t.buf = append(t.buf, v...)
 		}
-		q.edge = append(q.edge, t)
+		seq.edge = append(seq.edge, t)
 	}
-	q.bundle, q.bDirty = append(q.bundle[:0], 0), false
+	seq.bundle, seq.bDirty = append(seq.bundle[:0], 0), false
 	if w := st.size % layout.EntryBundleWidth; w > 0 {
 		idx := st.size / layout.EntryBundleWidth
-		v, err := q.s.get(bundleKey(nil, idx))
+		v, err := seq.s.get(bundleKey(nil, idx))
 		if err != nil {
 			return fmt.Errorf("reading right-edge bundle %d: %w", idx, err)
 		}
 		if len(v) < 1 || uint64(v[0]) != w {
 			return fmt.Errorf("right-edge bundle %d does not hold %d entries", idx, w)
 		}
-		q.bundle = append(q.bundle[:0], v...)
+		seq.bundle = append(seq.bundle[:0], v...)
 	}
 	return nil
 }
 
 // run sequences batches until the queue closes. Once ctx is done it fails what is left instead.
-func (q *sequencer) run(ctx context.Context, in <-chan *batch) {
-	defer close(q.s.seqDone)
-	defer q.wb.Close()
+func (seq *sequencer) run(ctx context.Context, in <-chan *batch) {
+	defer close(seq.s.seqDone)
+	defer seq.wb.Close()
 	group := make([]*batch, 0, maxMergedBatches)
 	for b := range in {
 		group = append(group[:0], b)
@@ -235,31 +235,31 @@ func (q *sequencer) run(ctx context.Context, in <-chan *batch) {
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			q.fail(group, fmt.Errorf("appender context done: %w", err))
+			seq.fail(group, fmt.Errorf("appender context done: %w", err))
 			continue
 		}
-		if err := q.commit(group); err != nil {
-			q.fail(group, err)
-			if rerr := q.reload(); rerr != nil {
-				q.s.setBroken(fmt.Errorf("after failed commit (%w), reloading state: %w", err, rerr))
+		if err := seq.commit(group); err != nil {
+			seq.fail(group, err)
+			if rerr := seq.reload(); rerr != nil {
+				seq.s.setBroken(fmt.Errorf("after failed commit (%w), reloading state: %w", err, rerr))
 			}
 			continue
 		}
 		for _, b := range group {
-			q.s.outstanding.Add(-int64(len(b.entries)))
+			seq.s.outstanding.Add(-int64(len(b.entries)))
 			close(b.done)
 		}
 		select {
-		case q.s.nudgePub <- struct{}{}:
+		case seq.s.nudgePub <- struct{}{}:
 		default:
 		}
 	}
 }
 
-func (q *sequencer) fail(group []*batch, err error) {
+func (seq *sequencer) fail(group []*batch, err error) {
 	for _, b := range group {
 		b.err = err
-		q.s.outstanding.Add(-int64(len(b.entries)))
+		seq.s.outstanding.Add(-int64(len(b.entries)))
 		close(b.done)
 	}
 }
@@ -274,19 +274,19 @@ func (q *sequencer) fail(group []*batch, err error) {
 // appended to, so replaying the WAL is idempotent. The checkpoint is written later, in its own
 // synced batch, and only for a tree state already durable, so a crash between the two leaves an
 // integrated tree newer than the latest checkpoint, which the publisher signs after restart.
-func (q *sequencer) commit(group []*batch) error {
-	if err := q.s.brokenErr(); err != nil {
+func (seq *sequencer) commit(group []*batch) error {
+	if err := seq.s.brokenErr(); err != nil {
 		return err
 	}
-	wb := q.wb
+	wb := seq.wb
 	wb.Reset()
-	clear(q.seen)
-	q.fresh = q.fresh[:0]
-	q.visitErr = nil
-	start := q.size
+	clear(seq.seen)
+	seq.fresh = seq.fresh[:0]
+	seq.visitErr = nil
+	start := seq.size
 
-	if q.dedup {
-		if err := q.prefetch(group); err != nil {
+	if seq.dedup {
+		if err := seq.prefetch(group); err != nil {
 			return err
 		}
 	}
@@ -295,68 +295,68 @@ func (q *sequencer) commit(group []*batch) error {
 		b.results = make([]tessera.Index, len(b.entries))
 		for i, e := range b.entries {
 			k++
-			if q.dedup {
-				if idx, ok := q.seen[string(e.Identity())]; ok {
+			if seq.dedup {
+				if idx, ok := seq.seen[string(e.Identity())]; ok {
 					b.results[i] = tessera.Index{Index: idx, IsDup: true}
 					continue
 				}
-				if idx := q.stored[k]; idx >= 0 {
+				if idx := seq.stored[k]; idx >= 0 {
 					b.results[i] = tessera.Index{Index: uint64(idx), IsDup: true}
 					continue
 				}
-				q.seen[string(e.Identity())] = q.size
-				q.key = dedupKey(q.key, e.Identity())
+				seq.seen[string(e.Identity())] = seq.size
+				seq.key = dedupKey(seq.key, e.Identity())
 				var v [8]byte
-				binary.BigEndian.PutUint64(v[:], q.size)
-				if err := wb.Set(q.key, v[:], nil); err != nil {
-					return fmt.Errorf("batching dedup key for index %d: %w", q.size, err)
+				binary.BigEndian.PutUint64(v[:], seq.size)
+				if err := wb.Set(seq.key, v[:], nil); err != nil {
+					return fmt.Errorf("batching dedup key for index %d: %w", seq.size, err)
 				}
 			}
-			b.results[i] = tessera.Index{Index: q.size}
-			if err := q.appendEntry(e); err != nil {
+			b.results[i] = tessera.Index{Index: seq.size}
+			if err := seq.appendEntry(e); err != nil {
 				return err
 			}
 		}
 	}
-	if q.size == start {
+	if seq.size == start {
 		return nil
 	}
-	if err := q.flushEdge(); err != nil {
+	if err := seq.flushEdge(); err != nil {
 		return err
 	}
-	root, err := q.rng.GetRootHash(nil)
+	root, err := seq.rng.GetRootHash(nil)
 	if err != nil {
-		return fmt.Errorf("computing root for size %d: %w", q.size, err)
+		return fmt.Errorf("computing root for size %d: %w", seq.size, err)
 	}
 	root = append([]byte(nil), root...)
-	q.stateBuf = encodeTreeState(q.stateBuf, treeState{size: q.size, root: root, hashes: q.rng.Hashes()})
-	if err := wb.Set([]byte{keyTreeState}, q.stateBuf, nil); err != nil {
-		return fmt.Errorf("batching tree state for size %d: %w", q.size, err)
+	seq.stateBuf = encodeTreeState(seq.stateBuf, treeState{size: seq.size, root: root, hashes: seq.rng.Hashes()})
+	if err := wb.Set([]byte{keyTreeState}, seq.stateBuf, nil); err != nil {
+		return fmt.Errorf("batching tree state for size %d: %w", seq.size, err)
 	}
-	if err := q.s.checkDiskSpace(wb.Len()); err != nil {
+	if err := seq.s.checkDiskSpace(wb.Len()); err != nil {
 		return err
 	}
 	if err := wb.Commit(pdb.Sync); err != nil {
-		return fmt.Errorf("committing entries [%d, %d): %w", start, q.size, err)
+		return fmt.Errorf("committing entries [%d, %d): %w", start, seq.size, err)
 	}
-	for _, p := range q.fresh {
-		q.s.cache.put(p.k, p.v)
+	for _, p := range seq.fresh {
+		seq.s.cache.put(p.k, p.v)
 	}
-	q.s.tree.Store(&treeHead{size: q.size, root: root})
+	seq.s.tree.Store(&treeHead{size: seq.size, root: root})
 	return nil
 }
 
 // prefetch looks every identity of group up in Pebble, split across lookupWorkers goroutines:
 // the lookups are most of a commit's CPU, and Pebble reads are safe concurrently. Nothing else
 // writes dedup keys while the sequencer runs, so the answers stay true for the whole commit.
-// q.stored[k] is the stored index of the k-th entry of the group, or -1.
-func (q *sequencer) prefetch(group []*batch) error {
-	q.stored, q.all = q.stored[:0], q.all[:0]
+// seq.stored[k] is the stored index of the k-th entry of the group, or -1.
+func (seq *sequencer) prefetch(group []*batch) error {
+	seq.stored, seq.all = seq.stored[:0], seq.all[:0]
 	for _, b := range group {
-		q.all = append(q.all, b.entries...)
+		seq.all = append(seq.all, b.entries...)
 	}
-	all := q.all
-	q.stored = append(q.stored, make([]int64, len(all))...)
+	all := seq.all
+	seq.stored = append(seq.stored, make([]int64, len(all))...)
 	workers := min(lookupWorkers, runtime.GOMAXPROCS(0), 1+len(all)/minLookupsPerWorker)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -365,14 +365,14 @@ func (q *sequencer) prefetch(group []*batch) error {
 		wg.Go(func() {
 			var key []byte
 			for k := lo; k < hi; k++ {
-				idx, ok, err := q.s.storedIndex(&key, all[k].Identity())
+				idx, ok, err := seq.s.storedIndex(&key, all[k].Identity())
 				if err != nil {
 					errs[w] = err
 					return
 				}
-				q.stored[k] = -1
+				seq.stored[k] = -1
 				if ok {
-					q.stored[k] = int64(idx)
+					seq.stored[k] = int64(idx)
 				}
 			}
 		})
@@ -400,48 +400,48 @@ func (s *Storage) storedIndex(key *[]byte, identity []byte) (uint64, bool, error
 
 // appendEntry gives e the next index: its bundle data joins the right-edge bundle and its leaf
 // hash joins the tree, whose new tile-level nodes visitNode collects.
-func (q *sequencer) appendEntry(e *tessera.Entry) error {
-	idx := q.size
-	q.bundle = append(q.bundle, e.MarshalBundleData(idx)...)
-	q.bDirty = true
-	q.size++
-	if err := q.rng.Append(e.LeafHash(), q.visit); err != nil {
+func (seq *sequencer) appendEntry(e *tessera.Entry) error {
+	idx := seq.size
+	seq.bundle = append(seq.bundle, e.MarshalBundleData(idx)...)
+	seq.bDirty = true
+	seq.size++
+	if err := seq.rng.Append(e.LeafHash(), seq.visit); err != nil {
 		return fmt.Errorf("appending leaf %d to the tree: %w", idx, err)
 	}
-	if q.visitErr != nil {
-		return q.visitErr
+	if seq.visitErr != nil {
+		return seq.visitErr
 	}
-	if q.size%layout.EntryBundleWidth == 0 {
-		q.bundle[0] = 0 // full: 256 entries
-		if err := q.putBundle(idx/layout.EntryBundleWidth, q.bundle, true); err != nil {
+	if seq.size%layout.EntryBundleWidth == 0 {
+		seq.bundle[0] = 0 // full: 256 entries
+		if err := seq.putBundle(idx/layout.EntryBundleWidth, seq.bundle, true); err != nil {
 			return err
 		}
-		q.bundle, q.bDirty = make([]byte, 1, cap(q.bundle)), false
+		seq.bundle, seq.bDirty = make([]byte, 1, cap(seq.bundle)), false
 	}
 	return nil
 }
 
 // visitNode receives every node the compact range completes. Only levels that are multiples of
 // the tile height are stored in tiles (tlog-tiles "Merkle Tree"); the rest are recomputed by readers.
-func (q *sequencer) visitNode(id compact.NodeID, hash []byte) {
-	if id.Level%layout.TileHeight != 0 || q.visitErr != nil {
+func (seq *sequencer) visitNode(id compact.NodeID, hash []byte) {
+	if id.Level%layout.TileHeight != 0 || seq.visitErr != nil {
 		return
 	}
 	level := uint64(id.Level / layout.TileHeight)
-	for uint64(len(q.edge)) <= level {
-		q.edge = append(q.edge, edgeTile{buf: make([]byte, 0, layout.TileWidth*hashSize)})
+	for uint64(len(seq.edge)) <= level {
+		seq.edge = append(seq.edge, edgeTile{buf: make([]byte, 0, layout.TileWidth*hashSize)})
 	}
-	t := &q.edge[level]
+	t := &seq.edge[level]
 	tileIdx, pos := id.Index/layout.TileWidth, id.Index%layout.TileWidth
 	if tileIdx != t.index || pos != uint64(len(t.buf)/hashSize) {
-		q.visitErr = fmt.Errorf("node %d at tree level %d does not extend right-edge tile %d/%d of width %d", id.Index, id.Level, level, t.index, len(t.buf)/hashSize)
+		seq.visitErr = fmt.Errorf("node %d at tree level %d does not extend right-edge tile %d/%d of width %d", id.Index, id.Level, level, t.index, len(t.buf)/hashSize)
 		return
 	}
 	t.buf = append(t.buf, hash...)
 	t.dirty = true
 	if len(t.buf) == layout.TileWidth*hashSize {
-		if err := q.putTile(level, t.index, t.buf, true); err != nil {
-			q.visitErr = err
+		if err := seq.putTile(level, t.index, t.buf, true); err != nil {
+			seq.visitErr = err
 			return
 		}
 		*t = edgeTile{index: t.index + 1, buf: make([]byte, 0, layout.TileWidth*hashSize)}
@@ -449,50 +449,50 @@ func (q *sequencer) visitNode(id compact.NodeID, hash []byte) {
 }
 
 // flushEdge writes the partial right-edge tiles and bundle this commit changed.
-func (q *sequencer) flushEdge() error {
-	for level := range q.edge {
-		t := &q.edge[level]
+func (seq *sequencer) flushEdge() error {
+	for level := range seq.edge {
+		t := &seq.edge[level]
 		if !t.dirty || len(t.buf) == 0 {
 			continue
 		}
-		if err := q.putTile(uint64(level), t.index, t.buf, false); err != nil {
+		if err := seq.putTile(uint64(level), t.index, t.buf, false); err != nil {
 			return err
 		}
 		t.dirty = false
 	}
-	if q.bDirty {
-		q.bundle[0] = byte(q.size % layout.EntryBundleWidth)
-		if err := q.putBundle(q.size/layout.EntryBundleWidth, q.bundle, false); err != nil {
+	if seq.bDirty {
+		seq.bundle[0] = byte(seq.size % layout.EntryBundleWidth)
+		if err := seq.putBundle(seq.size/layout.EntryBundleWidth, seq.bundle, false); err != nil {
 			return err
 		}
-		q.bDirty = false
+		seq.bDirty = false
 	}
 	return nil
 }
 
 // putTile adds a tile to the write batch and queues it for the cache. A full tile's buffer is
 // handed over (the caller starts a new one); a partial one is copied since it keeps growing.
-func (q *sequencer) putTile(level, index uint64, v []byte, full bool) error {
-	q.key = tileKey(q.key, level, index)
-	if err := q.wb.Set(q.key, v, nil); err != nil {
+func (seq *sequencer) putTile(level, index uint64, v []byte, full bool) error {
+	seq.key = tileKey(seq.key, level, index)
+	if err := seq.wb.Set(seq.key, v, nil); err != nil {
 		return fmt.Errorf("batching tile %d/%d: %w", level, index, err)
 	}
 	if !full {
 		v = append([]byte(nil), v...)
 	}
-	q.fresh = append(q.fresh, cachePut{k: cacheKey{kind: keyTile, level: level, index: index}, v: v})
+	seq.fresh = append(seq.fresh, cachePut{k: cacheKey{kind: keyTile, level: level, index: index}, v: v})
 	return nil
 }
 
-func (q *sequencer) putBundle(index uint64, v []byte, full bool) error {
-	q.key = bundleKey(q.key, index)
-	if err := q.wb.Set(q.key, v, nil); err != nil {
+func (seq *sequencer) putBundle(index uint64, v []byte, full bool) error {
+	seq.key = bundleKey(seq.key, index)
+	if err := seq.wb.Set(seq.key, v, nil); err != nil {
 		return fmt.Errorf("batching entry bundle %d: %w", index, err)
 	}
 	if !full {
 		v = append([]byte(nil), v...)
 	}
-	q.fresh = append(q.fresh, cachePut{k: cacheKey{kind: keyBundle, index: index}, v: v})
+	seq.fresh = append(seq.fresh, cachePut{k: cacheKey{kind: keyBundle, index: index}, v: v})
 	return nil
 }
 

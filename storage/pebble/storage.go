@@ -43,6 +43,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/quirelog/quire/api/tiles"
+	"github.com/quirelog/quire/storage/pebblelog"
 )
 
 const (
@@ -58,28 +59,65 @@ const (
 
 	hashSize = 32
 
-	defaultCacheBytes       = 32 << 20
-	defaultPebbleCacheBytes = 128 << 20
-	defaultMemTableBytes    = 32 << 20
+	memTableBytes = 32 << 20
 	// memTables is how many memtables may exist at once (Pebble's default stop-writes threshold).
 	memTables = 2
 )
 
-// Config configures the driver. Only Path is required.
+// Defaults for Config's zero values.
+const (
+	// DefaultCacheBytes bounds the cache of right-edge tiles and bundles: every write's proof and
+	// most reads touch only those.
+	DefaultCacheBytes = 32 << 20
+	// DefaultPebbleCacheBytes sizes Pebble's block cache, which keeps dedup lookups off the disk.
+	DefaultPebbleCacheBytes = 128 << 20
+)
+
+// Config configures the driver. Only Path is required; a zero value of any other field takes its
+// default, and a negative size is an error.
 type Config struct {
 	// Path is the directory of the Pebble database; it is created if missing.
 	Path string
 	// DisableDedup turns strong deduplication off; it is on by default.
 	DisableDedup bool
 	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles;
-	// 0 means 32 MiB.
+	// 0 means DefaultCacheBytes.
 	CacheBytes int64
-	// PebbleCacheBytes sizes Pebble's block cache; 0 means 128 MiB. Memtables (2 × 32 MiB) come
-	// on top of it.
+	// PebbleCacheBytes sizes Pebble's block cache; 0 means DefaultPebbleCacheBytes. Memtables
+	// (2 × 32 MiB) come on top of it.
 	PebbleCacheBytes int64
 	// HTTPClient is handed to the checkpoint publisher for witness requests; nil means
 	// http.DefaultClient.
 	HTTPClient *http.Client
+	// Logger receives publishing failures and Pebble's own messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) valid() error {
+	switch {
+	case c.Path == "":
+		return errors.New("pebble storage: Config.Path is empty")
+	case c.CacheBytes < 0:
+		return fmt.Errorf("pebble storage: Config.CacheBytes is %d, want 0 (the default) or more", c.CacheBytes)
+	case c.PebbleCacheBytes < 0:
+		return fmt.Errorf("pebble storage: Config.PebbleCacheBytes is %d, want 0 (the default) or more", c.PebbleCacheBytes)
+	}
+	return nil
+}
+
+func (c *Config) setDefaults() {
+	if c.CacheBytes == 0 {
+		c.CacheBytes = DefaultCacheBytes
+	}
+	if c.PebbleCacheBytes == 0 {
+		c.PebbleCacheBytes = DefaultPebbleCacheBytes
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = http.DefaultClient
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 }
 
 // Storage is the driver returned by New. It is also the tessera.LogReader that Appender returns.
@@ -140,30 +178,22 @@ type published struct {
 
 // New opens (or creates) the database at cfg.Path. The returned driver's dynamic type is *Storage.
 func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
-	if cfg.Path == "" {
-		return nil, errors.New("pebble storage: Config.Path is empty")
+	if err := cfg.valid(); err != nil {
+		return nil, err
 	}
-	if cfg.CacheBytes <= 0 {
-		cfg.CacheBytes = defaultCacheBytes
-	}
-	if cfg.PebbleCacheBytes <= 0 {
-		cfg.PebbleCacheBytes = defaultPebbleCacheBytes
-	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
-	}
+	cfg.setDefaults()
 	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
 		return nil, fmt.Errorf("creating database directory %q: %w", cfg.Path, err)
 	}
 	// Pebble reserves its memtables out of the block cache; without room for them on top, a
 	// write-heavy log is left with no cached blocks at all and every dedup lookup reads the disk.
-	cache := pdb.NewCache(cfg.PebbleCacheBytes + memTables*defaultMemTableBytes)
+	cache := pdb.NewCache(cfg.PebbleCacheBytes + memTables*memTableBytes)
 	defer cache.Unref()
 	opts := &pdb.Options{
 		Cache:                       cache,
-		MemTableSize:                defaultMemTableBytes,
+		MemTableSize:                memTableBytes,
 		MemTableStopWritesThreshold: memTables,
-		Logger:                      quietLogger{},
+		Logger:                      pebblelog.New(cfg.Logger),
 	}
 	// Most dedup lookups are misses; a bloom filter answers those without reading data blocks.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
@@ -448,18 +478,4 @@ func decodePublished(raw []byte) (atNano int64, size uint64, cp []byte, err erro
 		return 0, 0, nil, fmt.Errorf("latest checkpoint record is %d bytes, want more than 16", len(raw))
 	}
 	return int64(binary.BigEndian.Uint64(raw)), binary.BigEndian.Uint64(raw[8:]), append([]byte(nil), raw[16:]...), nil
-}
-
-// quietLogger drops Pebble's informational chatter and keeps its errors.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any) {}
-
-func (quietLogger) Errorf(format string, args ...any) {
-	slog.Error("pebble: " + fmt.Sprintf(format, args...))
-}
-
-// Fatalf must not return: Pebble calls it only when its own state is unrecoverable.
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic("pebble: " + fmt.Sprintf(format, args...))
 }

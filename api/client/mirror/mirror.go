@@ -20,7 +20,6 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +32,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/quirelog/quire/api/client/atomicfile"
 	"github.com/quirelog/quire/api/tiles"
 )
 
@@ -500,34 +500,14 @@ func (r *run) prunePartials(path string, keep uint8) error {
 	return nil
 }
 
-// writeAtomic writes root/path via a temp file in root's temp dir, renamed into place, so a reader
-// or a rerun never sees half a file under its final name. Files are not synced one by one (that
-// would cost a journal commit each): syncDir runs once before the checkpoint is written, and a file
-// torn by a crash before then fails verification on the next run and is fetched again.
+// writeAtomic writes root/path through a temporary file in root's temp dir, renamed into place, so
+// a reader or a rerun never sees half a file under its final name. Files are not synced one by one
+// (that would cost a journal commit each): syncDir runs once before the checkpoint is written, and
+// a file torn by a crash before then fails verification on the next run and is fetched again.
 func writeAtomic(root, path string, data []byte) error {
 	full := filepath.Join(root, filepath.FromSlash(path))
 	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(full), err)
 	}
-	tmp := filepath.Join(root, tmpDir, fmt.Sprintf("%s.%d", strings.ReplaceAll(path, "/", "_"), tmpSeq.Add(1)))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("creating temp file for %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("closing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, full); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("renaming %s into place: %w", full, err)
-	}
-	return nil
+	return atomicfile.Write(full, data, 0o644, atomicfile.Options{TempDir: filepath.Join(root, tmpDir)})
 }
-
-var tmpSeq atomic.Uint64

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,6 +35,9 @@ import (
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/quirelog/quire/api/client/atomicfile"
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // Fetcher reads a tlog-tiles log; Tessera's client.HTTPFetcher is one.
@@ -197,7 +199,7 @@ func (m *Monitor) Poll(ctx context.Context) (Report, error) {
 			return rep, fmt.Errorf("writing match for entry %d: %w", mt.Index, err)
 		}
 	}
-	if err := writeFileAtomic(m.cfg.StatePath, MarshalState(newRaw), 0o644); err != nil {
+	if err := atomicfile.Write(m.cfg.StatePath, MarshalState(newRaw), 0o644, atomicfile.Options{Sync: true}); err != nil {
 		return rep, fmt.Errorf("saving state: %w", err)
 	}
 	rep.NewSize, rep.Matches = newCP.Size, len(matches)
@@ -230,11 +232,11 @@ func (m *Monitor) fork(oldRaw, newRaw []byte, cause error) error {
 	fe := &ForkError{Old: oldRaw, New: newRaw, Err: cause}
 	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
 	base := fmt.Sprintf("%s.fork-%s", m.cfg.StatePath, stamp)
-	if err := writeFileAtomic(base+".old", oldRaw, 0o644); err != nil {
+	if err := atomicfile.Write(base+".old", oldRaw, 0o644, atomicfile.Options{Sync: true}); err != nil {
 		return errors.Join(fe, fmt.Errorf("saving old checkpoint: %w", err))
 	}
 	fe.OldPath = base + ".old"
-	if err := writeFileAtomic(base+".new", newRaw, 0o644); err != nil {
+	if err := atomicfile.Write(base+".new", newRaw, 0o644, atomicfile.Options{Sync: true}); err != nil {
 		return errors.Join(fe, fmt.Errorf("saving new checkpoint: %w", err))
 	}
 	fe.NewPath = base + ".new"
@@ -387,20 +389,19 @@ func ParseWatchKey(pemData []byte) ([]byte, error) {
 	return block.Bytes, nil
 }
 
-// ParseDigest reads a digest written as "sha256:HEX" (or sha384, sha512) or bare HEX.
+// ParseDigest reads a digest written as "sha256:HEX" (or sha384, sha512) or as bare HEX of any
+// length.
 func ParseDigest(s string) ([]byte, error) {
-	alg, h, found := strings.Cut(s, ":")
-	if !found {
-		alg, h = "", s
+	if !strings.Contains(s, ":") {
+		d, err := hex.DecodeString(s)
+		if err != nil || len(d) == 0 {
+			return nil, fmt.Errorf("digest %q: want ALGORITHM:HEX or HEX", s)
+		}
+		return d, nil
 	}
-	d, err := hex.DecodeString(h)
+	_, d, err := rekor.ParseDigest(s)
 	if err != nil {
 		return nil, fmt.Errorf("digest %q: %w", s, err)
-	}
-	want := map[string]int{"": len(d), "sha256": 32, "sha384": 48, "sha512": 64}
-	n, ok := want[alg]
-	if !ok || n != len(d) || len(d) == 0 {
-		return nil, fmt.Errorf("digest %q: want sha256:, sha384: or sha512: and a hex digest of that length", s)
 	}
 	return d, nil
 }
@@ -427,32 +428,4 @@ func (m *Monitor) Run(ctx context.Context, interval time.Duration, logf func(for
 		case <-t.C:
 		}
 	}
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating temp file for %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("setting mode of %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	return nil
 }

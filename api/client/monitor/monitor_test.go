@@ -23,7 +23,7 @@ import (
 	"testing"
 
 	"github.com/quirelog/quire/api/client/testlog"
-	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/api/rekor"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/tessera/client"
@@ -44,7 +44,7 @@ func hashedRekord(t *testing.T, key *ecdsa.PrivateKey, artifact string) (leaf, d
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err = quirelog.HashedRekordBody(sum[:], protocommon.HashAlgorithm_SHA2_256, &rekorpb.Signature{
+	leaf, err = rekor.HashedRekordBody(sum[:], protocommon.HashAlgorithm_SHA2_256, &rekorpb.Signature{
 		Content: sig,
 		Verifier: &rekorpb.Verifier{
 			Verifier:   &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}},

@@ -1,8 +1,8 @@
 package verify
 
 import (
-	"crypto/x509"
 	"fmt"
+	"time"
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -10,7 +10,7 @@ import (
 	prototrust "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // NewBundle assembles the v0.3 bundle for a hashedrekord entry signed with a public key: the
@@ -39,26 +39,13 @@ func MarshalBundle(b *protobundle.Bundle) ([]byte, error) {
 }
 
 // TrustedRootForLog is a TrustedRoot naming one log by its verifier key, for callers that trust a
-// log key directly rather than a distributed trusted_root.json.
+// log key directly rather than a distributed trusted_root.json. The log's URL is taken to be
+// https://ORIGIN and, with no record of when the key began signing, its validity to start at the
+// Unix epoch; neither matters to Bundle, which finds the log by its key.
 func TrustedRootForLog(vkey string) (*prototrust.TrustedRoot, error) {
-	v, pub, err := quirelog.ParseEd25519VerifierKey(vkey)
+	v, _, err := rekor.ParseEd25519VerifierKey(vkey)
 	if err != nil {
 		return nil, fmt.Errorf("parsing log key: %w", err)
 	}
-	origin := v.Name()
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil, fmt.Errorf("encoding log key: %w", err)
-	}
-	id := quirelog.Ed25519KeyID(origin, pub)
-	return &prototrust.TrustedRoot{
-		MediaType: "application/vnd.dev.sigstore.trustedroot.v0.2+json",
-		Tlogs: []*prototrust.TransparencyLogInstance{{
-			BaseUrl:         "https://" + origin,
-			HashAlgorithm:   protocommon.HashAlgorithm_SHA2_256,
-			PublicKey:       &protocommon.PublicKey{RawBytes: der, KeyDetails: protocommon.PublicKeyDetails_PKIX_ED25519},
-			LogId:           &protocommon.LogId{KeyId: id},
-			CheckpointKeyId: &protocommon.LogId{KeyId: id},
-		}},
-	}, nil
+	return rekor.TrustedRoot(rekor.Log{URL: "https://" + v.Name(), VerifierKey: vkey, Start: time.Unix(0, 0)})
 }

@@ -42,7 +42,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // Check names one of the verification steps, in the order they run.
@@ -148,7 +148,7 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 	}
 
 	// Step 2: the artifact is what was signed.
-	digestHash, err := quirelog.HashFor(parts.msg.GetMessageDigest().GetAlgorithm())
+	digestHash, err := rekor.HashFor(parts.msg.GetMessageDigest().GetAlgorithm())
 	if err != nil {
 		return nil, &Error{Check: CheckArtifactDigest, Err: err}
 	}
@@ -180,20 +180,20 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 		}
 	}
 	keyDetails := parts.body.GetSignature().GetVerifier().GetKeyDetails()
-	want, err := quirelog.HashForKeyDetails(keyDetails)
+	want, err := rekor.HashForKeyDetails(keyDetails)
 	if err != nil {
 		return nil, &Error{Check: CheckSignature, Err: err}
 	}
 	if digestHash != want {
 		return nil, fail(CheckSignature, "digest is %s but key details %s require %s", digestHash, keyDetails, want)
 	}
-	if err := quirelog.VerifyDigest(pub, keyDetails, digest, parts.msg.GetSignature()); err != nil {
+	if err := rekor.VerifyDigest(pub, keyDetails, digest, parts.msg.GetSignature()); err != nil {
 		return nil, &Error{Check: CheckSignature, Err: err}
 	}
 
 	// Step 4: rebuild the leaf from what the bundle says, never trusting the stored body.
 	sigVerifier.KeyDetails = keyDetails
-	rebuilt, err := quirelog.HashedRekordBody(digest, parts.msg.GetMessageDigest().GetAlgorithm(), &rekorpb.Signature{
+	rebuilt, err := rekor.HashedRekordBody(digest, parts.msg.GetMessageDigest().GetAlgorithm(), &rekorpb.Signature{
 		Content:  parts.msg.GetSignature(),
 		Verifier: sigVerifier,
 	})
@@ -221,8 +221,8 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 	if err != nil {
 		return nil, &Error{Check: CheckCheckpoint, Err: err}
 	}
-	if id := parts.tle.GetLogId().GetKeyId(); len(id) > 0 && !bytes.Equal(id, quirelog.Ed25519KeyID(cp.Origin, logKey)) {
-		return nil, fail(CheckCheckpoint, "entry's log ID %x is not the checkpoint key's %x", id, quirelog.Ed25519KeyID(cp.Origin, logKey))
+	if id := parts.tle.GetLogId().GetKeyId(); len(id) > 0 && !bytes.Equal(id, rekor.Ed25519KeyID(cp.Origin, logKey)) {
+		return nil, fail(CheckCheckpoint, "entry's log ID %x is not the checkpoint key's %x", id, rekor.Ed25519KeyID(cp.Origin, logKey))
 	}
 	if cp.Size != size || !bytes.Equal(cp.Hash, ip.GetRootHash()) {
 		return nil, fail(CheckCheckpoint, "checkpoint is for size %d root %x, proof for size %d root %x", cp.Size, cp.Hash, size, ip.GetRootHash())

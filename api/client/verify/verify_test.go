@@ -10,14 +10,12 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +35,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/api/rekor"
 )
 
 var update = flag.Bool("update", false, "rewrite the fixtures in testdata/")
@@ -129,16 +127,6 @@ func (s artifactSigner) signDigest(t testing.TB, digest []byte) []byte {
 		t.Fatalf("signing digest: %v", err)
 	}
 	return sig
-}
-
-func hashAlgFor(h crypto.Hash) protocommon.HashAlgorithm {
-	switch h {
-	case crypto.SHA384:
-		return protocommon.HashAlgorithm_SHA2_384
-	case crypto.SHA512:
-		return protocommon.HashAlgorithm_SHA2_512
-	}
-	return protocommon.HashAlgorithm_SHA2_256
 }
 
 // buildSignedLog makes the entry with rekor-tiles' own hashedrekord code (an independent
@@ -238,16 +226,16 @@ func buildSignedLog(t testing.TB, s artifactSigner, witnesses, cosigned int) *si
 	}
 
 	logPub := ed25519PubFromVkey(t, logVkey)
-	logPubDER, err := x509.MarshalPKIXPublicKey(logPub)
+	hashAlg, err := rekor.HashAlgorithmFor(s.hash)
 	if err != nil {
-		t.Fatalf("encoding log key: %v", err)
+		t.Fatal(err)
 	}
 	b := &protobundle.Bundle{
 		MediaType: bundleMediaTypes[0],
 		VerificationMaterial: &protobundle.VerificationMaterial{
 			TlogEntries: []*protorekor.TransparencyLogEntry{{
 				LogIndex:    index,
-				LogId:       &protocommon.LogId{KeyId: quirelog.Ed25519KeyID(testOrigin, logPub)},
+				LogId:       &protocommon.LogId{KeyId: rekor.Ed25519KeyID(testOrigin, logPub)},
 				KindVersion: &protorekor.KindVersion{Kind: "hashedrekord", Version: "0.0.2"},
 				InclusionProof: &protorekor.InclusionProof{
 					LogIndex: index, RootHash: tree.Hash(), TreeSize: size, Hashes: hashes,
@@ -257,7 +245,7 @@ func buildSignedLog(t testing.TB, s artifactSigner, witnesses, cosigned int) *si
 			}},
 		},
 		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
-			MessageDigest: &protocommon.HashOutput{Algorithm: hashAlgFor(s.hash), Digest: digest},
+			MessageDigest: &protocommon.HashOutput{Algorithm: hashAlg, Digest: digest},
 			Signature:     sig,
 		}},
 	}
@@ -268,24 +256,23 @@ func buildSignedLog(t testing.TB, s artifactSigner, witnesses, cosigned int) *si
 	return &signedLog{
 		bundle:       b,
 		artifact:     artifact,
-		trustedRoot:  trustedRootFor(logPubDER),
+		trustedRoot:  trustedRootFor(logPub),
 		witnessVKeys: witnessVKeys,
 		signerPub:    s.key.Public(),
 	}
 }
 
-func trustedRootFor(logPubDER []byte) *prototrust.TrustedRoot {
-	id := quirelog.Ed25519KeyID(testOrigin, mustEd25519(logPubDER))
-	return &prototrust.TrustedRoot{
-		MediaType: "application/vnd.dev.sigstore.trustedroot.v0.2+json",
-		Tlogs: []*prototrust.TransparencyLogInstance{{
-			BaseUrl:         "https://" + testOrigin,
-			HashAlgorithm:   protocommon.HashAlgorithm_SHA2_256,
-			PublicKey:       &protocommon.PublicKey{RawBytes: logPubDER, KeyDetails: protocommon.PublicKeyDetails_PKIX_ED25519},
-			LogId:           &protocommon.LogId{KeyId: id},
-			CheckpointKeyId: &protocommon.LogId{KeyId: id},
-		}},
+// trustedRootFor is the trusted root `quire trust-root` would write for the test log with key pub.
+func trustedRootFor(pub ed25519.PublicKey) *prototrust.TrustedRoot {
+	vkey, err := note.NewEd25519VerifierKey(testOrigin, pub)
+	if err != nil {
+		panic(err)
 	}
+	tr, err := rekor.TrustedRoot(rekor.Log{URL: "https://" + testOrigin, VerifierKey: vkey, Start: time.Unix(0, 0)})
+	if err != nil {
+		panic(err)
+	}
+	return tr
 }
 
 func mustEd25519(der []byte) ed25519.PublicKey {
@@ -298,16 +285,11 @@ func mustEd25519(der []byte) ed25519.PublicKey {
 
 func ed25519PubFromVkey(t testing.TB, vkey string) ed25519.PublicKey {
 	t.Helper()
-	// A vkey is name+hash+base64(0x01 || key) and names cannot hold '+'.
-	parts := strings.SplitN(vkey, "+", 3)
-	if len(parts) != 3 {
-		t.Fatalf("malformed vkey %q", vkey)
-	}
-	raw, err := base64.StdEncoding.DecodeString(parts[2])
-	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != 0x01 {
+	_, pub, err := rekor.ParseEd25519VerifierKey(vkey)
+	if err != nil {
 		t.Fatalf("decoding vkey %q: %v", vkey, err)
 	}
-	return ed25519.PublicKey(raw[1:])
+	return pub
 }
 
 func policyText(vkeys []string, threshold string) []byte {
@@ -423,8 +405,7 @@ func TestBundleNamesTheFirstFailedCheck(t *testing.T) {
 			name: "a wrong log key fails the checkpoint signature check",
 			mutate: func(l *signedLog, o *Options) {
 				pub, _, _ := ed25519.GenerateKey(rand.Reader)
-				der, _ := x509.MarshalPKIXPublicKey(pub)
-				o.TrustedRoot = trustedRootFor(der)
+				o.TrustedRoot = trustedRootFor(pub)
 			},
 			want: CheckCheckpoint,
 		},

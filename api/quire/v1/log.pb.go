@@ -214,7 +214,9 @@ func (x *GetInclusionProofRequest) GetTreeSize() uint64 {
 
 type GetConsistencyProofRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Size of the smaller tree, at least 1.
+	// Size of the smaller tree. 0 is the empty tree, which every tree extends:
+	// its proof is empty (RFC 9162 section 2.1.4 defines proofs for
+	// 0 < first < second).
 	First uint64 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
 	// Size of the larger tree, at least first; 0 or absent means the size of
 	// the latest published checkpoint.
@@ -278,7 +280,7 @@ type ConsistencyProof struct {
 	// Root hash of the tree of size second. Base64 in JSON.
 	SecondRootHash []byte `protobuf:"bytes,4,opt,name=second_root_hash,json=secondRootHash,proto3" json:"second_root_hash,omitempty"`
 	// Proof hashes, in the order RFC 9162 section 2.1.4.1 generates them;
-	// empty when first equals second. Base64 in JSON.
+	// empty when first is 0 or equals second. Base64 in JSON.
 	Hashes [][]byte `protobuf:"bytes,5,rep,name=hashes,proto3" json:"hashes,omitempty"`
 	// The checkpoint the log signed at size second, when it published one.
 	Checkpoint    *v1.Checkpoint `protobuf:"bytes,6,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`

@@ -1,4 +1,4 @@
-package log
+package rekor
 
 import (
 	"bytes"
@@ -44,14 +44,14 @@ func TestHashedRekordBodyIsCanonicalForAnyInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := fastLeafFits(tc.digest, tc.alg, tc.sig); got != tc.fast {
-				t.Errorf("fastLeafFits = %v, want %v", got, tc.fast)
+			if got := fastBodyFits(tc.digest, tc.alg, tc.sig); got != tc.fast {
+				t.Errorf("fastBodyFits = %v, want %v", got, tc.fast)
 			}
 			got, err := HashedRekordBody(tc.digest, tc.alg, tc.sig)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := canonicalSlow(&rekorpb.Entry{Kind: KindHashedRekord, ApiVersion: APIVersion, Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
+			want, err := CanonicalEntry(&rekorpb.Entry{Kind: KindHashedRekord, ApiVersion: APIVersion, Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
 				Data: &commonv1.HashOutput{Algorithm: tc.alg, Digest: tc.digest}, Signature: tc.sig}}}})
 			if err != nil {
 				t.Fatal(err)

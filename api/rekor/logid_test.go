@@ -1,14 +1,49 @@
-package log
+package rekor
 
 import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"strings"
 	"testing"
 
+	rekornote "github.com/sigstore/rekor-tiles/v2/pkg/note"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/quirelog/quire/api/notekey"
 )
+
+// TestKeyIDMatchesRekorTiles checks the log ID against rekor-tiles' own computation (pkg/note
+// KeyHash), the value rekor-tiles puts in logId.keyId.
+func TestKeyIDMatchesRekorTiles(t *testing.T) {
+	for i := 0; i < 64; i++ {
+		_, vkey, err := note.GenerateKey(rand.Reader, fmt.Sprintf("log%d.quire.test", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := notekey.ParseVerifier(vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, want, err := rekornote.KeyHash(k.Name, ed25519.PublicKey(k.Material))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := KeyID(vkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("KeyID(%s) = %x, rekor-tiles logID %x", vkey, got, want)
+		}
+	}
+	for _, bad := range []string{"", "name", "name+1234", "name+12345678+!!!"} {
+		if _, err := KeyID(bad); err == nil {
+			t.Errorf("KeyID(%q) succeeded", bad)
+		}
+	}
+}
 
 func TestParseEd25519VerifierKey(t *testing.T) {
 	const origin = "log.quire.test"

@@ -1,0 +1,174 @@
+package rekor
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+
+	"github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
+	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Entry kinds and the one version of each that Quire writes.
+const (
+	KindHashedRekord = "hashedrekord"
+	KindDSSE         = "dsse"
+	APIVersion       = "0.0.2"
+)
+
+// HashedRekordBody is the canonical body of a hashedrekord v0.0.2 entry for digest (hashed with
+// alg) and sig: the RFC 8785 (JCS) canonical form of protojson(Entry{kind, apiVersion,
+// spec.hashedRekordV002{data{algorithm, digest}, signature}}), as the Rekor v2 spec (rekor-tiles
+// v2.3.0 internal/server/service.go CreateEntry) defines it. The log writes it as the leaf and
+// verifiers rebuild it from a bundle to check inclusion (sigstore-go does too). Inputs the log
+// accepts take a hand-written path; any other input (an empty field, an unnamed enum value) takes
+// the general one, so the result is the canonical form either way.
+func HashedRekordBody(digest []byte, alg commonv1.HashAlgorithm, sig *rekorpb.Signature) ([]byte, error) {
+	if fastBodyFits(digest, alg, sig) {
+		return hashedRekordBodyFast(digest, alg, sig), nil
+	}
+	return CanonicalEntry(&rekorpb.Entry{
+		Kind:       KindHashedRekord,
+		ApiVersion: APIVersion,
+		Spec: &rekorpb.Spec{Spec: &rekorpb.Spec_HashedRekordV002{HashedRekordV002: &rekorpb.HashedRekordLogEntryV002{
+			Data:      &commonv1.HashOutput{Algorithm: alg, Digest: digest},
+			Signature: sig,
+		}}},
+	})
+}
+
+// hashedRekordBodyFast writes HashedRekordBody by hand, because protojson and a canonicaliser cost
+// more than the rest of a write together. The shape is fixed: JCS (RFC 8785 §3.2.3) sorts members
+// by UTF-16 code units, which for these ASCII names is byte order; every value is either a base64
+// string (protojson's encoding of bytes, RFC 4648 §4 with padding) or an enum name, and neither
+// contains a character JCS escapes (§3.2.2.2). It holds only when fastBodyFits says so; the general
+// path (CanonicalEntry) is the reference it is tested and fuzzed against.
+func hashedRekordBodyFast(digest []byte, hashAlg commonv1.HashAlgorithm, sig *rekorpb.Signature) []byte {
+	v := sig.GetVerifier()
+	var raw []byte
+	var keyField string
+	if pk := v.GetPublicKey(); pk != nil {
+		raw, keyField = pk.GetRawBytes(), `"publicKey"`
+	} else {
+		raw, keyField = v.GetX509Certificate().GetRawBytes(), `"x509Certificate"`
+	}
+	enc := base64.StdEncoding
+	b := make([]byte, 0, 220+enc.EncodedLen(len(digest))+enc.EncodedLen(len(sig.GetContent()))+enc.EncodedLen(len(raw)))
+	b = append(b, `{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"`...)
+	b = append(b, hashAlg.String()...)
+	b = append(b, `","digest":"`...)
+	b = enc.AppendEncode(b, digest)
+	b = append(b, `"},"signature":{"content":"`...)
+	b = enc.AppendEncode(b, sig.GetContent())
+	b = append(b, `","verifier":{"keyDetails":"`...)
+	b = append(b, v.GetKeyDetails().String()...)
+	b = append(b, `",`...)
+	b = append(b, keyField...)
+	b = append(b, `:{"rawBytes":"`...)
+	b = enc.AppendEncode(b, raw)
+	b = append(b, `"}}}}}}`...)
+	return b
+}
+
+// fastBodyFits reports whether hashedRekordBodyFast's fixed shape holds: every field protojson
+// would write is present and non-empty, and both enums have names (protojson writes an unnamed
+// value as a bare number).
+func fastBodyFits(digest []byte, alg commonv1.HashAlgorithm, sig *rekorpb.Signature) bool {
+	v := sig.GetVerifier()
+	var raw []byte
+	switch {
+	case v.GetPublicKey() != nil:
+		raw = v.GetPublicKey().GetRawBytes()
+	case v.GetX509Certificate() != nil:
+		raw = v.GetX509Certificate().GetRawBytes()
+	}
+	_, algNamed := commonv1.HashAlgorithm_name[int32(alg)]
+	_, detailsNamed := commonv1.PublicKeyDetails_name[int32(v.GetKeyDetails())]
+	return len(digest) > 0 && len(sig.GetContent()) > 0 && len(raw) > 0 &&
+		alg != 0 && algNamed && v.GetKeyDetails() != 0 && detailsNamed
+}
+
+// CanonicalEntry is the canonical body of any entry: RFC 8785 JCS of its protojson encoding, as
+// rekor-tiles computes it. DSSE entries are built with it; for hashedrekord it is the reference
+// HashedRekordBody's hand-written path is checked against.
+func CanonicalEntry(e *rekorpb.Entry) ([]byte, error) {
+	j, err := protojson.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encoding entry as JSON: %w", err)
+	}
+	c, err := jsoncanonicalizer.Transform(j)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalising entry JSON: %w", err)
+	}
+	return c, nil
+}
+
+// EntryInfo is what a canonical body says about itself: its kind and version and the artifact
+// digest it records.
+type EntryInfo struct {
+	Kind       string
+	APIVersion string
+	// DigestAlgorithm and Digest are the artifact digest: a hashedrekord's data, a DSSE entry's
+	// payload hash. The digest has the length of its algorithm.
+	DigestAlgorithm commonv1.HashAlgorithm
+	Digest          []byte
+}
+
+// KindVersion is the kindVersion of a TransparencyLogEntry for this body.
+func (e *EntryInfo) KindVersion() *rekorv1.KindVersion {
+	return &rekorv1.KindVersion{Kind: e.Kind, Version: e.APIVersion}
+}
+
+// entryJSON is the part of a canonical body that EntryInfo needs; encoding/json ignores the rest,
+// which keeps the search follower cheap next to the writers.
+type entryJSON struct {
+	Kind       string `json:"kind"`
+	APIVersion string `json:"apiVersion"`
+	Spec       struct {
+		HashedRekordV002 *struct {
+			Data hashOutputJSON `json:"data"`
+		} `json:"hashedRekordV002"`
+		DSSEV002 *struct {
+			PayloadHash hashOutputJSON `json:"payloadHash"`
+		} `json:"dsseV002"`
+	} `json:"spec"`
+}
+
+type hashOutputJSON struct {
+	Algorithm string `json:"algorithm"`
+	Digest    []byte `json:"digest"` // base64, as protojson writes bytes
+}
+
+// ParseEntry reads the kind, version and artifact digest of a canonical body of one of the kinds
+// and the version Quire writes. Anything else (another personality's leaf in a shared tree, say)
+// is an error.
+func ParseEntry(body []byte) (*EntryInfo, error) {
+	var e entryJSON
+	if err := json.Unmarshal(body, &e); err != nil {
+		return nil, fmt.Errorf("parsing entry JSON: %w", err)
+	}
+	if e.APIVersion != APIVersion {
+		return nil, fmt.Errorf("unsupported entry apiVersion %q", e.APIVersion)
+	}
+	var h hashOutputJSON
+	switch {
+	case e.Kind == KindHashedRekord && e.Spec.HashedRekordV002 != nil:
+		h = e.Spec.HashedRekordV002.Data
+	case e.Kind == KindDSSE && e.Spec.DSSEV002 != nil:
+		h = e.Spec.DSSEV002.PayloadHash
+	default:
+		return nil, fmt.Errorf("unsupported entry kind %q or missing spec", e.Kind)
+	}
+	v, ok := commonv1.HashAlgorithm_value[h.Algorithm]
+	if !ok {
+		return nil, fmt.Errorf("unknown digest algorithm %q", h.Algorithm)
+	}
+	alg := commonv1.HashAlgorithm(v)
+	if _, err := checkDigest(alg, h.Digest); err != nil {
+		return nil, err
+	}
+	return &EntryInfo{Kind: e.Kind, APIVersion: e.APIVersion, DigestAlgorithm: alg, Digest: h.Digest}, nil
+}
