@@ -432,8 +432,9 @@ func TestWitnessedLogFailsClosed(t *testing.T) {
 		if status, body := l.get(fmt.Sprintf("/tile/entries/%s.p/%d", tileIndexPath(stalled/256), stalled%256+2)); status != http.StatusOK {
 			t.Fatalf("the entries waiting for a quorum are not integrated: status %d: %s", status, body)
 		}
-		// Once the publisher has tried, and failed, to publish the tree holding both waiting
-		// entries, nothing it publishes later can come from that attempt.
+		// The publisher has had its chance once it reports refusing the tree that holds both
+		// waiting entries; only then does an unchanged /checkpoint show that the missing quorum,
+		// and not timing, held them back.
 		l.awaitRefusedPublication(t, stalled+2)
 		if raw, size := l.checkpoint(t); size != stalled {
 			t.Fatalf("/checkpoint grew from %d to %d without a quorum:\n%s", stalled, size, raw)
