@@ -99,8 +99,9 @@ type Config struct {
 	Index Index
 
 	// VerifierKey is the log's checkpoint verifier key in signed-note form
-	// ("origin+keyhash+base64"). From it come Verifier (if unset) and KeyID
-	// (if unset).
+	// ("origin+keyhash+base64"; Ed25519 or ECDSA P-256, see
+	// rekor.ParseVerifierKey). From it come Verifier (if unset) and KeyID (if
+	// unset).
 	VerifierKey string
 	// Verifier checks the checkpoints the log serves; its name is the origin.
 	Verifier note.Verifier
@@ -159,7 +160,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if cfg.VerifierKey != "" {
 		if cfg.Verifier == nil {
-			v, err := note.NewVerifier(cfg.VerifierKey)
+			v, _, err := rekor.ParseVerifierKey(cfg.VerifierKey)
 			if err != nil {
 				return nil, fmt.Errorf("log config: parsing VerifierKey: %w", err)
 			}

@@ -1,6 +1,7 @@
 package rekor
 
 import (
+	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -33,7 +34,8 @@ type Log struct {
 	// check checkpoints with a note verifier named after its host, so that host must be the log's
 	// origin, the name of its key.
 	URL string
-	// VerifierKey is the log's checkpoint key: a C2SP signed-note Ed25519 verifier key.
+	// VerifierKey is the log's checkpoint key: a C2SP signed-note verifier key, Ed25519 (type
+	// 0x01) or ECDSA P-256 (type 0x02); see ParseVerifierKey.
 	VerifierKey string
 	// Start is when the key began signing; required. End, if not zero, is when it stopped.
 	Start, End time.Time
@@ -47,7 +49,7 @@ func (l Log) instance() (*trustv1.TransparencyLogInstance, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, pub, err := ParseEd25519VerifierKey(l.VerifierKey)
+	v, pub, err := ParseVerifierKey(l.VerifierKey)
 	if err != nil {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
@@ -58,19 +60,27 @@ func (l Log) instance() (*trustv1.TransparencyLogInstance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding log key as PKIX: %w", err)
 	}
+	details := commonv1.PublicKeyDetails_PKIX_ED25519
+	if _, ok := pub.(*ecdsa.PublicKey); ok {
+		details = commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256
+	}
 	validFor, err := l.validity()
 	if err != nil {
 		return nil, err
 	}
+	keyID, err := LogKeyID(v.Name(), pub)
+	if err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
 	// The log ID is the one the log puts in every TransparencyLogEntry, so clients find the log
 	// by it; for Rekor v2 the checkpoint key ID is the same value (protobuf-specs trustroot.proto).
-	id := &commonv1.LogId{KeyId: Ed25519KeyID(v.Name(), pub)}
+	id := &commonv1.LogId{KeyId: keyID}
 	return &trustv1.TransparencyLogInstance{
 		BaseUrl:       l.URL,
 		HashAlgorithm: commonv1.HashAlgorithm_SHA2_256,
 		PublicKey: &commonv1.PublicKey{
 			RawBytes:   der,
-			KeyDetails: commonv1.PublicKeyDetails_PKIX_ED25519,
+			KeyDetails: details,
 			ValidFor:   validFor,
 		},
 		LogId:           id,

@@ -41,6 +41,8 @@ const (
 type serveFlags struct {
 	dataDir            string
 	keyPath            string
+	keyPassword        string
+	kms                string
 	origin             string
 	httpListen         string
 	grpcListen         string
@@ -68,7 +70,8 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	f := &serveFlags{}
 	fset := inv.Flags()
 	fset.StringVar(&f.dataDir, "data-dir", defaultDataDir, "`DIR` holding the Pebble databases and, by default, the log key; created on first start")
-	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key `FILE`, mode 0600 (default: DATA-DIR/"+keyFileName+", made on first start and, while the log has no entry, made anew for a new origin)")
+	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key `FILE`, mode 0600: a note signer key, or a PEM private key (PKCS#8 Ed25519 or ECDSA P-256, as rekor-tiles' --signer-filepath) (default: DATA-DIR/"+keyFileName+", made on first start and, while the log has no entry, made anew for a new origin)")
+	addKeyFlags(fset, &f.keyPassword, &f.kms)
 	fset.StringVar(&f.origin, "origin", "", "the log's origin, the name in its checkpoints (default: the host of --public-url)")
 	fset.StringVar(&f.httpListen, "http-listen", defaultHTTPListen, "listen on `ADDR` for REST and tlog-tiles reads")
 	fset.StringVar(&f.grpcListen, "grpc-listen", "", "listen on `ADDR` for gRPC (default: the --http-listen host, its port + 1)")
@@ -94,6 +97,9 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, cli.Usagef("--tls-cert and --tls-key go together")
+	}
+	if f.kms != "" && f.keyPath != "" {
+		return nil, cli.Usagef("give --key or --kms, not both")
 	}
 	f.originSet = f.origin != "" || f.publicURL != ""
 	if err := f.followDefaults(); err != nil {
@@ -261,6 +267,9 @@ func shutdownStorage(shutdownAppender func(context.Context) error, storage *pebb
 // `quire serve` with no flags gives a working log. Such a key follows a new origin while the log
 // is empty (adoptOrigin).
 func openOrCreateKey(ctx context.Context, f *serveFlags, logger *slog.Logger) (*logKey, error) {
+	if f.kms != "" {
+		return keySource{kms: f.kms, origin: f.origin}.load(ctx)
+	}
 	path := f.keyPath
 	explicit := path != ""
 	if !explicit {
@@ -271,7 +280,7 @@ func openOrCreateKey(ctx context.Context, f *serveFlags, logger *slog.Logger) (*
 			return nil, err
 		}
 	}
-	key, err := loadSignerKey(path)
+	key, err := keySource{path: path, password: f.keyPassword, origin: f.origin}.load(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -205,7 +205,7 @@ func TestTrustRoot(t *testing.T) {
 			if len(logs) != 1 {
 				t.Fatalf("%d logs in the trusted root, want 1", len(logs))
 			}
-			key, err := readPublicKey(filepath.Join(dir, "keys", pubFileName))
+			key, err := readPublicKey(filepath.Join(dir, "keys", pubFileName), "", "")
 			if err != nil {
 				t.Fatal(err)
 			}
