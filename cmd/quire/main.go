@@ -1,7 +1,10 @@
 // Command quire runs a Quire transparency log and its admin tasks.
 //
 //	quire serve      run the log: Rekor v2 writes (gRPC and REST), C2SP tlog-tiles reads, quire.v1 proofs
-//	quire keygen     write a checkpoint signing key (C2SP signed-note Ed25519)
+//	quire keygen     write a checkpoint signing key (C2SP signed-note Ed25519, or PEM)
+//	quire import     copy an existing tlog-tiles log into a new data directory, verified
+//	quire backup     write a consistent backup of a running log
+//	quire freeze     publish a final checkpoint and make the log read-only for good
 //	quire trust-root write a Sigstore trusted_root.json and signing_config.json for the log
 //	quire version    print the version, commit and Go version
 //
@@ -38,6 +41,12 @@ func program() *cli.Program {
 				Summary: "run the log (no flags: data in ./quire-data, REST on 127.0.0.1:3000, gRPC on :3001)"},
 			{Name: "keygen", Args: "--origin HOST --out DIR [--format note|pem]", Run: runKeygen,
 				Summary: "write a checkpoint key: DIR/log.key (note) or DIR/log.pem (PEM), mode 0600, and DIR/log.pub"},
+			{Name: "import", Args: "--from URL|DIR --log-key VKEY --data-dir DIR", Run: runImport,
+				Summary: "copy an existing tlog-tiles log (rekor-tiles, Tessera, any server) into a new data directory, verified, to continue it"},
+			{Name: "backup", Args: "--data-dir DIR --out DIR", Run: runBackup,
+				Summary: "write a consistent backup of the log, while it serves; restore by serving the backup"},
+			{Name: "freeze", Args: "--data-dir DIR", Run: runFreeze,
+				Summary: "publish a final checkpoint and make the log read-only for good (run with serve stopped)"},
 			{Name: "trust-root", Args: "--url URL (--data-dir DIR | --key FILE) [--out DIR]", Run: runTrustRoot,
 				Summary: "write trusted_root.json and signing_config.json for Sigstore clients"},
 		},
