@@ -15,6 +15,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -104,7 +105,8 @@ func runTrustRoot(_ context.Context, inv *cli.Invocation, args []string) error {
 	password := fs.String("key-password", "", "password of an encrypted PEM --key")
 	out := fs.String("out", ".", "`DIR` to write "+trustedRootFile+" and "+signingConfigFile+" in")
 	operator := fs.String("operator", "", "`NAME` of the operator in the signing config (default: the URL's host)")
-	validFrom := fs.String("valid-from", "", "RFC 3339 `TIME` the key's validity starts (default: the key file's modification time)")
+	validFrom := fs.String("valid-from", "", "RFC 3339 `TIME` the key's validity starts (default: the key file's modification time; with --append, now)")
+	appendTo := fs.String("append", "", "add the log as a new shard to the "+trustedRootFile+" and "+signingConfigFile+" in `DIR` (written back there unless --out is given): the logs taking writes until now stop at --valid-from, and signers move to this one")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -127,11 +129,22 @@ func runTrustRoot(_ context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *appendTo != "" && *validFrom == "" {
+		*validFrom = time.Now().UTC().Format(time.RFC3339)
+	}
 	start, err := keyValidFrom(path, *validFrom)
 	if err != nil {
 		return err
 	}
-	m, err := buildTrustMaterial(*baseURL, key, start, *operator)
+	var m *trustMaterial
+	if *appendTo != "" {
+		m, err = appendTrustMaterial(*appendTo, *baseURL, key, start, *operator)
+		if !flagGiven(fs, "out") {
+			*out = *appendTo
+		}
+	} else {
+		m, err = buildTrustMaterial(*baseURL, key, start, *operator)
+	}
 	if err != nil {
 		return err
 	}
@@ -158,4 +171,11 @@ func keyValidFrom(keyPath, flagValue string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("reading key file time: %w", err)
 	}
 	return fi.ModTime(), nil
+}
+
+// flagGiven says whether the flag called name was set (on the command line, in the environment).
+func flagGiven(fs *cli.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
