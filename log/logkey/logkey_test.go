@@ -228,7 +228,9 @@ func TestRefusedKeys(t *testing.T) {
 		}, "Ed25519 or ECDSA P-256"},
 		{"a KMS URI no provider serves", func() (*Key, error) { return FromKMS(ctx, "nosuchkms://k", origin) }, "nosuchkms"},
 		{"an origin with a space", func() (*Key, error) { return FromPEM(ctx, edPEM, nil, "a b") }, "key name"},
-		{"PEM that is not a key", func() (*Key, error) { return FromPEM(ctx, []byte("-----BEGIN NOTHING-----\n-----END NOTHING-----\n"), nil, origin) }, "PEM"},
+		{"PEM that is not a key", func() (*Key, error) {
+			return FromPEM(ctx, []byte("-----BEGIN NOTHING-----\n-----END NOTHING-----\n"), nil, origin)
+		}, "PEM"},
 		{"a note key with a bad hash", func() (*Key, error) { return FromNoteSigner("PRIVATE+KEY+a+00000000+AQ==") }, "note signer key"},
 	} {
 		t.Run(tc.name+" is refused", func(t *testing.T) {
