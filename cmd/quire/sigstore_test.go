@@ -212,7 +212,8 @@ func mustKeyID(t *testing.T, vkey string) []byte {
 }
 
 // runFsck runs Tessera's fsck against the log at baseURL. fsck v1.0.4 reports a failed check in its
-// log and still exits 0, so success is its report of the completed ranges and no failure line.
+// log and still exits 0, so success is its "Successfully fsck'd log with size N" line, its report
+// of the completed ranges and no failure line.
 func runFsck(ctx context.Context, t *testing.T, baseURL, pubKey string) (string, error) {
 	t.Helper()
 	fctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -230,6 +231,8 @@ func runFsck(ctx context.Context, t *testing.T, baseURL, pubKey string) (string,
 		return string(out), fmt.Errorf("fsck reported a failure")
 	case !strings.Contains(string(out), "Completed ranges"):
 		return string(out), fmt.Errorf("fsck did not report completing")
+	case !strings.Contains(string(out), "Successfully fsck'd log with size"):
+		return string(out), fmt.Errorf("fsck did not report success")
 	}
 	return string(out), nil
 }
