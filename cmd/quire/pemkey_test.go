@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,4 +131,50 @@ func pemDER(t *testing.T, path string) []byte {
 		t.Fatalf("%s holds no PEM", path)
 	}
 	return block.Bytes
+}
+
+func TestKeygenPEMAndKMSFlags(t *testing.T) {
+	dir := t.TempDir()
+	t.Run("keygen --format pem writes an encrypted PKCS#8 key whose verifier key is its log.pub", func(t *testing.T) {
+		code, _, stderr := runQuire(t, dir, "keygen", "--origin", "log.example", "--out", "k", "--format", "pem", "--type", "ecdsa-p256", "--key-password", "pw")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		keyPath := filepath.Join(dir, "k", pemKeyFileName)
+		fi, err := os.Stat(keyPath)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("key file: %v", err)
+		}
+		if b := mustRead(t, keyPath); !strings.HasPrefix(b, "-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+			t.Fatalf("key file is not an encrypted PKCS#8 PEM:\n%.40s", b)
+		}
+		key, err := keySource{path: keyPath, password: "pw", origin: "log.example"}.load(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.TrimSpace(mustRead(t, filepath.Join(dir, "k", pubFileName))); key.vkey != want {
+			t.Fatalf("the key's verifier key %s is not log.pub's %s", key.vkey, want)
+		}
+		if _, err := (keySource{path: keyPath, password: "wrong", origin: "log.example"}).load(context.Background()); err == nil {
+			t.Fatal("the key loaded with the wrong password")
+		}
+	})
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"keygen with an unknown format is a usage error", []string{"keygen", "--origin", "a", "--out", "x", "--format", "jwk"}, 2, "--format"},
+		{"keygen --format note with a password is a usage error", []string{"keygen", "--origin", "a", "--out", "x", "--key-password", "p"}, 2, "--format pem"},
+		{"serve with both --key and --kms is a usage error", []string{"serve", "--key", "k", "--kms", "awskms:///alias/x"}, 2, "not both"},
+		{"serve with a KMS URI no provider serves says so", []string{"serve", "--kms", "nosuchkms://key", "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"}, 1, "nosuchkms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runQuire(t, dir, tc.args...)
+			if code != tc.wantCode || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, want %d; stderr lacks %q:\n%s", code, tc.wantCode, tc.want, stderr)
+			}
+		})
+	}
 }
