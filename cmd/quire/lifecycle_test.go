@@ -19,7 +19,10 @@ import (
 	"time"
 
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekornote "github.com/sigstore/rekor-tiles/v2/pkg/note"
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -455,4 +458,74 @@ func TestTrustRootAppendRotatesShards(t *testing.T) {
 	for _, l := range logs {
 		l.stop()
 	}
+}
+
+// TestImportARekorTilesStyleLog imports the storage directory rekor-tiles' POSIX server writes:
+// Tessera's POSIX driver with checkpoints signed by rekor-tiles' own note signer (pkg/note) over an
+// ECDSA P-256 PEM key made by openssl, named by its PEM public key and origin as a rekor-tiles
+// operator holds them; then continues it with `quire serve --key` on the same PEM file.
+func TestImportARekorTilesStyleLog(t *testing.T) {
+	work := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	keyPath, pubPath := filepath.Join(work, "rekor.pem"), filepath.Join(work, "rekor.pub.pem")
+	openssl(t, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", keyPath)
+	openssl(t, "pkey", "-in", keyPath, "-pubout", "-out", pubPath)
+	if err := os.Chmod(keyPath, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey([]byte(mustRead(t, keyPath)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := signature.LoadDefaultSignerVerifier(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What rekor-tiles' POSIX server does with --signer-filepath and --hostname.
+	signer, err := rekornote.NewNoteSigner(ctx, "127.0.0.1", sv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := rekornote.NewNoteVerifier("127.0.0.1", sv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storageDir := filepath.Join(work, "rekor-tiles-storage")
+	src, err := testlog.OpenSigned(ctx, storageDir, signer, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newECDSA(t)
+	var entries [][]byte
+	for i := range 300 {
+		entries = append(entries, hashedRekord(t, k, fmt.Appendf(nil, "logged by rekor-tiles %d", i)))
+	}
+	if err := src.Add(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	source := openCheckpoint(t, verifier, []byte(mustRead(t, filepath.Join(storageDir, "checkpoint"))))
+
+	dataDir := filepath.Join(work, "imported")
+	if code, stdout, stderr := runQuire(t, work, "import", "--from", storageDir, "--log-key", pubPath, "--origin", "127.0.0.1", "--data-dir", dataDir); code != 0 {
+		t.Fatalf("import: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	s := startServe(t, work, "--data-dir", dataDir, "--key", keyPath)
+	if status, body := s.post(hashedRekord(t, k, []byte("logged by quire"))); status != http.StatusCreated {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	_, raw := s.get("/checkpoint")
+	next := openCheckpoint(t, verifier, raw)
+	status, body := s.get(fmt.Sprintf("/quire/v1/proof/consistency?first=%d&second=%d", source.Size, next.Size))
+	p := &quirev1.ConsistencyProof{}
+	if status != http.StatusOK || protojson.Unmarshal(body, p) != nil {
+		t.Fatalf("consistency proof: %d %s", status, body)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, source.Size, next.Size, p.GetHashes(), source.Hash, next.Hash); err != nil {
+		t.Fatalf("quire's checkpoint (checked with rekor-tiles' verifier) is not consistent with the imported one: %v", err)
+	}
+	s.stop()
 }
