@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/client"
@@ -160,10 +161,15 @@ func runImport(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
+	var lastReport time.Duration
 	cp, err := storage.Import(ctx, pebble.ImportConfig{
 		Source: source, Verifier: key.Verifier, Parallel: *parallel,
 		Progress: func(p pebble.ImportProgress) {
-			fmt.Fprintf(inv.Stderr, "import: %d of %d entries (%d already here), %s\n", p.Entries, p.Total, p.Start, p.Elapsed.Round(1e7))
+			// A line a second at most, and the last.
+			if p.Done || p.Elapsed-lastReport >= time.Second {
+				lastReport = p.Elapsed
+				fmt.Fprintf(inv.Stderr, "import: %d of %d entries (%d already here), %s\n", p.Entries, p.Total, p.Start, p.Elapsed.Round(time.Millisecond))
+			}
 		},
 	})
 	if err == nil {

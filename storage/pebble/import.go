@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
@@ -47,7 +46,7 @@ type ImportConfig struct {
 	Parallel int
 	// CommitBundles is how many bundles one commit holds (DefaultImportCommitBundles if 0).
 	CommitBundles int
-	// Progress, if set, is called about once a second and once at the end.
+	// Progress, if set, is called after each commit and once at the end, from Import's goroutine.
 	Progress func(ImportProgress)
 }
 
@@ -108,11 +107,8 @@ func (s *Storage) Import(ctx context.Context, cfg ImportConfig) ([]byte, error) 
 		return nil, fmt.Errorf("import: the database holds %d entries, more than the source's %d", start, cp.Size)
 	}
 	im := &importer{s: s, cfg: cfg, size: cp.Size, begun: time.Now(), start: start}
-	im.done.Store(start)
-	stop := im.reportProgress()
-	err = im.copyEntries(ctx, start)
-	stop()
-	if err != nil {
+	im.done = start
+	if err := im.copyEntries(ctx, start); err != nil {
 		return nil, err
 	}
 	head := s.tree.Load()
@@ -175,14 +171,12 @@ func (s *Storage) storeImportedCheckpoint(size uint64, cp []byte) error {
 	return nil
 }
 
-// importer is one Import run. The calling goroutine owns everything but done, which the progress
-// reporter reads.
+// importer is one Import run, owned by Import's goroutine.
 type importer struct {
-	s           *Storage
-	cfg         ImportConfig
-	size, start uint64
-	begun       time.Time
-	done        atomic.Uint64
+	s                 *Storage
+	cfg               ImportConfig
+	size, start, done uint64
+	begun             time.Time
 }
 
 // copyEntries fetches the bundles from the one holding entry from to the source's size,
@@ -247,7 +241,10 @@ func (im *importer) commit(seq *sequencer, entries []*tessera.Entry) error {
 			return fmt.Errorf("import: entry %d was not appended", seq.size-uint64(len(entries))+uint64(i))
 		}
 	}
-	im.done.Store(seq.size)
+	im.done = seq.size
+	if im.cfg.Progress != nil {
+		im.cfg.Progress(im.snapshot(false))
+	}
 	return nil
 }
 
@@ -320,26 +317,5 @@ func (im *importer) checkUpperTiles(ctx context.Context) error {
 }
 
 func (im *importer) snapshot(done bool) ImportProgress {
-	return ImportProgress{Entries: im.done.Load(), Start: im.start, Total: im.size, Elapsed: time.Since(im.begun), Done: done}
-}
-
-func (im *importer) reportProgress() (stop func()) {
-	if im.cfg.Progress == nil {
-		return func() {}
-	}
-	quit, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-				im.cfg.Progress(im.snapshot(false))
-			}
-		}
-	}()
-	return func() { close(quit); <-finished }
+	return ImportProgress{Entries: im.done, Start: im.start, Total: im.size, Elapsed: time.Since(im.begun), Done: done}
 }

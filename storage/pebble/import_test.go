@@ -53,13 +53,8 @@ func TestImport(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("an interrupted import resumes and ends with the source's tree, bundle for bundle", func(t *testing.T) {
-		d, err := New(ctx, Config{Path: filepath.Join(t.TempDir(), "dst")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := d.(*Storage)
-		defer dst.Close()
-		_, err = dst.Import(ctx, ImportConfig{Source: failingSource{src.s, 3}, Verifier: verifier, CommitBundles: 2, Parallel: 2})
+		dst := newEmpty(t)
+		_, err := dst.Import(ctx, ImportConfig{Source: failingSource{src.s, 3}, Verifier: verifier, CommitBundles: 2, Parallel: 2})
 		if !errors.Is(err, errGone) && (err == nil || !strings.Contains(err.Error(), errGone.Error())) {
 			t.Fatalf("import from a failing source: %v", err)
 		}
@@ -116,24 +111,14 @@ func TestImport(t *testing.T) {
 	})
 
 	t.Run("a source whose tile does not match its entries is refused", func(t *testing.T) {
-		d, err := New(ctx, Config{Path: filepath.Join(t.TempDir(), "dst")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := d.(*Storage)
-		defer dst.Close()
+		dst := newEmpty(t)
 		if _, err := dst.Import(ctx, ImportConfig{Source: corruptTile{src.s}, Verifier: verifier}); err == nil || !strings.Contains(err.Error(), "level-0 tile") {
 			t.Fatalf("import of a corrupt source: %v", err)
 		}
 	})
 
 	t.Run("a source signed by another key is refused", func(t *testing.T) {
-		d, err := New(ctx, Config{Path: filepath.Join(t.TempDir(), "dst")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dst := d.(*Storage)
-		defer dst.Close()
+		dst := newEmpty(t)
 		_, other := testKeys(t)
 		if _, err := dst.Import(ctx, ImportConfig{Source: src.s, Verifier: other}); err == nil || !strings.Contains(err.Error(), "verifying the source checkpoint") {
 			t.Fatalf("import under the wrong key: %v", err)
@@ -237,4 +222,15 @@ func TestBackupWhileAppending(t *testing.T) {
 	if cp := parseCheckpoint(t, verifier, raw); cp.Size < uint64(len(first)) {
 		t.Fatalf("backed-up checkpoint covers %d entries, fewer than the %d appended before", cp.Size, len(first))
 	}
+}
+
+// newEmpty opens a new database, closed when the test ends.
+func newEmpty(t *testing.T) *Storage {
+	t.Helper()
+	d, err := New(context.Background(), Config{Path: filepath.Join(t.TempDir(), "db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.(*Storage).Close() })
+	return d.(*Storage)
 }
