@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	rekornote "github.com/sigstore/rekor-tiles/v2/pkg/note"
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore/pkg/signature/kms"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -176,5 +178,16 @@ func TestKeygenPEMAndKMSFlags(t *testing.T) {
 				t.Fatalf("exit %d, want %d; stderr lacks %q:\n%s", code, tc.wantCode, tc.want, stderr)
 			}
 		})
+	}
+}
+
+// TestKMSProvidersAreLinked checks that the binary registers every KMS provider sigstore/sigstore
+// ships, so --kms reaches each of them (their calls need the cloud, which tests cannot reach).
+func TestKMSProvidersAreLinked(t *testing.T) {
+	got := kms.SupportedProviders()
+	for _, scheme := range []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://"} {
+		if !slices.Contains(got, scheme) {
+			t.Errorf("provider %s is not registered (have %v)", scheme, got)
+		}
 	}
 }

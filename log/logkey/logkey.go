@@ -93,6 +93,9 @@ func FromNoteSigner(skey string) (*Key, error) {
 // never include the key.
 func FromPEM(ctx context.Context, data, password []byte, origin string) (*Key, error) {
 	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(data, cryptoutils.StaticPasswordFunc(password))
+	if err != nil && len(password) == 0 && bytes.Contains(data, []byte("ENCRYPTED")) {
+		return nil, fmt.Errorf("reading PEM private key: it is encrypted and no password was given: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading PEM private key: %w", err)
 	}
@@ -108,7 +111,9 @@ func FromPEM(ctx context.Context, data, password []byte, origin string) (*Key, e
 // rekor-tiles does with --signer-kmskey and its default --signer-kmshash sha256: the only hash the
 // signed-note ECDSA type verifies with. Credentials come from each provider's usual environment.
 func FromKMS(ctx context.Context, uri, origin string) (*Key, error) {
-	sv, err := kms.Get(ctx, uri, crypto.SHA256)
+	// Some providers keep the context they were made with for their client: the log signs with
+	// it while it shuts down, after the caller's context is cancelled.
+	sv, err := kms.Get(context.WithoutCancel(ctx), uri, crypto.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("opening KMS key %s: %w", uri, err)
 	}
