@@ -99,8 +99,9 @@ type Config struct {
 	Index Index
 
 	// VerifierKey is the log's checkpoint verifier key in signed-note form
-	// ("origin+keyhash+base64"). From it come Verifier (if unset) and KeyID
-	// (if unset).
+	// ("origin+keyhash+base64"; Ed25519 or ECDSA P-256, see
+	// rekor.ParseVerifierKey). From it come Verifier (if unset) and KeyID (if
+	// unset).
 	VerifierKey string
 	// Verifier checks the checkpoints the log serves; its name is the origin.
 	Verifier note.Verifier
@@ -111,6 +112,11 @@ type Config struct {
 
 	// ReadOnly makes CreateEntry return ErrReadOnly (a frozen log).
 	ReadOnly bool
+	// Frozen says the log was frozen (permanently read-only) at FinalSize; it implies ReadOnly.
+	Frozen    bool
+	FinalSize uint64
+	// NoFollow starts no search follower: the Index is only read (a log on read-only media).
+	NoFollow bool
 
 	// SearchLimit caps the indices Search returns (DefaultSearchLimit if 0).
 	SearchLimit int
@@ -137,6 +143,8 @@ type Log struct {
 	verifier    note.Verifier
 	keyID       []byte
 	readOnly    bool
+	frozen      bool
+	finalSize   uint64
 	searchLimit int
 
 	keys   *keyCache
@@ -154,12 +162,12 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Reader == nil {
 		return nil, errors.New("log config: Reader is required")
 	}
-	if !cfg.ReadOnly && (cfg.Appender == nil || cfg.Awaiter == nil) {
+	if !cfg.ReadOnly && !cfg.Frozen && (cfg.Appender == nil || cfg.Awaiter == nil) {
 		return nil, errors.New("log config: Appender and Awaiter are required unless ReadOnly")
 	}
 	if cfg.VerifierKey != "" {
 		if cfg.Verifier == nil {
-			v, err := note.NewVerifier(cfg.VerifierKey)
+			v, _, err := rekor.ParseVerifierKey(cfg.VerifierKey)
 			if err != nil {
 				return nil, fmt.Errorf("log config: parsing VerifierKey: %w", err)
 			}
@@ -199,12 +207,14 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		index:       cfg.Index,
 		verifier:    cfg.Verifier,
 		keyID:       bytes.Clone(cfg.KeyID),
-		readOnly:    cfg.ReadOnly,
+		readOnly:    cfg.ReadOnly || cfg.Frozen,
+		frozen:      cfg.Frozen,
+		finalSize:   cfg.FinalSize,
 		searchLimit: cfg.SearchLimit,
 		keys:        newKeyCache(cfg.KeyCacheSize),
 	}
 	l.proofs = newProofCache(l.readTile)
-	if cfg.Index != nil {
+	if cfg.Index != nil && !cfg.NoFollow {
 		fctx, cancel := context.WithCancel(ctx)
 		l.stopFollower = cancel
 		l.followerDone = make(chan struct{})

@@ -119,8 +119,17 @@ var httpAddrRE = regexp.MustCompile(`msg="quire serving" http=(127\.0\.0\.1:\d+)
 // startServe runs `quire serve` in dir on random ports and waits for it to be healthy.
 func startServe(t *testing.T, dir string, args ...string) *serveProc {
 	t.Helper()
+	return startServeWrapped(t, dir, nil, args...)
+}
+
+// startServeWrapped is startServe with the command run through wrap (a program and its arguments
+// that ends by running the rest of its command line, as unshare or sudo do), whose process must
+// become quire's (exec) so that stop's signal reaches it.
+func startServeWrapped(t *testing.T, dir string, wrap []string, args ...string) *serveProc {
+	t.Helper()
 	args = append([]string{"serve", "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"}, args...)
-	cmd := exec.Command(quireBinary(t), args...)
+	argv := append(append(slices.Clone(wrap), quireBinary(t)), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	pr, pw := io.Pipe()
 	s := &serveProc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), client: http.DefaultClient}

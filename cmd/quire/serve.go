@@ -19,7 +19,7 @@ import (
 	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/cmd/internal/keyfile"
 	quirelog "github.com/quirelog/quire/log"
-	"github.com/quirelog/quire/storage/index"
+	"github.com/quirelog/quire/storage/backup"
 	"github.com/quirelog/quire/storage/pebble"
 )
 
@@ -34,13 +34,15 @@ const (
 	defaultPushback           = 16384
 	defaultShutdownTimeout    = 30 * time.Second
 
-	logDBDir   = "log"
-	indexDBDir = "index"
+	logDBDir   = backup.LogDir
+	indexDBDir = backup.IndexDir
 )
 
 type serveFlags struct {
 	dataDir            string
 	keyPath            string
+	keyPassword        string
+	kms                string
 	origin             string
 	httpListen         string
 	grpcListen         string
@@ -68,7 +70,8 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	f := &serveFlags{}
 	fset := inv.Flags()
 	fset.StringVar(&f.dataDir, "data-dir", defaultDataDir, "`DIR` holding the Pebble databases and, by default, the log key; created on first start")
-	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key `FILE`, mode 0600 (default: DATA-DIR/"+keyFileName+", made on first start and, while the log has no entry, made anew for a new origin)")
+	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key `FILE`, mode 0600: a note signer key, or a PEM private key (PKCS#8 Ed25519 or ECDSA P-256, as rekor-tiles' --signer-filepath) (default: DATA-DIR/"+keyFileName+", made on first start and, while the log has no entry, made anew for a new origin)")
+	addKeyFlags(fset, &f.keyPassword, &f.kms)
 	fset.StringVar(&f.origin, "origin", "", "the log's origin, the name in its checkpoints (default: the host of --public-url)")
 	fset.StringVar(&f.httpListen, "http-listen", defaultHTTPListen, "listen on `ADDR` for REST and tlog-tiles reads")
 	fset.StringVar(&f.grpcListen, "grpc-listen", "", "listen on `ADDR` for gRPC (default: the --http-listen host, its port + 1)")
@@ -78,7 +81,7 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.DurationVar(&f.checkpointInterval, "checkpoint-interval", defaultCheckpointInterval, "how often a checkpoint is published; writes are answered once one covers them")
 	fset.UintVar(&f.pushback, "pushback", defaultPushback, "entries sequenced but not integrated beyond which writes get 503 and Retry-After")
 	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond)")
-	fset.BoolVar(&f.readOnly, "read-only", false, "serve a frozen log: reads only, writes get 405")
+	fset.BoolVar(&f.readOnly, "read-only", false, "serve reads only (writes get 405), opening the databases read-only, so a log on read-only media serves; a frozen log (quire freeze) is always read-only")
 	fset.BoolVar(&f.dedup, "dedup", true, "give a resubmitted entry the first copy's index (409) instead of logging it again")
 	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "`FILE` with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
 	fset.DurationVar(&f.witnessTimeout, "witness-timeout", tessera.DefaultWitnessTimeout, "how long publication waits for witnesses")
@@ -94,6 +97,9 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, cli.Usagef("--tls-cert and --tls-key go together")
+	}
+	if f.kms != "" && f.keyPath != "" {
+		return nil, cli.Usagef("give --key or --kms, not both")
 	}
 	f.originSet = f.origin != "" || f.publicURL != ""
 	if err := f.followDefaults(); err != nil {
@@ -137,17 +143,21 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 
-	drv, err := pebble.New(bg, pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger})
+	drv, err := pebble.New(bg, pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger, ReadOnly: f.readOnly})
 	if err != nil {
 		return fmt.Errorf("opening log storage: %w", err)
 	}
 	storage := drv.(*pebble.Storage)
-	appender, shutdownAppender, reader, err := startAppender(bg, f, drv, storage, key, witnesses)
+	finalSize, frozen, err := storage.Frozen()
 	if err != nil {
 		return errors.Join(err, storage.Close())
 	}
-	idx, err := index.Open(filepath.Join(f.dataDir, indexDBDir), logger)
-
+	readOnly := f.readOnly || frozen
+	appender, shutdownAppender, reader, err := startAppender(bg, f, readOnly, drv, storage, key, witnesses)
+	if err != nil {
+		return errors.Join(err, storage.Close())
+	}
+	idx, noFollow, err := openIndex(f, logger)
 	if err != nil {
 		return errors.Join(fmt.Errorf("opening search index: %w", err), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
 	}
@@ -158,14 +168,18 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		History:     storage,
 		Index:       idx,
 		VerifierKey: key.vkey,
-		ReadOnly:    f.readOnly,
+		ReadOnly:    readOnly,
+		Frozen:      frozen,
+		FinalSize:   finalSize,
+		NoFollow:    noFollow,
 		Logger:      logger,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting log: %w", err), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
 	}
+	stopAdmin := listenAdmin(f, storage, idx, logger)
 	closeAll := func() error {
-		return errors.Join(lg.Close(), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return errors.Join(stopAdmin(), lg.Close(), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
 	}
 
 	srv, err := server.New(server.Config{
@@ -191,7 +205,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	logger.Info("quire serving",
 		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
 		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir,
-		"verifier_key", key.vkey, "read_only", f.readOnly, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
+		"verifier_key", key.vkey, "read_only", readOnly, "frozen", frozen, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLis, grpcLis) }()
@@ -223,8 +237,8 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 // startAppender starts Tessera's appender lifecycle on the driver. A read-only (frozen) log gets
 // none: nothing sequences, integrates or republishes, and reads come straight from storage, which
 // is itself the driver's tessera.LogReader.
-func startAppender(ctx context.Context, f *serveFlags, drv tessera.Driver, storage *pebble.Storage, key *logKey, witnesses tessera.WitnessGroup) (*tessera.Appender, func(context.Context) error, tessera.LogReader, error) {
-	if f.readOnly {
+func startAppender(ctx context.Context, f *serveFlags, readOnly bool, drv tessera.Driver, storage *pebble.Storage, key *logKey, witnesses tessera.WitnessGroup) (*tessera.Appender, func(context.Context) error, tessera.LogReader, error) {
+	if readOnly {
 		return nil, func(context.Context) error { return nil }, storage, nil
 	}
 	opts := tessera.NewAppendOptions().
@@ -261,6 +275,9 @@ func shutdownStorage(shutdownAppender func(context.Context) error, storage *pebb
 // `quire serve` with no flags gives a working log. Such a key follows a new origin while the log
 // is empty (adoptOrigin).
 func openOrCreateKey(ctx context.Context, f *serveFlags, logger *slog.Logger) (*logKey, error) {
+	if f.kms != "" {
+		return keySource{kms: f.kms, origin: f.origin}.load(ctx)
+	}
 	path := f.keyPath
 	explicit := path != ""
 	if !explicit {
@@ -271,7 +288,7 @@ func openOrCreateKey(ctx context.Context, f *serveFlags, logger *slog.Logger) (*
 			return nil, err
 		}
 	}
-	key, err := loadSignerKey(path)
+	key, err := keySource{path: path, password: f.keyPassword, origin: f.origin}.load(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quirelog/quire/api/client/monitor"
+	"github.com/quirelog/quire/api/rekor"
 	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
@@ -26,13 +27,14 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// loadLogVerifier accepts a log's verifier key inline or as the path of a file holding it.
+// loadLogVerifier accepts a log's verifier key (Ed25519, or ECDSA P-256 as type 0x02) inline or
+// as the path of a file holding it.
 func loadLogVerifier(s string) (note.Verifier, error) {
 	vkey := s
 	if data, err := os.ReadFile(s); err == nil {
 		vkey = strings.TrimSpace(string(data))
 	}
-	v, err := note.NewVerifier(vkey)
+	v, _, err := rekor.ParseVerifierKey(vkey)
 	if err != nil {
 		return nil, cli.Usagef("--log-key: not a verifier key or a file holding one: %w", err)
 	}

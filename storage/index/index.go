@@ -27,6 +27,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/quirelog/quire/storage/pebblelog"
+	"github.com/quirelog/quire/storage/readonly"
 )
 
 var progressKey = []byte("\x00progress")
@@ -43,11 +44,32 @@ type DB struct {
 // Open opens (creating if needed) the index database in directory path. Pebble's messages go to
 // logger (nil: slog.Default()); failures that matter also reach the caller as errors.
 func Open(path string, logger *slog.Logger) (*DB, error) {
-	db, err := pebble.Open(path, &pebble.Options{Logger: pebblelog.New(logger)})
+	return open(path, &pebble.Options{Logger: pebblelog.New(logger)})
+}
+
+// OpenReadOnly opens an existing index database for lookups only, on read-only media too (see
+// storage/readonly); Add then fails.
+func OpenReadOnly(path string, logger *slog.Logger) (*DB, error) {
+	opts := &pebble.Options{Logger: pebblelog.New(logger)}
+	readonly.Options(opts)
+	return open(path, opts)
+}
+
+func open(path string, opts *pebble.Options) (*DB, error) {
+	db, err := pebble.Open(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening index database %s: %w", path, err)
 	}
 	return &DB{db: db}, nil
+}
+
+// Backup writes a consistent copy of the index to dir, which must not exist, while it is in use
+// (a Pebble checkpoint, as storage/pebble's Backup).
+func (d *DB) Backup(dir string) error {
+	if err := d.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("checkpointing the index database into %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Close closes the database.

@@ -33,6 +33,15 @@ func (s *Storage) Appender(ctx context.Context, opts *tessera.AppendOptions) (*t
 		return nil, nil, errors.New("pebble storage is closed")
 	case s.started:
 		return nil, nil, errors.New("pebble storage: an appender is already running")
+	case s.importing:
+		return nil, nil, errors.New("pebble storage: an import is running")
+	case s.cfg.ReadOnly:
+		return nil, nil, errors.New("pebble storage: opened read-only")
+	}
+	if size, frozen, err := s.Frozen(); err != nil {
+		return nil, nil, err
+	} else if frozen {
+		return nil, nil, fmt.Errorf("the log was frozen at size %d: %w", size, ErrFrozen)
 	}
 
 	seq, err := newSequencer(s)

@@ -131,6 +131,10 @@ type edgeTile struct {
 type sequencer struct {
 	s     *Storage
 	dedup bool
+	// keepDuplicates appends an entry already logged instead of answering with the first copy's
+	// index, for an import, which must reproduce its source index for index; the dedup record
+	// still names the first copy.
+	keepDuplicates bool
 
 	size   uint64
 	rng    *compact.Range
@@ -296,20 +300,22 @@ func (seq *sequencer) commit(group []*batch) error {
 		for i, e := range b.entries {
 			k++
 			if seq.dedup {
-				if idx, ok := seq.seen[string(e.Identity())]; ok {
-					b.results[i] = tessera.Index{Index: idx, IsDup: true}
-					continue
+				first, ok := seq.seen[string(e.Identity())]
+				if !ok && seq.stored[k] >= 0 {
+					first, ok = uint64(seq.stored[k]), true
 				}
-				if idx := seq.stored[k]; idx >= 0 {
-					b.results[i] = tessera.Index{Index: uint64(idx), IsDup: true}
+				switch {
+				case ok && !seq.keepDuplicates:
+					b.results[i] = tessera.Index{Index: first, IsDup: true}
 					continue
-				}
-				seq.seen[string(e.Identity())] = seq.size
-				seq.key = dedupKey(seq.key, e.Identity())
-				var v [8]byte
-				binary.BigEndian.PutUint64(v[:], seq.size)
-				if err := wb.Set(seq.key, v[:], nil); err != nil {
-					return fmt.Errorf("batching dedup key for index %d: %w", seq.size, err)
+				case !ok:
+					seq.seen[string(e.Identity())] = seq.size
+					seq.key = dedupKey(seq.key, e.Identity())
+					var v [8]byte
+					binary.BigEndian.PutUint64(v[:], seq.size)
+					if err := wb.Set(seq.key, v[:], nil); err != nil {
+						return fmt.Errorf("batching dedup key for index %d: %w", seq.size, err)
+					}
 				}
 			}
 			b.results[i] = tessera.Index{Index: seq.size}

@@ -18,6 +18,7 @@
 //	"t" level u64 index u64           hash tile: 1..256 concatenated 32-byte hashes (tlog-tiles)
 //	"b" index u64                     entry bundle: entry count u8 (0 = 256) | tlog-tiles bundle
 //	"d" identity                      dedup: index u64 of the first entry with that identity
+//	"f"                               frozen: final tree size u64 (see Freeze)
 //
 // A tile or bundle position has one key: the right-edge partial is overwritten as it grows and is
 // final once full. A request for a smaller partial width is served by truncation, which yields
@@ -44,6 +45,7 @@ import (
 
 	"github.com/quirelog/quire/api/tiles"
 	"github.com/quirelog/quire/storage/pebblelog"
+	"github.com/quirelog/quire/storage/readonly"
 )
 
 const (
@@ -56,6 +58,7 @@ const (
 	keyTile       = 't'
 	keyBundle     = 'b'
 	keyDedup      = 'd'
+	keyFrozen     = 'f'
 
 	hashSize = 32
 
@@ -91,6 +94,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives publishing failures and Pebble's own messages; nil means slog.Default().
 	Logger *slog.Logger
+	// ReadOnly opens an existing database for reading only, on read-only media too (see package
+	// storage/readonly); such a Storage serves reads and starts no appender.
+	ReadOnly bool
 }
 
 func (c *Config) valid() error {
@@ -151,6 +157,9 @@ type Storage struct {
 	pubDone  chan struct{}
 	cancel   context.CancelFunc
 	nudgePub chan struct{}
+	// importing, guarded by mu, says an Import runs; Appender, Import and Freeze exclude each
+	// other under mu.
+	importing bool
 
 	// appendCtx is the appender's context; Add refuses new entries once it is done.
 	appendCtx      context.Context
@@ -182,8 +191,10 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
-		return nil, fmt.Errorf("creating database directory %q: %w", cfg.Path, err)
+	if !cfg.ReadOnly {
+		if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
+			return nil, fmt.Errorf("creating database directory %q: %w", cfg.Path, err)
+		}
 	}
 	// Pebble reserves its memtables out of the block cache; without room for them on top, a
 	// write-heavy log is left with no cached blocks at all and every dedup lookup reads the disk.
@@ -197,6 +208,9 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 	}
 	// Most dedup lookups are misses; a bloom filter answers those without reading data blocks.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	if cfg.ReadOnly {
+		readonly.Options(opts)
+	}
 	db, err := pdb.Open(cfg.Path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble database %q: %w", cfg.Path, err)
@@ -212,6 +226,8 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 func (s *Storage) load() error {
 	v, err := s.get([]byte{keyVersion})
 	switch {
+	case errors.Is(err, os.ErrNotExist) && s.cfg.ReadOnly:
+		return fmt.Errorf("database %q holds no log", s.cfg.Path)
 	case errors.Is(err, os.ErrNotExist):
 		if err := s.db.Set([]byte{keyVersion}, []byte{formatVersion}, pdb.Sync); err != nil {
 			return fmt.Errorf("writing format version: %w", err)

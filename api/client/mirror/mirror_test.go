@@ -228,6 +228,7 @@ func TestMirrorInterruptedResumedAndCaughtUp(t *testing.T) {
 			}
 		})
 		_, err := Mirror(cctx, src.config(t, dir, v))
+		// Requests of the cancelled run may still be in flight.
 		src.setOnRequest(nil)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("interrupted mirror returned %v, want context.Canceled", err)
