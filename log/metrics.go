@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
+
+	"github.com/quirelog/quire/api/rekor"
 )
 
 // metrics are the personality's Prometheus series: what only it knows (entry kinds, duplicates,
@@ -19,7 +21,7 @@ type metrics struct {
 }
 
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
 		entries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quire_entries_total",
 			Help: "New entries given an index, by kind (hashedrekord, dsse).",
@@ -33,6 +35,16 @@ func newMetrics() *metrics {
 			Help: "Writes refused for overload with 503 and Retry-After, by reason (integration, antispam, other).",
 		}, []string{"reason"}),
 	}
+	// Every series exists from the start, at zero, so that a rate() over a kind never written yet
+	// is 0 rather than absent.
+	for _, k := range []string{rekor.KindHashedRekord, rekor.KindDSSE} {
+		m.entries.WithLabelValues(k)
+		m.duplicates.WithLabelValues(k)
+	}
+	for _, r := range []string{"integration", "antispam", "other"} {
+		m.pushback.WithLabelValues(r)
+	}
+	return m
 }
 
 // countAdd wraps an append's future so that resolving it counts the entry as new, duplicate or

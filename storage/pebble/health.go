@@ -3,6 +3,7 @@ package pebble
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -31,4 +32,19 @@ func (s *Storage) Published() (size uint64, at time.Time, ok bool) {
 		return 0, time.Time{}, false
 	}
 	return p.size, time.Unix(0, p.atNano), true
+}
+
+// Fresh says whether the latest checkpoint was published less than maxAge ago: an error naming
+// its age otherwise, or when none was published yet. A publisher that keeps failing (witnesses
+// short of quorum, a signer that fails) shows here even while no one writes, provided the
+// appender republishes an unchanged tree more often than maxAge.
+func (s *Storage) Fresh(maxAge time.Duration) error {
+	size, at, ok := s.Published()
+	if !ok {
+		return errors.New("no checkpoint published yet")
+	}
+	if age := time.Since(at); age > maxAge {
+		return fmt.Errorf("the latest checkpoint (tree size %d) was published %s ago, more than %s", size, age.Round(time.Second), maxAge)
+	}
+	return nil
 }
