@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	flog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/quirelog/quire/api/notekey"
 	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/log/witnessing"
 )
@@ -199,9 +199,7 @@ func (s *Source) Compute(ctx context.Context) (*Model, error) {
 	return m, nil
 }
 
-// cosignedAt finds v's cosignature in checkpoint and returns the time it carries. A
-// cosignature/v1 signature is key hash (4 bytes), timestamp (8 bytes, big-endian seconds since the
-// Unix epoch) and an Ed25519 signature (C2SP tlog-cosignature, "Format").
+// cosignedAt finds v's cosignature in checkpoint and returns the time it carries.
 func cosignedAt(checkpoint []byte, v note.Verifier) (time.Time, bool) {
 	if checkpoint == nil {
 		return time.Time{}, false
@@ -211,10 +209,10 @@ func cosignedAt(checkpoint []byte, v note.Verifier) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	sig, err := base64.StdEncoding.DecodeString(n.Sigs[0].Base64)
-	if err != nil || len(sig) < 12 {
+	if err != nil {
 		return time.Time{}, false
 	}
-	return time.Unix(int64(binary.BigEndian.Uint64(sig[4:12])), 0).UTC(), true
+	return notekey.CosignatureTime(sig)
 }
 
 func timePtr(t time.Time) *time.Time {
