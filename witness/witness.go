@@ -96,8 +96,8 @@ type Config struct {
 // Witness cosigns checkpoints for a fixed set of logs. It is safe for
 // concurrent use.
 type Witness struct {
-	db     *pebble.DB
-	ownDB  bool
+	db      *pebble.DB
+	ownDB   bool
 	signer  note.Signer
 	logger  *slog.Logger
 	observe func(origin, outcome string)
