@@ -200,6 +200,14 @@ func TestMetricsDescribeTheLog(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a first start is not logged as a failure", func(t *testing.T) {
+		logged := l.stderr.String()
+		for _, bad := range []string{"Failed to fetch old checkpoint", "level=ERROR"} {
+			if strings.Contains(logged, bad) {
+				t.Errorf("the log of a normal first start has %q:\n%s", bad, logged)
+			}
+		}
+	})
 	t.Run("the public port does not serve metrics", func(t *testing.T) {
 		if status, _ := l.get("/metrics"); status != http.StatusNotFound {
 			t.Fatalf("public /metrics: status %d, want 404", status)
