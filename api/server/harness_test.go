@@ -24,8 +24,8 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/quirelog/quire/api/server"
-	"github.com/quirelog/quire/log/status"
 	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/log/status"
 	"github.com/quirelog/quire/storage/index"
 	"github.com/quirelog/quire/storage/pebble"
 )
