@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -131,7 +132,8 @@ func TestGetSearchInfoAgainstQuireServe(t *testing.T) {
 func TestSubmitRetriesPushback(t *testing.T) {
 	// With --pushback 1 and a batch that waits 500ms to fill, one entry fills the log's
 	// allowance and every other write meanwhile is answered 503 with Retry-After: 1.
-	logURL, dataDir := quireServer(t, "--pushback", "1", "--batch-max-age", "500ms")
+	metricsAddr := freeAddr(t)
+	logURL, dataDir := quireServer(t, "--pushback", "1", "--batch-max-age", "500ms", "--metrics-listen", metricsAddr)
 	logKey := filepath.Join(dataDir, "log.pub")
 	dir := t.TempDir()
 	keyDir := filepath.Join(dir, "keys")
@@ -170,6 +172,20 @@ func TestSubmitRetriesPushback(t *testing.T) {
 		t.Fatalf("no writer was pushed back and retried; the test proves nothing:\n%v", results)
 	}
 	t.Logf("%d retries after 503 for %d concurrent writers", retried, writers)
+	// The log counted each refusal the clients retried, and nothing else, as pushback.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("quire_pushback_total{reason=\"integration\"} %d\n", retried)
+	if !bytes.Contains(metrics, []byte(want)) {
+		t.Fatalf("/metrics lacks %q", want)
+	}
 }
 
 func TestMirrorRetriesPushback(t *testing.T) {

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/grpclog"
 	"k8s.io/klog/v2"
 )
 
@@ -90,4 +93,30 @@ func downgrade(level slog.Level, msg string) slog.Level {
 		return slog.LevelDebug
 	}
 	return level
+}
+
+// routeGRPC sends gRPC's own warnings and errors (grpclog) to logger, tagged component=grpc;
+// its info messages, chatty connection bookkeeping, are dropped as gRPC does by default.
+func routeGRPC(logger *slog.Logger) {
+	grpclog.SetLoggerV2(grpclog.NewLoggerV2(io.Discard,
+		&lineWriter{logger: logger, level: slog.LevelWarn, component: "grpc"},
+		&lineWriter{logger: logger, level: slog.LevelError, component: "grpc"}))
+}
+
+// lineWriter logs each line written to it as one record at a fixed level, without the date and
+// severity prefix grpclog's standard-library loggers put before the message.
+type lineWriter struct {
+	logger    *slog.Logger
+	level     slog.Level
+	component string
+}
+
+var grpcPrefix = regexp.MustCompile(`^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (INFO|WARNING|ERROR|FATAL): `)
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	for _, line := range bytes.Split(bytes.TrimRight(p, "\n"), []byte("\n")) {
+		msg := grpcPrefix.ReplaceAllString(string(line), "")
+		w.logger.Log(context.Background(), w.level, msg, "component", w.component)
+	}
+	return len(p), nil
 }

@@ -1,6 +1,6 @@
 // Package logging gives the Quire binaries one structured log stream: log/slog as the default
-// logger, in text or JSON, at a chosen level, with what Pebble (storage/pebblelog) and Tessera
-// (through k8s.io/klog) say routed into it, a normal first start not reported as a failure, and
+// logger, in text or JSON, at a chosen level, with what Pebble (storage/pebblelog), Tessera
+// (through k8s.io/klog) and gRPC (grpclog) say routed into it, a normal first start not reported as a failure, and
 // bursts of identical warnings and errors cut to one line per interval (repeat.go).
 package logging
 
@@ -46,7 +46,7 @@ func ParseLevel(s string) (slog.Level, error) {
 }
 
 // New returns the logger the options ask for, writing to w, and makes it the process's default:
-// slog.Default, the standard log package and klog all write through it. An error names the
+// slog.Default, the standard log package, klog and grpclog all write through it. An error names the
 // option that is wrong.
 func (o *Options) New(w io.Writer) (*slog.Logger, error) {
 	level, err := ParseLevel(o.Level)
@@ -66,5 +66,6 @@ func (o *Options) New(w io.Writer) (*slog.Logger, error) {
 	logger := slog.New(NewRepeatLimiter(h, DefaultRepeatInterval))
 	slog.SetDefault(logger)
 	routeKlog(logger)
+	routeGRPC(logger)
 	return logger, nil
 }

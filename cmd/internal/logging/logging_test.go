@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/grpclog"
 	"k8s.io/klog/v2"
 )
 
@@ -145,6 +146,9 @@ func TestOptions(t *testing.T) {
 		{name: "another failure to fetch the old checkpoint keeps its level", level: "info", format: "json",
 			logs: func() { klog.Infof("Failed to fetch old checkpoint: %v", "pebble: closed"); klog.Flush() },
 			want: []string{`"level":"INFO"`, `Failed to fetch old checkpoint: pebble: closed`}},
+		{name: "gRPC's warnings come through at their level, its info does not", level: "debug", format: "json",
+			logs: func() { grpclog.Info("connection bookkeeping"); grpclog.Warningf("transport: %s", "closing") },
+			want: []string{`"level":"WARN"`, `"msg":"transport: closing"`, `"component":"grpc"`}, absent: []string{"bookkeeping"}},
 		{name: "an unknown level is refused", level: "loud", format: "text", wantErr: `log level "loud"`},
 		{name: "an unknown format is refused", level: "info", format: "xml", wantErr: `log format "xml"`},
 	}
