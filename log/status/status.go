@@ -113,7 +113,7 @@ func (s *Source) Run(ctx context.Context) {
 	t := time.NewTicker(rateWindow / (rateSamples - 1))
 	defer t.Stop()
 	for {
-		if cp, err := s.checkpoint(ctx); err == nil {
+		if _, cp, err := s.checkpoint(ctx); err == nil {
 			s.addSample(time.Now(), cp.Size)
 		}
 		select {
@@ -148,18 +148,19 @@ func (s *Source) rate(now time.Time, size uint64) float64 {
 	return float64(size-first.size) / d
 }
 
-// checkpoint reads the latest checkpoint (the log verified it) and parses its body.
-func (s *Source) checkpoint(ctx context.Context) (*flog.Checkpoint, error) {
+// checkpoint reads the latest checkpoint (the log verified it) and parses its body. The raw
+// checkpoint is the log's own copy: it is read, never written.
+func (s *Source) checkpoint(ctx context.Context) ([]byte, *flog.Checkpoint, error) {
 	raw, err := s.cfg.Log.Checkpoint(ctx, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var cp flog.Checkpoint
 	body, _, _ := bytes.Cut(raw, []byte("\n\n"))
-	if _, err := cp.Unmarshal(append(body, '\n')); err != nil {
-		return nil, fmt.Errorf("parsing checkpoint: %w", err)
+	var cp flog.Checkpoint
+	if _, err := cp.Unmarshal([]byte(string(body) + "\n")); err != nil {
+		return nil, nil, fmt.Errorf("parsing checkpoint: %w", err)
 	}
-	return &cp, nil
+	return raw, &cp, nil
 }
 
 // Compute returns the log's status now. Ready and Problems are left for the caller, which knows
@@ -167,15 +168,12 @@ func (s *Source) checkpoint(ctx context.Context) (*flog.Checkpoint, error) {
 func (s *Source) Compute(ctx context.Context) (*Model, error) {
 	now := time.Now()
 	m := &Model{Origin: s.cfg.Log.Origin(), ReadOnly: s.cfg.ReadOnly, Version: s.cfg.Version, Time: now.UTC(), Witnesses: []Witness{}, Problems: []string{}}
-	raw, err := s.cfg.Log.Checkpoint(ctx, 0)
-	if err != nil && !errors.Is(err, quirelog.ErrNotFound) {
+	raw, cp, err := s.checkpoint(ctx)
+	switch {
+	case errors.Is(err, quirelog.ErrNotFound):
+	case err != nil:
 		return nil, fmt.Errorf("reading the latest checkpoint: %w", err)
-	}
-	if err == nil {
-		cp, err := s.checkpoint(ctx)
-		if err != nil {
-			return nil, err
-		}
+	default:
 		m.Size, m.RootHash, m.Checkpoint = cp.Size, hex.EncodeToString(cp.Hash), string(raw)
 		m.WriteRate = s.rate(now, cp.Size)
 	}

@@ -209,13 +209,18 @@ func TestMirrorInterruptedResumedAndCaughtUp(t *testing.T) {
 	t.Run("an interrupted mirror leaves no checkpoint and only whole files", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		src.mu.Lock()
 		src.onRequest = func(p string, n int) {
 			if n == 200 {
 				cancel()
 			}
 		}
+		src.mu.Unlock()
 		_, err := Mirror(cctx, src.config(t, dir, v))
+		// Requests of the cancelled run may still be in the handler, which reads onRequest.
+		src.mu.Lock()
 		src.onRequest = nil
+		src.mu.Unlock()
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("interrupted mirror returned %v, want context.Canceled", err)
 		}
