@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -131,6 +132,8 @@ type Config struct {
 
 	// Logger receives the search follower's warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, receives the log's Prometheus series (see metrics.go).
+	Metrics prometheus.Registerer
 }
 
 // Log is the personality. Its methods are safe for concurrent use.
@@ -147,9 +150,10 @@ type Log struct {
 	finalSize   uint64
 	searchLimit int
 
-	keys   *keyCache
-	cps    checkpointCache
-	proofs *proofCache
+	keys    *keyCache
+	cps     checkpointCache
+	proofs  *proofCache
+	metrics *metrics
 
 	stopFollower context.CancelFunc
 	followerDone chan struct{}
@@ -212,8 +216,14 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		finalSize:   cfg.FinalSize,
 		searchLimit: cfg.SearchLimit,
 		keys:        newKeyCache(cfg.KeyCacheSize),
+		metrics:     newMetrics(),
 	}
 	l.proofs = newProofCache(l.readTile)
+	if cfg.Metrics != nil {
+		if err := l.register(cfg.Metrics); err != nil {
+			return nil, fmt.Errorf("log config: registering metrics: %w", err)
+		}
+	}
 	if cfg.Index != nil && !cfg.NoFollow {
 		fctx, cancel := context.WithCancel(ctx)
 		l.stopFollower = cancel
@@ -252,7 +262,7 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 		return nil, err
 	}
 	e := tessera.NewEntry(body)
-	idx, rawCP, err := l.awaiter.Await(ctx, l.appender.Add(ctx, e))
+	idx, rawCP, err := l.awaiter.Await(ctx, l.metrics.countAdd(kind, l.appender.Add(ctx, e)))
 	if err != nil {
 		return nil, fmt.Errorf("appending entry: %w", err)
 	}

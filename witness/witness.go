@@ -85,15 +85,22 @@ type Config struct {
 	// Logger receives one line per refused or accepted checkpoint; nil
 	// means slog.Default().
 	Logger *slog.Logger
+
+	// Observe, if set, is called after each add-checkpoint with the origin
+	// of the log it was for ("" when it names no configured log, so callers
+	// can label by origin without unbounded values) and the outcome
+	// (Outcome of the answer's status).
+	Observe func(origin, outcome string)
 }
 
 // Witness cosigns checkpoints for a fixed set of logs. It is safe for
 // concurrent use.
 type Witness struct {
-	db     *pebble.DB
-	ownDB  bool
-	signer note.Signer
-	logger *slog.Logger
+	db      *pebble.DB
+	ownDB   bool
+	signer  note.Signer
+	logger  *slog.Logger
+	observe func(origin, outcome string)
 
 	// Both maps are built in New and never change, so they are read
 	// without locks; each logState guards its own mutable fields.
@@ -141,6 +148,7 @@ func New(cfg Config) (*Witness, error) {
 		db:       cfg.DB,
 		signer:   cfg.Signer,
 		logger:   cfg.Logger,
+		observe:  cfg.Observe,
 		byOrigin: make(map[string]*logState),
 		byHash:   make(map[string]*logState),
 	}
@@ -209,7 +217,17 @@ var emptyRoot = rfc6962.DefaultHasher.EmptyRoot()
 // cosignature/v1 signature line. A refusal is an *Error whose Status is the
 // code the spec assigns; storage and signing failures are other errors (500).
 // The new state is synced to disk before AddCheckpoint returns success.
-func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error) {
+func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) (_ []byte, err error) {
+	var ls *logState
+	if w.observe != nil {
+		defer func() {
+			origin := ""
+			if ls != nil {
+				origin = ls.origin
+			}
+			w.observe(origin, Outcome(StatusOf(err)))
+		}()
+	}
 	if len(body) > MaxBodySize {
 		return nil, errTooLarge(MaxBodySize)
 	}
@@ -221,7 +239,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 	origin, _, _ := bytes.Cut(req.Checkpoint, []byte("\n"))
 	// "If the checkpoint origin is unknown, the witness MUST respond with a
 	// 404 Not Found" (tlog-witness, "add-checkpoint").
-	ls := w.byOrigin[string(origin)]
+	ls = w.byOrigin[string(origin)]
 	if ls == nil {
 		return nil, errUnknownOrigin(string(origin))
 	}

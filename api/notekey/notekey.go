@@ -5,7 +5,7 @@
 // transparency-dev/formats expose: the public half of a signer key, the raw key behind a verifier
 // key, the untruncated key hash. It checks the layout only; whether the key ID matches the key
 // depends on the signature type, and note.NewVerifier, note.NewSigner or formats' constructors
-// check that.
+// check that. CosignatureTime reads the timestamp a witness puts in a cosignature/v1 signature.
 //
 // Errors never repeat the key text: a signer key is a secret and must not reach a log.
 package notekey

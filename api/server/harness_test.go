@@ -25,6 +25,7 @@ import (
 
 	"github.com/quirelog/quire/api/server"
 	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/log/status"
 	"github.com/quirelog/quire/storage/index"
 	"github.com/quirelog/quire/storage/pebble"
 )
@@ -110,9 +111,15 @@ func (l *testLog) start() {
 	}); err != nil {
 		t.Fatalf("starting log: %v", err)
 	}
+	src, err := status.New(status.Config{Log: l.lg, Published: l.storage.Published, Version: "test", ReadOnly: l.readOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if l.srv, err = server.New(server.Config{
 		Log: l.lg, Reader: reader, MaxRequestBody: 64 << 10,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Status: src,
+		Ready:  []server.Check{{Name: "storage", Check: l.storage.Writable}},
 	}); err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -5,7 +5,9 @@
 // rekor_service.proto, so Rekor v2 clients work unchanged) and quire.v1.Log (proto/quire/v1/
 // log.proto). HTTP serves the same services through grpc-gateway, in-process (no loopback gRPC hop),
 // with rekor-tiles' JSON encoding and error body {"code":N,"message":"…","details":[]}, plus the
-// C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, /healthz and /metrics. The
+// C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, the status page at / (its
+// JSON at /quire/v1/status), /healthz (alive), /readyz (ready for writes, from Config.Ready) and
+// the OpenAPI documents under /openapi/; MetricsHandler serves /metrics for a listener of its own. The
 // tlog-tiles reads over REST and Rekor's GetCheckpoint, GetTile and GetEntryBundle over gRPC share
 // one read path (readTiles in tiles.go), so they answer the same bytes and the same status.
 //
@@ -39,7 +41,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	quirev1 "github.com/quirelog/quire/api/quire/v1"
+	"github.com/quirelog/quire/api/server/web"
 	quirelog "github.com/quirelog/quire/log"
+	logstatus "github.com/quirelog/quire/log/status"
 )
 
 // Defaults for Config's zero values.
@@ -83,9 +87,15 @@ type Config struct {
 	// nil serves plaintext, which suits 127.0.0.1 or a TLS-terminating proxy.
 	TLS *tls.Config
 
-	// Registry receives the server's metrics and is served at /metrics; nil means a new registry
-	// with the Go runtime and process collectors.
+	// Registry receives the server's metrics, which MetricsHandler serves; nil means a new
+	// registry with the Go runtime and process collectors.
 	Registry *prometheus.Registry
+	// Ready are the readiness checks behind /readyz and gRPC health; none means always ready.
+	Ready []Check
+	// Status, if set, serves the status page at / and its JSON at /quire/v1/status.
+	Status *logstatus.Source
+	// LogRequests logs every HTTP request and gRPC call at info level.
+	LogRequests bool
 }
 
 func (c *Config) setDefaults() {
@@ -137,6 +147,7 @@ type Server struct {
 	handler http.Handler
 
 	shutdownOnce sync.Once
+	stopReady    chan struct{}
 }
 
 // New builds the gRPC and HTTP servers. Nothing listens until Serve.
@@ -152,10 +163,14 @@ func New(cfg Config) (*Server, error) {
 	rekor := &rekorService{log: cfg.Log, reader: cfg.Reader, logger: cfg.Logger}
 	quire := &quireService{log: cfg.Log, logger: cfg.Logger}
 
-	s := &Server{cfg: cfg, health: health.NewServer()}
+	s := &Server{cfg: cfg, health: health.NewServer(), stopReady: make(chan struct{})}
+	interceptors := []grpc.UnaryServerInterceptor{m.unaryInterceptor, s.recoverInterceptor}
+	if cfg.LogRequests {
+		interceptors = append([]grpc.UnaryServerInterceptor{s.logCall}, interceptors...)
+	}
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBody)),
-		grpc.ChainUnaryInterceptor(m.unaryInterceptor, s.recoverInterceptor),
+		grpc.ChainUnaryInterceptor(interceptors...),
 		grpc.ConnectionTimeout(cfg.ReadHeaderTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout}),
 	}
@@ -187,11 +202,16 @@ func New(cfg Config) (*Server, error) {
 	tileReads.register(mux, "")
 	tileReads.register(mux, "/api/v2")
 	mux.HandleFunc("/healthz", s.serveHealth)
-	mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, newAPIError(codes.NotFound, http.StatusNotFound, r.URL.Path+" is not a Quire API path"))
-	})
-	s.handler = m.instrumentHTTP(refuseUncleanPaths(mux))
+	mux.HandleFunc("/readyz", s.serveReady)
+	mux.HandleFunc(StatusPath, s.serveStatusJSON)
+	mux.Handle(OpenAPIPath, serveOpenAPI())
+	mux.Handle(web.StaticPrefix, web.Static())
+	mux.HandleFunc("/", s.serveStatusPage)
+	var h http.Handler = refuseUncleanPaths(mux)
+	if cfg.LogRequests {
+		h = s.logRequests(h)
+	}
+	s.handler = m.instrumentHTTP(h)
 
 	s.http = &http.Server{
 		Handler:           s.handler,
@@ -211,10 +231,21 @@ func New(cfg Config) (*Server, error) {
 // Handler is the HTTP handler Serve uses, for embedding the API in another server.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// MetricsHandler serves /metrics (Config.Registry in the Prometheus text format), /healthz and
+// /readyz: the handler of an operator's listener, kept off the public one.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry}))
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	return mux
+}
+
 // Serve answers HTTP on httpLis and gRPC on grpcLis until Shutdown, and returns the first error
 // that stopped either; after Shutdown it returns nil.
 func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(readService, healthpb.HealthCheckResponse_SERVING)
+	go s.followReadiness(s.stopReady)
 	errc := make(chan error, 2)
 	go func() {
 		var err error
@@ -255,6 +286,7 @@ func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdownOnce.Do(func() {
+		close(s.stopReady)
 		s.health.Shutdown()
 		grpcDone := make(chan struct{})
 		go func() {
@@ -273,24 +305,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	})
 	return err
-}
-
-// serveHealth is ready when the log can read its published checkpoint, i.e. storage is open and
-// has published at least once.
-func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.cfg.Reader.ReadCheckpoint(r.Context()); err != nil {
-		s.cfg.Logger.WarnContext(r.Context(), "health check failed", "error", err)
-		writeError(w, newAPIError(codes.Unavailable, http.StatusServiceUnavailable, "log storage not ready"))
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if size, frozen := s.cfg.Log.Frozen(); frozen {
-		// A frozen log is healthy, and says so with its final size for whoever watches it.
-		_, _ = fmt.Fprintf(w, "ok: frozen at size %d\n", size)
-		return
-	}
-	_, _ = w.Write([]byte("ok\n"))
 }
 
 // recoverInterceptor turns a panic in a handler into Internal for that call instead of a crash of

@@ -269,6 +269,11 @@ func TestKeyMaterialNeverLeaks(t *testing.T) {
 			}
 			served.Write(body)
 		}
+		if status, body := get(t, s.metricsURL+"/metrics"); status != http.StatusOK {
+			t.Errorf("GET /metrics on the metrics listener: status %d", status)
+		} else {
+			served.Write(body)
+		}
 		s.stop()
 		if l := leaks(s.stderr.String(), secrets); l != "" {
 			t.Errorf("the server's log contains key material %q", l)

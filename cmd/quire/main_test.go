@@ -70,9 +70,11 @@ func quireBinary(t *testing.T) string {
 // runQuire runs a short subcommand and returns its exit code, stdout and stderr.
 func runQuire(t *testing.T, dir string, args ...string) (int, string, string) {
 	t.Helper()
+	// Build first: the timeout is for the command, not for compiling it on a busy machine.
+	bin := quireBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, quireBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -88,13 +90,14 @@ func runQuire(t *testing.T, dir string, args ...string) (int, string, string) {
 
 // serveProc is a running `quire serve` process.
 type serveProc struct {
-	t        *testing.T
-	cmd      *exec.Cmd
-	baseURL  string
-	grpcAddr string
-	client   *http.Client
-	stderr   *syncBuffer
-	done     chan error
+	t          *testing.T
+	cmd        *exec.Cmd
+	baseURL    string
+	grpcAddr   string
+	metricsURL string // --metrics-listen, always plain HTTP
+	client     *http.Client
+	stderr     *syncBuffer
+	done       chan error
 }
 
 type syncBuffer struct {
@@ -114,7 +117,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var httpAddrRE = regexp.MustCompile(`msg="quire serving" http=(127\.0\.0\.1:\d+) grpc=(127\.0\.0\.1:\d+)`)
+var httpAddrRE = regexp.MustCompile(`msg="quire serving" http=(127\.0\.0\.1:\d+) grpc=(127\.0\.0\.1:\d+) metrics=(127\.0\.0\.1:\d+|off)`)
 
 // startServe runs `quire serve` in dir on random ports and waits for it to be healthy.
 func startServe(t *testing.T, dir string, args ...string) *serveProc {
@@ -170,7 +173,7 @@ func startServeWrapped(t *testing.T, dir string, wrap []string, args ...string) 
 		if !ok {
 			t.Fatalf("quire serve exited before serving:\n%s", s.stderr)
 		}
-		s.baseURL, s.grpcAddr = scheme+a[0], a[1]
+		s.baseURL, s.grpcAddr, s.metricsURL = scheme+a[0], a[1], "http://"+a[2]
 	case <-time.After(30 * time.Second):
 		t.Fatalf("quire serve did not report its address within 30s:\n%s", s.stderr)
 	}

@@ -8,18 +8,22 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
-	"k8s.io/klog/v2"
 
 	"github.com/quirelog/quire/api/server"
 	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/cmd/internal/keyfile"
+	"github.com/quirelog/quire/cmd/internal/logging"
 	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/storage/backup"
+	"github.com/quirelog/quire/log/status"
+	"github.com/quirelog/quire/log/witnessing"
 	"github.com/quirelog/quire/storage/pebble"
 )
 
@@ -33,6 +37,9 @@ const (
 	defaultCheckpointInterval = 100 * time.Millisecond
 	defaultPushback           = 16384
 	defaultShutdownTimeout    = 30 * time.Second
+	// defaultRepublishInterval republishes an idle log's checkpoint once a minute, so witnesses,
+	// monitors and readiness see a live publisher even when nobody writes.
+	defaultRepublishInterval = time.Minute
 
 	logDBDir   = backup.LogDir
 	indexDBDir = backup.IndexDir
@@ -60,6 +67,11 @@ type serveFlags struct {
 	witnessFailOpen    bool
 	tlsCert            string
 	tlsKey             string
+	republishInterval  time.Duration
+	readyMaxAge        time.Duration
+	metricsListen      string
+	logRequests        bool
+	logging            *logging.Options
 	// publicURLSet says --public-url was given; otherwise it follows --http-listen.
 	publicURLSet bool
 	// originSet says --origin or --public-url was given, so the key must match it.
@@ -89,8 +101,25 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `FILE` for HTTPS and gRPC over TLS; with --tls-key")
 	fset.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `FILE` of --tls-cert, mode 0600")
 	fset.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight writes")
+	fset.DurationVar(&f.republishInterval, "checkpoint-republish-interval", defaultRepublishInterval, "republish the checkpoint of a tree that has not grown this often (witnesses cosign it anew)")
+	fset.DurationVar(&f.readyMaxAge, "ready-max-checkpoint-age", 0, "/readyz fails when the latest checkpoint is older (default: twice --checkpoint-republish-interval plus --witness-timeout)")
+	fset.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on `ADDR`, or \"off\" (default: 127.0.0.1 and the --http-listen port + 2)")
+	fset.BoolVar(&f.logRequests, "log-requests", false, "log every HTTP request and gRPC call")
+	f.logging = logging.AddFlags(fset.FlagSet)
 	if err := fset.Parse(args); err != nil {
 		return nil, err
+	}
+	if _, err := logging.ParseLevel(f.logging.Level); err != nil {
+		return nil, cli.Usagef("--log-level: %v", err)
+	}
+	if f.logging.Format != "text" && f.logging.Format != "json" {
+		return nil, cli.Usagef("--log-format %q: want text or json", f.logging.Format)
+	}
+	if f.republishInterval < f.checkpointInterval || f.readyMaxAge < 0 {
+		return nil, cli.Usagef("--checkpoint-republish-interval must be at least --checkpoint-interval, and --ready-max-checkpoint-age not negative")
+	}
+	if f.readyMaxAge == 0 {
+		f.readyMaxAge = defaultReadyMaxAge(f.republishInterval, f.witnessTimeout)
 	}
 	if f.batchMaxSize == 0 || f.batchMaxAge <= 0 || f.checkpointInterval <= 0 || f.pushback == 0 || f.maxRequestBody <= 0 {
 		return nil, cli.Usagef("--batch-max-size, --batch-max-age, --checkpoint-interval, --pushback and --max-request-body must be positive")
@@ -116,9 +145,16 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(inv.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	// Tessera logs through klog; routing it into slog keeps one structured log stream.
-	klog.SetSlogLogger(logger)
+	logger, err := f.logging.New(inv.Stderr)
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	build := cli.ReadBuild()
+	registry, stopMetrics, err := newMetrics(build)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(context.Background())
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
@@ -133,6 +169,12 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err := checkWitnessFlags(f, witnesses, logger); err != nil {
 		return err
 	}
+	var tracker *witnessing.Tracker
+	if f.witnessPolicy != "" {
+		if tracker, err = witnessing.New(witnesses, f.witnessFailOpen, registry); err != nil {
+			return err
+		}
+	}
 	tlsConfig, err := loadTLS(f.tlsCert, f.tlsKey)
 	if err != nil {
 		return err
@@ -143,7 +185,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 
-	drv, err := pebble.New(bg, pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger, ReadOnly: f.readOnly})
+	drv, err := pebble.New(bg, storageConfig(f, logger, registry, tracker))
 	if err != nil {
 		return fmt.Errorf("opening log storage: %w", err)
 	}
@@ -173,6 +215,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		FinalSize:   finalSize,
 		NoFollow:    noFollow,
 		Logger:      logger,
+		Metrics:     registry,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting log: %w", err), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
@@ -182,12 +225,21 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		return errors.Join(stopAdmin(), lg.Close(), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
 	}
 
+	statusSource, err := status.New(status.Config{Log: lg, Published: storage.Published, Witnesses: tracker, Version: build.String(), ReadOnly: readOnly})
+	if err != nil {
+		return errors.Join(err, closeAll())
+	}
+	go statusSource.Run(bg)
 	srv, err := server.New(server.Config{
 		Log:            lg,
 		Reader:         reader,
 		MaxRequestBody: f.maxRequestBody,
 		TLS:            tlsConfig,
 		Logger:         logger,
+		Registry:       registry,
+		Ready:          readinessChecks(f, readOnly, storage, tracker),
+		Status:         statusSource,
+		LogRequests:    f.logRequests,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())
@@ -200,10 +252,14 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("listening for gRPC: %w", err), httpLis.Close(), closeAll())
 	}
+	metricsSrv, err := startMetricsServer(f.metricsListen, srv.MetricsHandler(), logger)
+	if err != nil {
+		return errors.Join(err, httpLis.Close(), grpcLis.Close(), closeAll())
+	}
 	f.settlePublicURL(httpLis.Addr())
 	warnIfOriginIsNotPublicHost(f, key, logger)
 	logger.Info("quire serving",
-		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
+		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "metrics", metricsSrv.addr(),
 		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir,
 		"verifier_key", key.vkey, "read_only", readOnly, "frozen", frozen, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
 
@@ -221,6 +277,9 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		runErr = errors.Join(runErr, err)
+	}
+	if err := metricsSrv.shutdown(sctx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("stopping the metrics server: %w", err))
 	}
 	if runErr == nil {
 		runErr = <-serveErr
@@ -245,6 +304,7 @@ func startAppender(ctx context.Context, f *serveFlags, readOnly bool, drv tesser
 		WithCheckpointSigner(key.signer).
 		WithBatching(f.batchMaxSize, f.batchMaxAge).
 		WithCheckpointInterval(f.checkpointInterval).
+		WithCheckpointRepublishInterval(f.republishInterval).
 		WithPushback(f.pushback)
 	if f.witnessPolicy != "" {
 		opts = opts.WithWitnesses(witnesses, &tessera.WitnessOptions{Timeout: f.witnessTimeout, FailOpen: f.witnessFailOpen})
@@ -254,6 +314,17 @@ func startAppender(ctx context.Context, f *serveFlags, readOnly bool, drv tesser
 		return nil, nil, nil, fmt.Errorf("starting appender: %w", err)
 	}
 	return appender, shutdown, reader, nil
+}
+
+// storageConfig is the Pebble driver's configuration: its metrics, and the witness tracker
+// watching the publisher's requests and publications.
+func storageConfig(f *serveFlags, logger *slog.Logger, reg prometheus.Registerer, tracker *witnessing.Tracker) pebble.Config {
+	cfg := pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger, Metrics: reg, ReadOnly: f.readOnly}
+	if tracker != nil {
+		cfg.HTTPClient = &http.Client{Transport: tracker.Transport(nil)}
+		cfg.OnPublish = tracker.ObservePublication
+	}
+	return cfg
 }
 
 // shutdownStorage drains the appender (every entry it handed an index to gets integrated and a

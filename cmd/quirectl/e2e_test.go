@@ -22,8 +22,9 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
-// quireServer builds cmd/quire and runs `quire serve` on free 127.0.0.1 ports until the test ends.
-func quireServer(t *testing.T) (url, dataDir string) {
+// quireServer builds cmd/quire and runs `quire serve` on free 127.0.0.1 ports, with extra flags,
+// until the test ends.
+func quireServer(t *testing.T, extra ...string) (url, dataDir string) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "quire")
@@ -34,7 +35,8 @@ func quireServer(t *testing.T) (url, dataDir string) {
 	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
 	url = "http://" + httpAddr
 	dataDir = filepath.Join(dir, "data")
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-listen", httpAddr, "--grpc-listen", grpcAddr, "--public-url", url)
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-listen", httpAddr, "--grpc-listen", grpcAddr, "--public-url", url, "--metrics-listen", "127.0.0.1:0")
+	cmd.Args = append(cmd.Args, extra...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

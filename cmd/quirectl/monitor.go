@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -41,8 +42,8 @@ func loadLogVerifier(s string) (note.Verifier, error) {
 	return v, nil
 }
 
-// tilesFetcher reads tlog-tiles from the log's base URL.
-func tilesFetcher(base string) (*client.HTTPFetcher, error) {
+// tilesFetcher reads tlog-tiles from the log's base URL with hc.
+func tilesFetcher(base string, hc *http.Client) (*client.HTTPFetcher, error) {
 	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/")
 	if err != nil {
 		return nil, cli.Usagef("--url: %w", err)
@@ -50,7 +51,7 @@ func tilesFetcher(base string) (*client.HTTPFetcher, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, cli.Usagef("--url %q: scheme must be http or https", base)
 	}
-	return client.NewHTTPFetcher(u, nil)
+	return client.NewHTTPFetcher(u, hc)
 }
 
 func runMonitor(ctx context.Context, inv *cli.Invocation, args []string) error {
@@ -73,7 +74,7 @@ func runMonitor(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := tilesFetcher(*logURL)
+	f, err := tilesFetcher(*logURL, httpClient(inv.Stderr))
 	if err != nil {
 		return err
 	}

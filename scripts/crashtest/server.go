@@ -274,6 +274,7 @@ func (t *serverTest) setup(ctx context.Context) error {
 	t.args = []string{"serve",
 		"--data-dir", t.dataDir, "--key", t.keyPath, "--origin", crashOrigin, "--public-url", t.baseURL,
 		"--http-listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--grpc-listen", fmt.Sprintf("127.0.0.1:%d", grpcPort),
+		"--metrics-listen", "127.0.0.1:0",
 		"--checkpoint-interval", "50ms", "--batch-max-age", "20ms", "--batch-max-size", "256",
 	}
 	t.hc = &http.Client{

@@ -46,7 +46,8 @@ type batch struct {
 	results []tessera.Index // set by the sequencer before done is closed
 	err     error           // set by the sequencer before done is closed
 	done    chan struct{}
-	bytes   int // total entry data, for maxMergedBytes
+	bytes   int       // total entry data, for maxMergedBytes
+	created time.Time // when its first entry was queued, for the latency metric
 }
 
 // queue gathers entries into batches that flush by size or by age into the sequencer's channel,
@@ -73,7 +74,7 @@ func (q *queue) add(e *tessera.Entry) (*batch, int, error) {
 		return nil, 0, errors.New("pebble storage is closed")
 	}
 	if q.cur == nil {
-		b := &batch{entries: make([]*tessera.Entry, 0, min(q.maxSize, 1024)), done: make(chan struct{})}
+		b := &batch{entries: make([]*tessera.Entry, 0, min(q.maxSize, 1024)), done: make(chan struct{}), created: time.Now()}
 		q.cur = b
 		if q.maxAge > 0 {
 			time.AfterFunc(q.maxAge, func() { q.flushIf(b) })
@@ -242,6 +243,7 @@ func (seq *sequencer) run(ctx context.Context, in <-chan *batch) {
 			seq.fail(group, fmt.Errorf("appender context done: %w", err))
 			continue
 		}
+		start, before := time.Now(), seq.size
 		if err := seq.commit(group); err != nil {
 			seq.fail(group, err)
 			if rerr := seq.reload(); rerr != nil {
@@ -249,6 +251,8 @@ func (seq *sequencer) run(ctx context.Context, in <-chan *batch) {
 			}
 			continue
 		}
+		now := time.Now()
+		seq.s.metrics.observeCommit(group, int(seq.size-before), now.Sub(start), now)
 		for _, b := range group {
 			seq.s.outstanding.Add(-int64(len(b.entries)))
 			close(b.done)

@@ -39,6 +39,7 @@ import (
 
 	pdb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api/layout"
@@ -97,6 +98,12 @@ type Config struct {
 	// ReadOnly opens an existing database for reading only, on read-only media too (see package
 	// storage/readonly); such a Storage serves reads and starts no appender.
 	ReadOnly bool
+	// Metrics, if set, receives the driver's Prometheus series (see metrics.go).
+	Metrics prometheus.Registerer
+	// OnPublish, if set, is called after every attempt to publish a checkpoint, from the
+	// publishing goroutine, with the tree size tried and either the checkpoint published (with
+	// any cosignatures) or the error. It must not block.
+	OnPublish func(size uint64, checkpoint []byte, err error)
 }
 
 func (c *Config) valid() error {
@@ -167,6 +174,7 @@ type Storage struct {
 	// outstanding counts entries added but not yet resolved, for pushback.
 	outstanding atomic.Int64
 	broken      brokenState
+	metrics     *metrics
 }
 
 // treeHead is an immutable snapshot of the integrated tree.
@@ -215,9 +223,14 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble database %q: %w", cfg.Path, err)
 	}
-	s := &Storage{cfg: cfg, db: db, cache: newEdgeCache(cfg.CacheBytes)}
+	s := &Storage{cfg: cfg, db: db, cache: newEdgeCache(cfg.CacheBytes), metrics: newMetrics()}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
+	}
+	if cfg.Metrics != nil {
+		if err := s.register(cfg.Metrics); err != nil {
+			return nil, errors.Join(fmt.Errorf("registering metrics: %w", err), db.Close())
+		}
 	}
 	return s, nil
 }

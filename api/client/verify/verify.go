@@ -204,13 +204,37 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 		return nil, fail(CheckCanonicalBody, "rebuilt body %q differs from the logged body %q", rebuilt, parts.tle.GetCanonicalizedBody())
 	}
 
+	// Steps 5 to 7: the leaf is in the tree a trusted, witnessed checkpoint names.
+	res, err := included(parts.tle, rebuilt, opts)
+	if err != nil {
+		return nil, err
+	}
+	res.Digest, res.SignerKey = digest, keyDER
+	return res, nil
+}
+
+// Entry checks a log entry as a log serves it (Quire's GET /quire/v1/entries/{index}): that its
+// canonicalized body is in the tree its inclusion proof ends at, and that a log key of
+// opts.TrustedRoot signed the checkpoint of that tree (and opts.WitnessPolicy holds, if set), the
+// checks CheckInclusionProof, CheckCheckpoint and CheckWitnessPolicy of Bundle. It does not check
+// the entry's signature: with no artifact there is nothing to check it against. Result's Digest
+// and SignerKey are left empty.
+func Entry(tle *protorekor.TransparencyLogEntry, opts Options) (*Result, error) {
+	if opts.TrustedRoot == nil {
+		return nil, errors.New("verify: Options.TrustedRoot is required")
+	}
+	return included(tle, tle.GetCanonicalizedBody(), opts)
+}
+
+// included runs steps 5 to 7 for the entry whose canonical body is body.
+func included(tle *protorekor.TransparencyLogEntry, body []byte, opts Options) (*Result, error) {
 	// Step 5: RFC 9162 §2.1.3.2 inclusion of the leaf in the tree the proof names.
-	ip := parts.tle.GetInclusionProof()
-	if ip.GetLogIndex() < 0 || ip.GetTreeSize() < 0 || ip.GetLogIndex() != parts.tle.GetLogIndex() {
-		return nil, fail(CheckInclusionProof, "proof index %d, entry index %d, tree size %d", ip.GetLogIndex(), parts.tle.GetLogIndex(), ip.GetTreeSize())
+	ip := tle.GetInclusionProof()
+	if ip.GetLogIndex() < 0 || ip.GetTreeSize() < 0 || ip.GetLogIndex() != tle.GetLogIndex() {
+		return nil, fail(CheckInclusionProof, "proof index %d, entry index %d, tree size %d", ip.GetLogIndex(), tle.GetLogIndex(), ip.GetTreeSize())
 	}
 	index, size := uint64(ip.GetLogIndex()), uint64(ip.GetTreeSize())
-	leaf := rfc6962.DefaultHasher.HashLeaf(rebuilt)
+	leaf := rfc6962.DefaultHasher.HashLeaf(body)
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leaf, ip.GetHashes(), ip.GetRootHash()); err != nil {
 		return nil, fail(CheckInclusionProof, "entry %d in tree of size %d: %w", index, size, err)
 	}
@@ -221,7 +245,7 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 	if err != nil {
 		return nil, &Error{Check: CheckCheckpoint, Err: err}
 	}
-	if id := parts.tle.GetLogId().GetKeyId(); len(id) > 0 && !bytes.Equal(id, rekor.Ed25519KeyID(cp.Origin, logKey)) {
+	if id := tle.GetLogId().GetKeyId(); len(id) > 0 && !bytes.Equal(id, rekor.Ed25519KeyID(cp.Origin, logKey)) {
 		return nil, fail(CheckCheckpoint, "entry's log ID %x is not the checkpoint key's %x", id, rekor.Ed25519KeyID(cp.Origin, logKey))
 	}
 	if cp.Size != size || !bytes.Equal(cp.Hash, ip.GetRootHash()) {
@@ -232,8 +256,7 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 	if opts.WitnessPolicy != nil && !opts.WitnessPolicy.Satisfied(envelope) {
 		return nil, fail(CheckWitnessPolicy, "the checkpoint's cosignatures do not satisfy the witness policy")
 	}
-
-	return &Result{LogIndex: index, TreeSize: size, Origin: cp.Origin, Digest: digest, SignerKey: keyDER}, nil
+	return &Result{LogIndex: index, TreeSize: size, Origin: cp.Origin}, nil
 }
 
 type parts struct {
