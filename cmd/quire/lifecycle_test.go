@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -358,8 +359,17 @@ func TestFreezeAndReadOnlyMedia(t *testing.T) {
 		if status, body := f.post(hashedRekord(t, k, []byte("after the freeze"))); status != http.StatusMethodNotAllowed {
 			t.Fatalf("status %d, want 405: %s", status, body)
 		}
-		if status, body := f.get("/healthz"); status != http.StatusOK || string(body) != "ok: frozen at size 5\n" {
-			t.Fatalf("healthz %d %q", status, body)
+		status, body := f.get("/quire/v1/status")
+		var st struct {
+			Frozen    bool    `json:"frozen"`
+			FinalSize *uint64 `json:"finalSize"`
+			ReadOnly  bool    `json:"readOnly"`
+		}
+		if err := json.Unmarshal(body, &st); status != http.StatusOK || err != nil {
+			t.Fatalf("status %d %v: %s", status, err, body)
+		}
+		if !st.Frozen || !st.ReadOnly || st.FinalSize == nil || *st.FinalSize != 5 {
+			t.Fatalf("status of a frozen log: %s", body)
 		}
 		if size, _ := f.checkpointOf(t, vkey); size != 5 {
 			t.Fatalf("frozen log serves size %d", size)

@@ -21,9 +21,9 @@ import (
 	"github.com/quirelog/quire/cmd/internal/keyfile"
 	"github.com/quirelog/quire/cmd/internal/logging"
 	quirelog "github.com/quirelog/quire/log"
-	"github.com/quirelog/quire/storage/backup"
 	"github.com/quirelog/quire/log/status"
 	"github.com/quirelog/quire/log/witnessing"
+	"github.com/quirelog/quire/storage/backup"
 	"github.com/quirelog/quire/storage/pebble"
 )
 
