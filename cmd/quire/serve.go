@@ -19,8 +19,6 @@ import (
 	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/cmd/internal/keyfile"
 	quirelog "github.com/quirelog/quire/log"
-	"github.com/quirelog/quire/storage/index"
-	"github.com/quirelog/quire/storage/pebble"
 )
 
 // Defaults of `quire serve`; they aim, on a 2-core machine, at an answer with a proof in about half
@@ -40,6 +38,7 @@ const (
 
 type serveFlags struct {
 	dataDir            string
+	storage            string
 	keyPath            string
 	origin             string
 	httpListen         string
@@ -62,12 +61,15 @@ type serveFlags struct {
 	publicURLSet bool
 	// originSet says --origin or --public-url was given, so the key must match it.
 	originSet bool
+	// mysqlDSN is the go-sql-driver DSN of --storage mysql://…; empty for Pebble.
+	mysqlDSN string
 }
 
 func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	f := &serveFlags{}
 	fset := inv.Flags()
 	fset.StringVar(&f.dataDir, "data-dir", defaultDataDir, "`DIR` holding the Pebble databases and, by default, the log key; created on first start")
+	fset.StringVar(&f.storage, "storage", storagePebble, "where the log lives: "+storagePebble+" (in --data-dir) or mysql://USER:PASS@tcp(HOST:PORT)/DB, a MySQL or MariaDB database that any number of front ends share (each with the same --key); the URL holds a password, so give it in QUIRE_STORAGE or --config rather than on the command line, which ps shows")
 	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key `FILE`, mode 0600 (default: DATA-DIR/"+keyFileName+", made on first start and, while the log has no entry, made anew for a new origin)")
 	fset.StringVar(&f.origin, "origin", "", "the log's origin, the name in its checkpoints (default: the host of --public-url)")
 	fset.StringVar(&f.httpListen, "http-listen", defaultHTTPListen, "listen on `ADDR` for REST and tlog-tiles reads")
@@ -94,6 +96,14 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, cli.Usagef("--tls-cert and --tls-key go together")
+	}
+	var err error
+	if f.mysqlDSN, err = parseStorage(f.storage); err != nil {
+		return nil, err
+	}
+	if f.mysqlDSN != "" && f.keyPath == "" {
+		// A key made per --data-dir would differ between front ends of one database.
+		return nil, cli.Usagef("--storage mysql://… needs --key: every front end of the database signs with the same key")
 	}
 	f.originSet = f.origin != "" || f.publicURL != ""
 	if err := f.followDefaults(); err != nil {
@@ -137,40 +147,30 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 
-	drv, err := pebble.New(bg, pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger})
+	be, err := openBackend(bg, f, key, witnesses, logger)
 	if err != nil {
-		return fmt.Errorf("opening log storage: %w", err)
-	}
-	storage := drv.(*pebble.Storage)
-	appender, shutdownAppender, reader, err := startAppender(bg, f, drv, storage, key, witnesses)
-	if err != nil {
-		return errors.Join(err, storage.Close())
-	}
-	idx, err := index.Open(filepath.Join(f.dataDir, indexDBDir), logger)
-
-	if err != nil {
-		return errors.Join(fmt.Errorf("opening search index: %w", err), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return err
 	}
 	lg, err := quirelog.New(bg, quirelog.Config{
-		Appender:    appender,
-		Reader:      reader,
-		Awaiter:     storage,
-		History:     storage,
-		Index:       idx,
+		Appender:    be.appender,
+		Reader:      be.reader,
+		Awaiter:     be.awaiter,
+		History:     be.history,
+		Index:       be.index,
 		VerifierKey: key.vkey,
 		ReadOnly:    f.readOnly,
 		Logger:      logger,
 	})
 	if err != nil {
-		return errors.Join(fmt.Errorf("starting log: %w", err), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return errors.Join(fmt.Errorf("starting log: %w", err), be.close())
 	}
 	closeAll := func() error {
-		return errors.Join(lg.Close(), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return errors.Join(lg.Close(), be.close())
 	}
 
 	srv, err := server.New(server.Config{
 		Log:            lg,
-		Reader:         reader,
+		Reader:         be.reader,
 		MaxRequestBody: f.maxRequestBody,
 		TLS:            tlsConfig,
 		Logger:         logger,
@@ -190,7 +190,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	warnIfOriginIsNotPublicHost(f, key, logger)
 	logger.Info("quire serving",
 		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
-		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir,
+		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir, "storage", be.describe,
 		"verifier_key", key.vkey, "read_only", f.readOnly, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
 
 	serveErr := make(chan error, 1)
@@ -223,38 +223,15 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 // startAppender starts Tessera's appender lifecycle on the driver. A read-only (frozen) log gets
 // none: nothing sequences, integrates or republishes, and reads come straight from storage, which
 // is itself the driver's tessera.LogReader.
-func startAppender(ctx context.Context, f *serveFlags, drv tessera.Driver, storage *pebble.Storage, key *logKey, witnesses tessera.WitnessGroup) (*tessera.Appender, func(context.Context) error, tessera.LogReader, error) {
+func startAppender(ctx context.Context, f *serveFlags, drv tessera.Driver, storage tessera.LogReader, opts *tessera.AppendOptions) (*tessera.Appender, func(context.Context) error, tessera.LogReader, error) {
 	if f.readOnly {
 		return nil, func(context.Context) error { return nil }, storage, nil
-	}
-	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(key.signer).
-		WithBatching(f.batchMaxSize, f.batchMaxAge).
-		WithCheckpointInterval(f.checkpointInterval).
-		WithPushback(f.pushback)
-	if f.witnessPolicy != "" {
-		opts = opts.WithWitnesses(witnesses, &tessera.WitnessOptions{Timeout: f.witnessTimeout, FailOpen: f.witnessFailOpen})
 	}
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, drv, opts)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("starting appender: %w", err)
 	}
 	return appender, shutdown, reader, nil
-}
-
-// shutdownStorage drains the appender (every entry it handed an index to gets integrated and a
-// checkpoint published) and only then closes the database.
-func shutdownStorage(shutdownAppender func(context.Context) error, storage *pebble.Storage, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var err error
-	if e := shutdownAppender(ctx); e != nil {
-		err = fmt.Errorf("draining appender: %w", e)
-	}
-	if e := storage.Close(); e != nil {
-		err = errors.Join(err, fmt.Errorf("closing log storage: %w", e))
-	}
-	return err
 }
 
 // openOrCreateKey loads the log key; on a first start with the default key path it creates one, so
