@@ -33,16 +33,15 @@ var server struct {
 	err  error
 }
 
-// Main runs the package's tests and then stops the server this process started, if any. Call it
-// from TestMain.
-func Main(m *testing.M) {
-	code := m.Run()
-	if server.dir != "" {
-		if out, err := exec.Command(script(), "stop", server.dir).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "mysqltest: stopping MariaDB in %s: %v\n%s", server.dir, err, out)
-		}
+// Stop stops the server this process started, if any. Call it from TestMain after m.Run.
+func Stop() {
+	if server.dir == "" {
+		return
 	}
-	os.Exit(code)
+	if out, err := exec.Command(script(), "stop", server.dir).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "mysqltest: stopping MariaDB in %s: %v\n%s", server.dir, err, out)
+	}
+	server.dir = ""
 }
 
 // ServerDSN returns the DSN of the test server (its default database), starting one if needed.
