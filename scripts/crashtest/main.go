@@ -19,6 +19,16 @@
 //
 //	witness cycles=N cosigned=M inconsistent=0
 //
+// With -scaleout N, the log instead runs as N `quire serve` front ends on one MySQL database
+// under load spread over them: copies of acknowledged entries go to other front ends and must get
+// the first copy's index, entries sent to two front ends at once must get true answers, one front
+// end is SIGKILLed mid-load and brought back, every acknowledged entry is re-read through two front
+// ends, every checkpoint seen on any of them is proven a prefix of the final tree, every answered
+// checkpoint must be in each front end's history, and Tessera's fsck command must print its
+// success line. It prints
+//
+//	scaleout frontends=N killed=1 acknowledged=M lost=0 inconsistent=0 duplicates=D dup_wrong=0 ...
+//
 // and exits 1 on any loss or inconsistency. scripts/crashtest/run builds the binaries and runs it.
 package main
 

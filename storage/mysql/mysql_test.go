@@ -67,7 +67,7 @@ func TestRedactHidesThePasswordAndKeepsTheRest(t *testing.T) {
 }
 
 // frontEnd is one front end's connection to a test database.
-func frontEnd(t *testing.T, dsn string) *mysql.DB {
+func frontEnd(t testing.TB, dsn string) *mysql.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -84,7 +84,7 @@ type logKey struct {
 	vkey   string
 }
 
-func newKey(t *testing.T, origin string) logKey {
+func newKey(t testing.TB, origin string) logKey {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
 	if err != nil {
