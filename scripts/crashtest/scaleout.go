@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -280,14 +278,7 @@ func (t *scaleoutTest) writer(ctx context.Context, w int) {
 	home := w % len(t.fes)
 	var acked []sentEntry
 	for n := 0; ctx.Err() == nil; n++ {
-		digest := make([]byte, crypto.SHA256.Size())
-		_, _ = rand.Read(digest)
-		req, err := client.NewHashedRekordRequest(signer, digest)
-		if err != nil {
-			t.cfg.Logf("writer: %v", err)
-			return
-		}
-		body, err := client.MarshalCreateEntryRequest(req)
+		body, digest, err := freshRequest(signer)
 		if err != nil {
 			t.cfg.Logf("writer: %v", err)
 			return
