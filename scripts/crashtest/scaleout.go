@@ -130,6 +130,9 @@ func runScaleout(ctx context.Context, cfg scaleoutConfig) (*scaleoutResult, erro
 	// The checks read the log through front end 0, which stays up.
 	t.st.baseURL, t.st.fetcher = t.fes[0].baseURL, t.fes[0].fetcher
 
+	// Drawn before the writers share the generator.
+	victim := t.fes[len(t.fes)-1]
+	up := cfg.Load/2 + time.Duration(t.rng.Int64N(int64(cfg.Load/2)))
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stopLoad(); wg.Wait() }()
@@ -140,8 +143,6 @@ func runScaleout(ctx context.Context, cfg scaleoutConfig) (*scaleoutResult, erro
 		wg.Go(func() { t.poll(loadCtx, fe) })
 	}
 
-	victim := t.fes[len(t.fes)-1]
-	up := cfg.Load/2 + time.Duration(t.rng.Int64N(int64(cfg.Load/2)))
 	sleep(ctx, up)
 	before, _, _, _ := t.st.ledger.counts()
 	if before == 0 {
