@@ -98,7 +98,7 @@ func openPebble(ctx context.Context, f *serveFlags, key *logKey, witnesses tesse
 // Tessera's publication awaiter fed by a mysql.Watcher (which keeps the checkpoint history), and
 // the shared search index.
 func openMySQL(ctx context.Context, f *serveFlags, key *logKey, witnesses tessera.WitnessGroup, logger *slog.Logger) (*backend, error) {
-	db, err := mysql.Open(ctx, mysql.Config{DSN: f.mysqlDSN, Logger: logger})
+	db, err := mysql.Open(ctx, mysql.Config{DSN: f.mysqlDSN})
 	if err != nil {
 		return nil, err
 	}

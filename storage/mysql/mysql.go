@@ -23,7 +23,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -81,8 +80,6 @@ type Config struct {
 	// MaxOpenConns bounds the connections of this front end's pool (DefaultMaxOpenConns if 0);
 	// Tessera's antispam keeps a small pool of its own.
 	MaxOpenConns int
-	// Logger gets what the package has to say; nil means slog.Default().
-	Logger *slog.Logger
 }
 
 func (c *Config) valid() error {
@@ -95,18 +92,14 @@ func (c *Config) valid() error {
 	if c.MaxOpenConns == 0 {
 		c.MaxOpenConns = DefaultMaxOpenConns
 	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
 	return nil
 }
 
 // DB is one front end's connection pool to the log's database. Its methods are safe for
 // concurrent use.
 type DB struct {
-	db     *sql.DB
-	dsn    string
-	logger *slog.Logger
+	db  *sql.DB
+	dsn string
 }
 
 // Open connects to the database and creates the tables that are missing (Tessera's and Quire's);
@@ -131,7 +124,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connecting to MySQL at %s: %w", Redact(cfg.DSN), err)
 	}
-	d := &DB{db: db, dsn: cfg.DSN, logger: cfg.Logger}
+	d := &DB{db: db, dsn: cfg.DSN}
 	if err := d.createSchema(ctx); err != nil {
 		db.Close()
 		return nil, err
