@@ -14,8 +14,10 @@
 //
 // It knows nothing of entry kinds or HTTP: it stores opaque keys, checkpoints and sizes. The
 // schema (schema.go) creates Tessera's tables, whose shape the driver's queries fix, and Quire's.
-// TestStorage shows each part against a real MariaDB (scripts/mariadb); the three front end
-// crash test in scripts/crashtest shows them together under SIGKILL.
+// The tests run against a real MariaDB (scripts/mariadb): TestCheckIdentity, TestHistory,
+// TestIndex and the Watcher tests show each part, TestTwoFrontEndsShareOneLog two appenders
+// deduplicating through one database, and scripts/crashtest's TestScaleout three `quire serve`
+// front ends under load with one of them SIGKILLed.
 package mysql
 
 import (
