@@ -141,7 +141,8 @@ func (w *Watcher) ReadCheckpoint(ctx context.Context) ([]byte, error) {
 	if w.covered == nil {
 		return nil, fmt.Errorf("no checkpoint covered by deduplication yet: %w", fs.ErrNotExist)
 	}
-	return w.covered, nil
+	// A copy: the awaiter hands it to every waiting write.
+	return bytes.Clone(w.covered), nil
 }
 
 // open verifies a checkpoint with the log's key and returns its size.

@@ -368,7 +368,8 @@ func sizeOf(t *testing.T, cp []byte) uint64 {
 	t.Helper()
 	text, _, _ := bytes.Cut(cp, []byte("\n\n"))
 	var c flog.Checkpoint
-	if _, err := c.Unmarshal(append(text, '\n')); err != nil {
+	// A new slice: appending to text would write into cp, which others may be reading.
+	if _, err := c.Unmarshal(append(bytes.Clone(text), '\n')); err != nil {
 		t.Fatal(err)
 	}
 	return c.Size
