@@ -10,7 +10,7 @@
 //
 // Every flag is also read from the environment as QUIRE_ + its name in upper snake case, and
 // serve's also from a --config file beneath that (see cmd/internal/cli). The command only parses
-// flags and wires packages together: storage/pebble, log and api/server.
+// flags and wires packages together: storage/pebble or storage/mysql, log and api/server.
 package main
 
 import (

@@ -30,6 +30,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/quirelog/quire/storage/mysql/mysqltest"
 )
 
 var (
@@ -41,6 +43,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	mysqltest.Stop()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
@@ -122,7 +125,7 @@ var httpAddrRE = regexp.MustCompile(`msg="quire serving" http=(127\.0\.0\.1:\d+)
 // startServe runs `quire serve` in dir on random ports and waits for it to be healthy.
 func startServe(t *testing.T, dir string, args ...string) *serveProc {
 	t.Helper()
-	return startServeWrapped(t, dir, nil, args...)
+	return startServeWith(t, dir, nil, nil, args...)
 }
 
 // startServeWrapped is startServe with the command run through wrap (a program and its arguments
@@ -130,10 +133,24 @@ func startServe(t *testing.T, dir string, args ...string) *serveProc {
 // become quire's (exec) so that stop's signal reaches it.
 func startServeWrapped(t *testing.T, dir string, wrap []string, args ...string) *serveProc {
 	t.Helper()
+	return startServeWith(t, dir, wrap, nil, args...)
+}
+
+// startServeEnv is startServe with env added to the test's environment.
+func startServeEnv(t *testing.T, dir string, env []string, args ...string) *serveProc {
+	t.Helper()
+	return startServeWith(t, dir, nil, env, args...)
+}
+
+func startServeWith(t *testing.T, dir string, wrap, env []string, args ...string) *serveProc {
+	t.Helper()
 	args = append([]string{"serve", "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"}, args...)
 	argv := append(append(slices.Clone(wrap), quireBinary(t)), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	pr, pw := io.Pipe()
 	s := &serveProc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), client: http.DefaultClient}
 	scheme := "http://"

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,6 @@ import (
 	"github.com/quirelog/quire/api/server"
 	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/log/witnessing"
-	"github.com/quirelog/quire/storage/pebble"
 )
 
 // metricsOff as --metrics-listen serves no metrics.
@@ -46,17 +46,14 @@ func newMetrics(build cli.Build) (*prometheus.Registry, func(context.Context) er
 	return reg, provider.Shutdown, nil
 }
 
-// readinessChecks are what /readyz and gRPC health check: storage takes writes, the latest
-// checkpoint is young, and, when the log fails closed, the witness quorum was met. A read-only
-// log takes no writes by design and has none.
-func readinessChecks(f *serveFlags, readOnly bool, storage *pebble.Storage, tracker *witnessing.Tracker) []server.Check {
-	if readOnly {
+// readinessChecks are what /readyz and gRPC health check: the storage's own (it takes writes, the
+// latest checkpoint is young) and, when the log fails closed, the witness quorum. A read-only log
+// takes no writes by design and has none.
+func readinessChecks(f *serveFlags, be *backend, tracker *witnessing.Tracker) []server.Check {
+	if be.readOnly {
 		return nil
 	}
-	checks := []server.Check{
-		{Name: "storage", Check: storage.Writable},
-		{Name: "checkpoint", Check: func(context.Context) error { return storage.Fresh(f.readyMaxAge) }},
-	}
+	checks := slices.Clone(be.checks)
 	if tracker != nil && !f.witnessFailOpen {
 		checks = append(checks, server.Check{Name: "witnesses", Check: tracker.Ready})
 	}

@@ -8,12 +8,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
 
 	"github.com/quirelog/quire/api/server"
@@ -24,7 +22,6 @@ import (
 	"github.com/quirelog/quire/log/status"
 	"github.com/quirelog/quire/log/witnessing"
 	"github.com/quirelog/quire/storage/backup"
-	"github.com/quirelog/quire/storage/pebble"
 )
 
 // Defaults of `quire serve`; they aim, on a 2-core machine, at an answer with a proof in about half
@@ -47,6 +44,7 @@ const (
 
 type serveFlags struct {
 	dataDir            string
+	storage            string
 	keyPath            string
 	keyPassword        string
 	kms                string
@@ -76,12 +74,15 @@ type serveFlags struct {
 	publicURLSet bool
 	// originSet says --origin or --public-url was given, so the key must match it.
 	originSet bool
+	// mysqlDSN is the go-sql-driver DSN of --storage mysql://…; empty for Pebble.
+	mysqlDSN string
 }
 
 func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	f := &serveFlags{}
 	fset := inv.Flags()
 	fset.StringVar(&f.dataDir, "data-dir", defaultDataDir, "`DIR` holding the Pebble databases and, by default, the log key; created on first start")
+	fset.StringVar(&f.storage, "storage", storagePebble, "where the log lives: "+storagePebble+" (in --data-dir) or mysql://USER:PASS@tcp(HOST:PORT)/DB, a MySQL or MariaDB database that any number of front ends share (each with the same --key); the URL holds a password, so give it in QUIRE_STORAGE or --config rather than on the command line, which ps shows")
 	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key `FILE`, mode 0600: a note signer key, or a PEM private key (PKCS#8 Ed25519 or ECDSA P-256, as rekor-tiles' --signer-filepath) (default: DATA-DIR/"+keyFileName+", made on first start and, while the log has no entry, made anew for a new origin)")
 	addKeyFlags(fset, &f.keyPassword, &f.kms)
 	fset.StringVar(&f.origin, "origin", "", "the log's origin, the name in its checkpoints (default: the host of --public-url)")
@@ -129,6 +130,14 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	}
 	if f.kms != "" && f.keyPath != "" {
 		return nil, cli.Usagef("give --key or --kms, not both")
+	}
+	var err error
+	if f.mysqlDSN, err = parseStorage(f.storage); err != nil {
+		return nil, err
+	}
+	if f.mysqlDSN != "" && f.keyPath == "" && f.kms == "" {
+		// A key made per --data-dir would differ between front ends of one database.
+		return nil, cli.Usagef("--storage mysql://… needs --key or --kms: every front end of the database signs with the same key")
 	}
 	f.originSet = f.origin != "" || f.publicURL != ""
 	if err := f.followDefaults(); err != nil {
@@ -185,59 +194,44 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 
-	drv, err := pebble.New(bg, storageConfig(f, logger, registry, tracker))
+	be, err := openBackend(bg, f, key, witnesses, logger, registry, tracker)
 	if err != nil {
-		return fmt.Errorf("opening log storage: %w", err)
-	}
-	storage := drv.(*pebble.Storage)
-	finalSize, frozen, err := storage.Frozen()
-	if err != nil {
-		return errors.Join(err, storage.Close())
-	}
-	readOnly := f.readOnly || frozen
-	appender, shutdownAppender, reader, err := startAppender(bg, f, readOnly, drv, storage, key, witnesses)
-	if err != nil {
-		return errors.Join(err, storage.Close())
-	}
-	idx, noFollow, err := openIndex(f, logger)
-	if err != nil {
-		return errors.Join(fmt.Errorf("opening search index: %w", err), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return err
 	}
 	lg, err := quirelog.New(bg, quirelog.Config{
-		Appender:    appender,
-		Reader:      reader,
-		Awaiter:     storage,
-		History:     storage,
-		Index:       idx,
+		Appender:    be.appender,
+		Reader:      be.reader,
+		Awaiter:     be.awaiter,
+		History:     be.history,
+		Index:       be.index,
 		VerifierKey: key.vkey,
-		ReadOnly:    readOnly,
-		Frozen:      frozen,
-		FinalSize:   finalSize,
-		NoFollow:    noFollow,
+		ReadOnly:    be.readOnly,
+		Frozen:      be.frozen,
+		FinalSize:   be.finalSize,
+		NoFollow:    be.noFollow,
 		Logger:      logger,
 		Metrics:     registry,
 	})
 	if err != nil {
-		return errors.Join(fmt.Errorf("starting log: %w", err), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return errors.Join(fmt.Errorf("starting log: %w", err), be.close())
 	}
-	stopAdmin := listenAdmin(f, storage, idx, logger)
 	closeAll := func() error {
-		return errors.Join(stopAdmin(), lg.Close(), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return errors.Join(lg.Close(), be.close())
 	}
 
-	statusSource, err := status.New(status.Config{Log: lg, Published: storage.Published, Witnesses: tracker, Version: build.String(), ReadOnly: readOnly})
+	statusSource, err := status.New(status.Config{Log: lg, Published: be.published, Witnesses: tracker, Version: build.String(), ReadOnly: be.readOnly})
 	if err != nil {
 		return errors.Join(err, closeAll())
 	}
 	go statusSource.Run(bg)
 	srv, err := server.New(server.Config{
 		Log:            lg,
-		Reader:         reader,
+		Reader:         be.reader,
 		MaxRequestBody: f.maxRequestBody,
 		TLS:            tlsConfig,
 		Logger:         logger,
 		Registry:       registry,
-		Ready:          readinessChecks(f, readOnly, storage, tracker),
+		Ready:          readinessChecks(f, be, tracker),
 		Status:         statusSource,
 		LogRequests:    f.logRequests,
 	})
@@ -260,8 +254,8 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	warnIfOriginIsNotPublicHost(f, key, logger)
 	logger.Info("quire serving",
 		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "metrics", metricsSrv.addr(),
-		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir,
-		"verifier_key", key.vkey, "read_only", readOnly, "frozen", frozen, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
+		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir, "storage", be.describe,
+		"verifier_key", key.vkey, "read_only", be.readOnly, "frozen", be.frozen, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLis, grpcLis) }()
@@ -296,50 +290,15 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 // startAppender starts Tessera's appender lifecycle on the driver. A read-only (frozen) log gets
 // none: nothing sequences, integrates or republishes, and reads come straight from storage, which
 // is itself the driver's tessera.LogReader.
-func startAppender(ctx context.Context, f *serveFlags, readOnly bool, drv tessera.Driver, storage *pebble.Storage, key *logKey, witnesses tessera.WitnessGroup) (*tessera.Appender, func(context.Context) error, tessera.LogReader, error) {
+func startAppender(ctx context.Context, readOnly bool, drv tessera.Driver, storage tessera.LogReader, opts *tessera.AppendOptions) (*tessera.Appender, func(context.Context) error, tessera.LogReader, error) {
 	if readOnly {
 		return nil, func(context.Context) error { return nil }, storage, nil
-	}
-	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(key.signer).
-		WithBatching(f.batchMaxSize, f.batchMaxAge).
-		WithCheckpointInterval(f.checkpointInterval).
-		WithCheckpointRepublishInterval(f.republishInterval).
-		WithPushback(f.pushback)
-	if f.witnessPolicy != "" {
-		opts = opts.WithWitnesses(witnesses, &tessera.WitnessOptions{Timeout: f.witnessTimeout, FailOpen: f.witnessFailOpen})
 	}
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, drv, opts)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("starting appender: %w", err)
 	}
 	return appender, shutdown, reader, nil
-}
-
-// storageConfig is the Pebble driver's configuration: its metrics, and the witness tracker
-// watching the publisher's requests and publications.
-func storageConfig(f *serveFlags, logger *slog.Logger, reg prometheus.Registerer, tracker *witnessing.Tracker) pebble.Config {
-	cfg := pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger, Metrics: reg, ReadOnly: f.readOnly}
-	if tracker != nil {
-		cfg.HTTPClient = &http.Client{Transport: tracker.Transport(nil)}
-		cfg.OnPublish = tracker.ObservePublication
-	}
-	return cfg
-}
-
-// shutdownStorage drains the appender (every entry it handed an index to gets integrated and a
-// checkpoint published) and only then closes the database.
-func shutdownStorage(shutdownAppender func(context.Context) error, storage *pebble.Storage, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var err error
-	if e := shutdownAppender(ctx); e != nil {
-		err = fmt.Errorf("draining appender: %w", e)
-	}
-	if e := storage.Close(); e != nil {
-		err = errors.Join(err, fmt.Errorf("closing log storage: %w", e))
-	}
-	return err
 }
 
 // openOrCreateKey loads the log key; on a first start with the default key path it creates one, so

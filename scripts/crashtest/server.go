@@ -325,14 +325,7 @@ func (t *serverTest) writer(ctx context.Context, c *client.Client) {
 		return
 	}
 	for ctx.Err() == nil {
-		digest := make([]byte, crypto.SHA256.Size())
-		_, _ = rand.Read(digest)
-		req, err := client.NewHashedRekordRequest(signer, digest)
-		if err != nil {
-			t.cfg.Logf("writer: %v", err)
-			return
-		}
-		body, err := client.MarshalCreateEntryRequest(req)
+		body, digest, err := freshRequest(signer)
 		if err != nil {
 			t.cfg.Logf("writer: %v", err)
 			return
@@ -349,6 +342,21 @@ func (t *serverTest) writer(ctx context.Context, c *client.Client) {
 		}
 		t.recordAnswer(raw, digest)
 	}
+}
+
+// freshRequest is a really signed hashedrekord request for a new random digest, and the digest.
+func freshRequest(signer crypto.Signer) ([]byte, []byte, error) {
+	digest := make([]byte, crypto.SHA256.Size())
+	_, _ = rand.Read(digest)
+	req, err := client.NewHashedRekordRequest(signer, digest)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := client.MarshalCreateEntryRequest(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return body, digest, nil
 }
 
 // recordAnswer keeps a 201 as acknowledged, and first checks it on its own terms: the inclusion
