@@ -51,3 +51,14 @@ type DuplicateError struct {
 func (e *DuplicateError) Error() string {
 	return fmt.Sprintf("an equivalent entry already exists in the transparency log with index %d", e.Index)
 }
+
+// TooLargeError is returned by Validate for a request, or the leaf it would
+// make, larger than the log takes (→ 413). Nothing is appended.
+type TooLargeError struct {
+	What        string
+	Size, Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s is %d bytes; this log takes at most %d", e.What, e.Size, e.Limit)
+}

@@ -77,9 +77,9 @@ const (
 	// DefaultFollowBundles is how many entry bundles (of 256 entries) the
 	// follower indexes per atomic index write.
 	DefaultFollowBundles = 16
-	// DefaultKeyCacheSize bounds how many parsed signer keys and
-	// certificates are kept.
-	DefaultKeyCacheSize = 4096
+	// DefaultKeyCacheBytes bounds the memory of the signer keys kept
+	// parsed: about 7,000 ECDSA or 3,800 RSA-4096 keys.
+	DefaultKeyCacheBytes = 4 << 20
 )
 
 // Config is what a Log needs. Appender, Reader, Awaiter and one of Verifier
@@ -120,8 +120,9 @@ type Config struct {
 	// FollowBundles is how many entry bundles go into one index write
 	// (DefaultFollowBundles if 0).
 	FollowBundles int
-	// KeyCacheSize bounds the parsed-key cache (DefaultKeyCacheSize if 0).
-	KeyCacheSize int
+	// KeyCacheBytes bounds the memory of the parsed-key cache
+	// (DefaultKeyCacheBytes if 0).
+	KeyCacheBytes int64
 
 	// Logger receives the search follower's warnings; nil means slog.Default().
 	Logger *slog.Logger
@@ -185,8 +186,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.FollowBundles <= 0 {
 		cfg.FollowBundles = DefaultFollowBundles
 	}
-	if cfg.KeyCacheSize <= 0 {
-		cfg.KeyCacheSize = DefaultKeyCacheSize
+	if cfg.KeyCacheBytes <= 0 {
+		cfg.KeyCacheBytes = DefaultKeyCacheBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -201,7 +202,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		keyID:       bytes.Clone(cfg.KeyID),
 		readOnly:    cfg.ReadOnly,
 		searchLimit: cfg.SearchLimit,
-		keys:        newKeyCache(cfg.KeyCacheSize),
+		keys:        newKeyCache(cfg.KeyCacheBytes),
 	}
 	l.proofs = newProofCache(l.readTile)
 	if cfg.Index != nil {

@@ -61,12 +61,15 @@ func mapError(err error) *apiError {
 		invalid *quirelog.InvalidRequestError
 		dup     *quirelog.DuplicateError
 		tooBig  *http.MaxBytesError
+		tooLong *quirelog.TooLargeError
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &invalid):
 		return newAPIError(codes.InvalidArgument, http.StatusBadRequest, invalid.Error())
+	case errors.As(err, &tooLong):
+		return newAPIError(codes.ResourceExhausted, http.StatusRequestEntityTooLarge, tooLong.Error())
 	case errors.Is(err, tiles.ErrBadPath):
 		return newAPIError(codes.InvalidArgument, http.StatusBadRequest, err.Error())
 	case errors.Is(err, tiles.ErrNotTiles):

@@ -41,6 +41,7 @@ type testLog struct {
 	verifier note.Verifier
 	readOnly bool
 	pushback uint
+	maxBody  int64
 
 	baseURL  string
 	grpcAddr string
@@ -60,6 +61,9 @@ func readOnly() logOption { return func(l *testLog) { l.readOnly = true } }
 
 func pushback(n uint) logOption { return func(l *testLog) { l.pushback = n } }
 
+// maxBody sets the server's request body limit (64 KiB unless given).
+func maxBody(n int64) logOption { return func(l *testLog) { l.maxBody = n } }
+
 // startLog creates a log in a new directory and serves it until the test ends.
 func startLog(t testing.TB, opts ...logOption) *testLog {
 	t.Helper()
@@ -67,7 +71,7 @@ func startLog(t testing.TB, opts ...logOption) *testLog {
 	if err != nil {
 		t.Fatalf("generating log key: %v", err)
 	}
-	l := &testLog{t: t, dir: t.TempDir(), skey: skey, vkey: vkey, pushback: 4096}
+	l := &testLog{t: t, dir: t.TempDir(), skey: skey, vkey: vkey, pushback: 4096, maxBody: 64 << 10}
 	for _, o := range opts {
 		o(l)
 	}
@@ -111,7 +115,7 @@ func (l *testLog) start() {
 		t.Fatalf("starting log: %v", err)
 	}
 	if l.srv, err = server.New(server.Config{
-		Log: l.lg, Reader: reader, MaxRequestBody: 64 << 10,
+		Log: l.lg, Reader: reader, MaxRequestBody: l.maxBody,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}); err != nil {
 		t.Fatalf("server.New: %v", err)
