@@ -64,8 +64,9 @@ type Index interface {
 	// Add records, for every i, that keys[i] names log index indices[i], and
 	// sets the progress to next, all in one atomic, durable write.
 	Add(ctx context.Context, keys [][]byte, indices []uint64, next uint64) error
-	// Lookup returns at most limit indices recorded for key, smallest first.
-	Lookup(ctx context.Context, key []byte, limit int) ([]uint64, error)
+	// Lookup returns at most limit indices recorded for key, smallest
+	// first, starting at the first one at or above from.
+	Lookup(ctx context.Context, key []byte, from uint64, limit int) ([]uint64, error)
 	// Progress returns the first log index not yet indexed (0 when empty).
 	Progress(ctx context.Context) (uint64, error)
 }
@@ -112,7 +113,8 @@ type Config struct {
 	// ReadOnly makes CreateEntry return ErrReadOnly (a frozen log).
 	ReadOnly bool
 
-	// SearchLimit caps the indices Search returns (DefaultSearchLimit if 0).
+	// SearchLimit caps the indices one Search returns, a page
+	// (DefaultSearchLimit if 0).
 	SearchLimit int
 	// FollowInterval is how often the search follower polls the checkpoint
 	// when it has caught up (DefaultFollowInterval if 0).
@@ -373,7 +375,7 @@ func (l *Log) InclusionProofByLeafHash(ctx context.Context, leafHash []byte, tre
 	if err != nil {
 		return nil, err
 	}
-	idx, err := l.index.Lookup(ctx, leafKey(leafHash), 1)
+	idx, err := l.index.Lookup(ctx, leafKey(leafHash), 0, 1)
 	if err != nil {
 		return nil, fmt.Errorf("looking up leaf hash: %w", err)
 	}
@@ -445,12 +447,24 @@ func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) (*Cons
 	return c, nil
 }
 
-// Search returns the indices (smallest first, at most Config.SearchLimit) of
-// entries whose artifact digest is digest, written "sha256:HEX" (also sha384,
-// sha512): a hashedrekord's data digest, a DSSE entry's payload hash. Entries
-// are found once the follower has indexed them, shortly after publication.
-// A malformed digest is an *InvalidRequestError (field "digest").
-func (l *Log) Search(ctx context.Context, digest string) ([]uint64, error) {
+// SearchPage is one page of a Search: indices in increasing order, and where
+// the next page starts when there is one.
+type SearchPage struct {
+	Indices []uint64
+	// More says that indices remain beyond this page; the next page starts
+	// at Next, one past the last index of this one.
+	More bool
+	Next uint64
+}
+
+// Search returns a page of the indices (smallest first, at or above from, at
+// most Config.SearchLimit) of entries whose artifact digest is digest,
+// written "sha256:HEX" (also sha384, sha512): a hashedrekord's data digest, a
+// DSSE entry's payload hash. Following Next while More is set reaches every
+// such entry, at the same cost for every page. Entries are found once the
+// follower has indexed them, shortly after publication. A malformed digest is
+// an *InvalidRequestError (field "digest").
+func (l *Log) Search(ctx context.Context, digest string, from uint64) (*SearchPage, error) {
 	if l.index == nil {
 		return nil, fmt.Errorf("search needs the search index: %w", ErrUnsupported)
 	}
@@ -458,11 +472,17 @@ func (l *Log) Search(ctx context.Context, digest string) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx, err := l.index.Lookup(ctx, key, l.searchLimit)
+	// One more than a page tells whether another page follows.
+	idx, err := l.index.Lookup(ctx, key, from, l.searchLimit+1)
 	if err != nil {
-		return nil, fmt.Errorf("searching for %s: %w", key, err)
+		return nil, fmt.Errorf("searching for %s from index %d: %w", key, from, err)
 	}
-	return idx, nil
+	p := &SearchPage{Indices: idx}
+	if len(idx) > l.searchLimit {
+		p.Indices = idx[:l.searchLimit]
+		p.More, p.Next = true, p.Indices[len(p.Indices)-1]+1
+	}
+	return p, nil
 }
 
 // ParseDigest checks a search digest ("sha256:HEX", "sha384:HEX",

@@ -42,6 +42,8 @@ type testLog struct {
 	readOnly bool
 	pushback uint
 	maxBody  int64
+	// searchLimit is the log's search page size (the log's default if 0).
+	searchLimit int
 
 	baseURL  string
 	grpcAddr string
@@ -60,6 +62,9 @@ type logOption func(*testLog)
 func readOnly() logOption { return func(l *testLog) { l.readOnly = true } }
 
 func pushback(n uint) logOption { return func(l *testLog) { l.pushback = n } }
+
+// searchLimit sets the log's search page size.
+func searchLimit(n int) logOption { return func(l *testLog) { l.searchLimit = n } }
 
 // maxBody sets the server's request body limit (64 KiB unless given).
 func maxBody(n int64) logOption { return func(l *testLog) { l.maxBody = n } }
@@ -110,7 +115,7 @@ func (l *testLog) start() {
 	}
 	if l.lg, err = quirelog.New(ctx, quirelog.Config{
 		Appender: appender, Reader: reader, Awaiter: l.storage, History: l.storage, Index: l.idx,
-		VerifierKey: l.vkey, ReadOnly: l.readOnly, FollowInterval: 20 * time.Millisecond,
+		VerifierKey: l.vkey, ReadOnly: l.readOnly, FollowInterval: 20 * time.Millisecond, SearchLimit: l.searchLimit,
 	}); err != nil {
 		t.Fatalf("starting log: %v", err)
 	}
