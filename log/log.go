@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	flog "github.com/transparency-dev/formats/log"
@@ -58,6 +59,12 @@ type CheckpointHistory interface {
 	CheckpointAt(ctx context.Context, size uint64) ([]byte, error)
 }
 
+// HealthChecker is storage that can say whether it can take writes.
+// storage/pebble's *Storage satisfies it.
+type HealthChecker interface {
+	Healthy(ctx context.Context) error
+}
+
 // Index is the lookup store that the search follower fills: opaque keys, each
 // naming any number of log indices. storage/index implements it on Pebble.
 type Index interface {
@@ -73,7 +80,12 @@ type Index interface {
 
 // Defaults for the optional Config fields.
 const (
-	DefaultSearchLimit    = 1000
+	DefaultSearchLimit = 1000
+	// DefaultWriteTimeout bounds how long CreateEntry waits for a published
+	// checkpoint that covers its entry. Publication normally takes well
+	// under a second; waiting longer means the log cannot publish (a
+	// witness quorum that fails closed is down).
+	DefaultWriteTimeout   = 20 * time.Second
 	DefaultFollowInterval = 250 * time.Millisecond
 	// DefaultFollowBundles is how many entry bundles (of 256 entries) the
 	// follower indexes per atomic index write.
@@ -110,8 +122,14 @@ type Config struct {
 	// when unset.
 	KeyID []byte
 
+	// Health, if set, is asked by Healthy whether storage can take writes.
+	Health HealthChecker
+
 	// ReadOnly makes CreateEntry return ErrReadOnly (a frozen log).
 	ReadOnly bool
+	// WriteTimeout bounds CreateEntry's wait for a checkpoint covering its
+	// entry (DefaultWriteTimeout if 0).
+	WriteTimeout time.Duration
 
 	// SearchLimit caps the indices one Search returns, a page
 	// (DefaultSearchLimit if 0).
@@ -141,6 +159,12 @@ type Log struct {
 	keyID       []byte
 	readOnly    bool
 	searchLimit int
+	health      HealthChecker
+	writeWait   time.Duration
+
+	// fault is the storage failure of the latest append that failed, until
+	// an append succeeds again.
+	fault atomic.Pointer[error]
 
 	keys   *keyCache
 	cps    checkpointCache
@@ -188,6 +212,9 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.FollowBundles <= 0 {
 		cfg.FollowBundles = DefaultFollowBundles
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
 	if cfg.KeyCacheBytes <= 0 {
 		cfg.KeyCacheBytes = DefaultKeyCacheBytes
 	}
@@ -204,6 +231,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		keyID:       bytes.Clone(cfg.KeyID),
 		readOnly:    cfg.ReadOnly,
 		searchLimit: cfg.SearchLimit,
+		health:      cfg.Health,
+		writeWait:   cfg.WriteTimeout,
 		keys:        newKeyCache(cfg.KeyCacheBytes),
 	}
 	l.proofs = newProofCache(l.readTile)
@@ -233,9 +262,11 @@ func (l *Log) Close() error {
 // CreateEntry validates req, appends its canonical leaf, waits until a
 // published checkpoint covers it, and returns the Rekor v2 answer with an
 // inclusion proof to that checkpoint. Errors: ErrReadOnly;
-// *InvalidRequestError for a bad request or signature; *DuplicateError when
-// the same leaf is already logged; errors matching tessera.ErrPushback under
-// overload; ctx errors when the caller gives up.
+// *InvalidRequestError for a bad request or signature; *TooLargeError for an
+// oversized one; *DuplicateError when the same leaf is already logged; errors
+// matching tessera.ErrPushback under overload; *StorageError when storage
+// fails; *PendingError when the entry has an index but the wait for its
+// checkpoint ended (Config.WriteTimeout, or ctx).
 func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) (*rekorv1.TransparencyLogEntry, error) {
 	if l.readOnly {
 		return nil, ErrReadOnly
@@ -245,9 +276,24 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 		return nil, err
 	}
 	e := tessera.NewEntry(body)
-	idx, rawCP, err := l.awaiter.Await(ctx, l.appender.Add(ctx, e))
+	idx, err := l.appender.Add(ctx, e)()
 	if err != nil {
-		return nil, fmt.Errorf("appending entry: %w", err)
+		if errors.Is(err, tessera.ErrPushback) || ctx.Err() != nil {
+			return nil, fmt.Errorf("appending entry: %w", err)
+		}
+		return nil, l.storageFault(fmt.Errorf("appending entry: %w", err))
+	}
+	if l.fault.Load() != nil {
+		l.fault.Store(nil)
+	}
+	wctx, cancel := context.WithTimeoutCause(ctx, l.writeWait, ErrWriteTimeout)
+	defer cancel()
+	_, rawCP, err := l.awaiter.Await(wctx, func() (tessera.Index, error) { return idx, nil })
+	if err != nil {
+		if wctx.Err() != nil {
+			return nil, &PendingError{Index: idx.Index, Err: context.Cause(wctx)}
+		}
+		return nil, l.storageFault(fmt.Errorf("awaiting a checkpoint covering entry %d: %w", idx.Index, err))
 	}
 	if idx.IsDup {
 		return nil, &DuplicateError{Index: idx.Index}
@@ -261,6 +307,28 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 		return nil, err
 	}
 	return l.answer(body, &rekorv1.KindVersion{Kind: kind, Version: rekor.APIVersion}, p), nil
+}
+
+// storageFault records err as the log's current write fault and wraps it.
+func (l *Log) storageFault(err error) error {
+	l.fault.Store(&err)
+	return &StorageError{Err: err}
+}
+
+// Healthy says whether the log can take writes: nil, or the reason it
+// cannot. It fails after an append failed in storage, until one succeeds, and
+// whenever Config.Health reports a fault. A read-only log is healthy if its
+// storage is.
+func (l *Log) Healthy(ctx context.Context) error {
+	if p := l.fault.Load(); p != nil && !l.readOnly {
+		return &StorageError{Err: *p}
+	}
+	if l.health != nil {
+		if err := l.health.Healthy(ctx); err != nil {
+			return &StorageError{Err: err}
+		}
+	}
+	return nil
 }
 
 // answer is the Rekor v2 TransparencyLogEntry for body with proof p.

@@ -275,12 +275,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// serveHealth is ready when the log can read its published checkpoint, i.e. storage is open and
-// has published at least once.
+// serveHealth is ready when the log can read its published checkpoint (storage is open and has
+// published at least once) and can take writes (log.Healthy: no storage fault).
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.cfg.Reader.ReadCheckpoint(r.Context()); err != nil {
 		s.cfg.Logger.WarnContext(r.Context(), "health check failed", "error", err)
 		writeError(w, newAPIError(codes.Unavailable, http.StatusServiceUnavailable, "log storage not ready"))
+		return
+	}
+	if err := s.cfg.Log.Healthy(r.Context()); err != nil {
+		s.cfg.Logger.WarnContext(r.Context(), "health check failed", "error", err)
+		writeError(w, healthError(err))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -56,6 +56,7 @@ type serveFlags struct {
 	witnessPolicy      string
 	witnessTimeout     time.Duration
 	witnessFailOpen    bool
+	writeTimeout       time.Duration
 	tlsCert            string
 	tlsKey             string
 	// publicURLSet says --public-url was given; otherwise it follows --http-listen.
@@ -83,6 +84,7 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "`FILE` with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
 	fset.DurationVar(&f.witnessTimeout, "witness-timeout", tessera.DefaultWitnessTimeout, "how long publication waits for witnesses")
 	fset.BoolVar(&f.witnessFailOpen, "witness-fail-open", false, "publish a checkpoint even when the witness quorum is not met in time (as rekor-tiles does)")
+	fset.DurationVar(&f.writeTimeout, "write-timeout", quirelog.DefaultWriteTimeout, "longest a write waits for a published checkpoint covering its entry; then it gets 503 with X-Log-Index and Retry-After, and the same request sent again gets 409 with the index once one covers it")
 	fset.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `FILE` for HTTPS and gRPC over TLS; with --tls-key")
 	fset.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `FILE` of --tls-cert, mode 0600")
 	fset.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight writes")
@@ -91,6 +93,9 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	}
 	if f.batchMaxSize == 0 || f.batchMaxAge <= 0 || f.checkpointInterval <= 0 || f.pushback == 0 || f.maxRequestBody <= 0 {
 		return nil, cli.Usagef("--batch-max-size, --batch-max-age, --checkpoint-interval, --pushback and --max-request-body must be positive")
+	}
+	if f.writeTimeout <= 0 || f.writeTimeout >= server.DefaultWriteTimeout {
+		return nil, cli.Usagef("--write-timeout must be positive and below %v, the longest the server spends writing an answer", server.DefaultWriteTimeout)
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, cli.Usagef("--tls-cert and --tls-key go together")
@@ -152,14 +157,16 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		return errors.Join(fmt.Errorf("opening search index: %w", err), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
 	}
 	lg, err := quirelog.New(bg, quirelog.Config{
-		Appender:    appender,
-		Reader:      reader,
-		Awaiter:     storage,
-		History:     storage,
-		Index:       idx,
-		VerifierKey: key.vkey,
-		ReadOnly:    f.readOnly,
-		Logger:      logger,
+		Appender:     appender,
+		Reader:       reader,
+		Awaiter:      storage,
+		History:      storage,
+		Index:        idx,
+		Health:       storage,
+		VerifierKey:  key.vkey,
+		ReadOnly:     f.readOnly,
+		WriteTimeout: f.writeTimeout,
+		Logger:       logger,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting log: %w", err), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))

@@ -239,12 +239,14 @@ func (seq *sequencer) run(ctx context.Context, in <-chan *batch) {
 			continue
 		}
 		if err := seq.commit(group); err != nil {
+			seq.s.commitFault.Store(&err)
 			seq.fail(group, err)
 			if rerr := seq.reload(); rerr != nil {
 				seq.s.setBroken(fmt.Errorf("after failed commit (%w), reloading state: %w", err, rerr))
 			}
 			continue
 		}
+		seq.s.commitFault.Store(nil)
 		for _, b := range group {
 			seq.s.outstanding.Add(-int64(len(b.entries)))
 			close(b.done)

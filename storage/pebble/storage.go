@@ -158,6 +158,8 @@ type Storage struct {
 	// outstanding counts entries added but not yet resolved, for pushback.
 	outstanding atomic.Int64
 	broken      brokenState
+	// commitFault is the error of the latest commit if it failed; nil once one succeeds.
+	commitFault atomic.Pointer[error]
 }
 
 // treeHead is an immutable snapshot of the integrated tree.
