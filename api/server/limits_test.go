@@ -1,16 +1,19 @@
 package server_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"io"
 	"math/big"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,5 +134,40 @@ func TestOversizeEntriesAreRefusedWith413(t *testing.T) {
 				t.Errorf("a refused request moved the next index from %d to %d", before.next, after.next)
 			}
 		})
+	}
+}
+
+// sentBody is a request body that records whether the client read it to send it.
+type sentBody struct{ sent atomic.Bool }
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	b.sent.Store(true)
+	return copy(p, bytes.Repeat([]byte(" "), len(p))), nil
+}
+
+func TestAnOversizeBodyIsRefusedBeforeItIsSent(t *testing.T) {
+	l := startLog(t)
+	body := &sentBody{}
+	req, err := http.NewRequest(http.MethodPost, l.baseURL+"/api/v2/log/entries", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 1 << 20
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Expect", "100-continue")
+	// The client waits for "100 Continue" long enough that only the server's answer makes it skip
+	// the body.
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413: %s", resp.StatusCode, answer)
+	}
+	if body.sent.Load() {
+		t.Error("the server asked for the body of a request it refused for its declared length")
 	}
 }
