@@ -125,6 +125,10 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
+	recorded, err := checkIdentity(f.dataDir, key)
+	if err != nil {
+		return err
+	}
 	witnesses, err := readWitnessPolicy(f.witnessPolicy)
 	if err != nil {
 		return err
@@ -147,6 +151,11 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		return fmt.Errorf("opening log storage: %w", err)
 	}
 	storage := drv.(*pebble.Storage)
+	if !recorded {
+		if err := recordIdentity(ctx, f.dataDir, key, storage, logger); err != nil {
+			return errors.Join(err, storage.Close())
+		}
+	}
 	appender, shutdownAppender, reader, err := startAppender(bg, f, drv, storage, key, witnesses)
 	if err != nil {
 		return errors.Join(err, storage.Close())
