@@ -89,8 +89,9 @@ func holdConnections(addr, nText string) int {
 
 // frontEnd is a second server.Server over the harness's log, with its own HTTP listener.
 type frontEnd struct {
-	url string
-	lis *countingListener
+	url      string
+	grpcAddr string
+	lis      *countingListener
 }
 
 // countingListener counts the connections the server has accepted, so that a test can wait until
@@ -177,7 +178,7 @@ func (l *testLog) frontEnd(t *testing.T, cfg server.Config) *frontEnd {
 			t.Errorf("front end Serve: %v", err)
 		}
 	})
-	return &frontEnd{url: "http://" + httpLis.Addr().String(), lis: httpLis}
+	return &frontEnd{url: "http://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(), lis: httpLis}
 }
 
 // metric reads one unlabelled sample from a Prometheus text exposition.

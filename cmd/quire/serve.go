@@ -50,6 +50,7 @@ type serveFlags struct {
 	checkpointInterval time.Duration
 	pushback           uint
 	maxRequestBody     int64
+	maxInFlightBytes   int64
 	readOnly           bool
 	dedup              bool
 	shutdownTimeout    time.Duration
@@ -78,7 +79,8 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.DurationVar(&f.batchMaxAge, "batch-max-age", defaultBatchMaxAge, "longest an entry waits for its batch to fill")
 	fset.DurationVar(&f.checkpointInterval, "checkpoint-interval", defaultCheckpointInterval, "how often a checkpoint is published; writes are answered once one covers them")
 	fset.UintVar(&f.pushback, "pushback", defaultPushback, "entries sequenced but not integrated beyond which writes get 503 and Retry-After")
-	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond)")
+	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond); a hashedrekord request is at most 64 KiB whatever this says")
+	fset.Int64Var(&f.maxInFlightBytes, "max-inflight-bytes", server.DefaultMaxInFlightBytes, "request bodies held at once, in bytes, HTTP and gRPC together (at least --max-request-body); beyond it a request waits a second, then gets 503 (gRPC RESOURCE_EXHAUSTED) and Retry-After")
 	fset.BoolVar(&f.readOnly, "read-only", false, "serve a frozen log: reads only, writes get 405")
 	fset.BoolVar(&f.dedup, "dedup", true, "give a resubmitted entry the first copy's index (409) instead of logging it again")
 	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "`FILE` with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
@@ -93,6 +95,9 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	}
 	if f.batchMaxSize == 0 || f.batchMaxAge <= 0 || f.checkpointInterval <= 0 || f.pushback == 0 || f.maxRequestBody <= 0 {
 		return nil, cli.Usagef("--batch-max-size, --batch-max-age, --checkpoint-interval, --pushback and --max-request-body must be positive")
+	}
+	if f.maxInFlightBytes < f.maxRequestBody {
+		return nil, cli.Usagef("--max-inflight-bytes (%d) must be at least --max-request-body (%d)", f.maxInFlightBytes, f.maxRequestBody)
 	}
 	if f.writeTimeout <= 0 || f.writeTimeout >= server.DefaultWriteTimeout {
 		return nil, cli.Usagef("--write-timeout must be positive and below %v, the longest the server spends writing an answer", server.DefaultWriteTimeout)
@@ -185,11 +190,12 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	}
 
 	srv, err := server.New(server.Config{
-		Log:            lg,
-		Reader:         reader,
-		MaxRequestBody: f.maxRequestBody,
-		TLS:            tlsConfig,
-		Logger:         logger,
+		Log:              lg,
+		Reader:           reader,
+		MaxRequestBody:   f.maxRequestBody,
+		MaxInFlightBytes: f.maxInFlightBytes,
+		TLS:              tlsConfig,
+		Logger:           logger,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())
