@@ -2,46 +2,17 @@ package log
 
 import (
 	"crypto"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"hash"
-	"math/big"
 	"strings"
 	"testing"
-	"time"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 )
-
-// paddedCertVerifier is s's certificate grown to about size bytes by an opaque extension, the way
-// a Fulcio certificate carries its OIDC claims: a real certificate, and its key really signs.
-func (s *testSigner) paddedCertVerifier(t testing.TB, size int) *rekorpb.Verifier {
-	t.Helper()
-	pad, err := asn1.Marshal(strings.Repeat("x", max(size-600, 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:    big.NewInt(1),
-		Subject:         pkix.Name{CommonName: "quire test signer"},
-		NotBefore:       time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:        time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC),
-		KeyUsage:        x509.KeyUsageDigitalSignature,
-		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 99}, Value: pad}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.priv.Public(), s.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &rekorpb.Verifier{KeyDetails: s.details, Verifier: &rekorpb.Verifier_X509Certificate{X509Certificate: &commonv1.X509Certificate{RawBytes: der}}}
-}
 
 func TestVerifierSizesAreBounded(t *testing.T) {
 	l := &Log{keys: newKeyCache(1 << 20)}
