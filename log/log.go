@@ -316,11 +316,15 @@ func (l *Log) storageFault(err error) error {
 }
 
 // Healthy says whether the log can take writes: nil, or the reason it
-// cannot. It fails after an append failed in storage, until one succeeds, and
-// whenever Config.Health reports a fault. A read-only log is healthy if its
-// storage is.
+// cannot (a *StorageError; a full disk matches syscall.ENOSPC). It fails
+// after an append failed in storage, until one succeeds, and whenever
+// Config.Health reports a fault. A read-only log takes no writes, so it is
+// always healthy here.
 func (l *Log) Healthy(ctx context.Context) error {
-	if p := l.fault.Load(); p != nil && !l.readOnly {
+	if l.readOnly {
+		return nil
+	}
+	if p := l.fault.Load(); p != nil {
 		return &StorageError{Err: *p}
 	}
 	if l.health != nil {

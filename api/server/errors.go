@@ -186,11 +186,8 @@ func fail(ctx context.Context, logger *slog.Logger, err error) error {
 	return e
 }
 
-// healthError says why the log cannot take writes (log.Healthy's error) without naming its files.
-func healthError(err error) *apiError {
-	msg := "the log's storage is failing writes; its log says why"
-	if errors.Is(err, syscall.ENOSPC) {
-		msg = "the log's storage is full"
-	}
-	return newAPIError(codes.Unavailable, http.StatusServiceUnavailable, msg)
+// healthError says that the log's storage has a fault (log.Healthy's error) without naming its
+// files; the server's log has the error itself.
+func healthError(error) *apiError {
+	return newAPIError(codes.Unavailable, http.StatusServiceUnavailable, "the log's storage is failing writes; the server's log says why")
 }

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -309,14 +310,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // serveHealth is ready when the log can read its published checkpoint (storage is open and has
-// published at least once) and can take writes (log.Healthy: no storage fault).
+// published at least once) and its storage has no fault (log.Healthy). A full disk is not a fault
+// here: reads go on, writes get 503 with Retry-After and resume by themselves once there is space.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.cfg.Reader.ReadCheckpoint(r.Context()); err != nil {
 		s.cfg.Logger.WarnContext(r.Context(), "health check failed", "error", err)
 		writeError(w, newAPIError(codes.Unavailable, http.StatusServiceUnavailable, "log storage not ready"))
 		return
 	}
-	if err := s.cfg.Log.Healthy(r.Context()); err != nil {
+	if err := s.cfg.Log.Healthy(r.Context()); err != nil && !errors.Is(err, syscall.ENOSPC) {
 		s.cfg.Logger.WarnContext(r.Context(), "health check failed", "error", err)
 		writeError(w, healthError(err))
 		return

@@ -31,9 +31,9 @@ func checkIdentity(dataDir string, key *logKey) (bool, error) {
 
 // recordIdentity pins key's identity in a data directory that records none: a new one, or one
 // from before Quire kept the record. Such a log's latest checkpoint must verify with key first, so
-// the record never adopts a key that did not sign the log. Storage must be open and nothing
-// appended yet.
-func recordIdentity(ctx context.Context, dataDir string, key *logKey, storage *pebble.Storage, logger *slog.Logger) error {
+// the record never adopts a key that did not sign the log. A read-only (frozen) log is checked but
+// not written to. Storage must be open and nothing appended yet.
+func recordIdentity(ctx context.Context, dataDir string, key *logKey, storage *pebble.Storage, readOnly bool, logger *slog.Logger) error {
 	raw, err := storage.ReadCheckpoint(ctx)
 	switch {
 	case err == nil:
@@ -43,6 +43,9 @@ func recordIdentity(ctx context.Context, dataDir string, key *logKey, storage *p
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("reading the latest checkpoint: %w", err)
+	}
+	if readOnly {
+		return nil
 	}
 	id := identityOf(key)
 	wrote, err := identity.Pin(dataDir, id)

@@ -157,7 +157,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	}
 	storage := drv.(*pebble.Storage)
 	if !recorded {
-		if err := recordIdentity(ctx, f.dataDir, key, storage, logger); err != nil {
+		if err := recordIdentity(ctx, f.dataDir, key, storage, f.readOnly, logger); err != nil {
 			return errors.Join(err, storage.Close())
 		}
 	}
