@@ -248,15 +248,11 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) (_ []byte, err
 	// signatures from unknown keys ... 403 Forbidden if either no signature
 	// from a trusted key for the origin is present, or a signature line's
 	// key name and ID match a trusted key but the signature itself fails to
-	// verify" (current text; v1.0.0 only had the first case).
-	n, err := note.Open(req.Checkpoint, ls.verifiers)
+	// verify" (current text; v1.0.0 only had the first case). openCheckpoint
+	// checks every line, and the checkpoint's own format, strictly.
+	n, cp, err := openCheckpoint(req.Checkpoint, ls.verifiers)
 	if err != nil {
-		var unverified *note.UnverifiedNoteError
-		var invalid *note.InvalidSignatureError
-		if errors.As(err, &unverified) || errors.As(err, &invalid) {
-			return nil, errUnverified("checkpoint is not signed by a trusted key of "+ls.origin, err)
-		}
-		return nil, errMalformed("checkpoint is not a valid signed note", err)
+		return nil, err
 	}
 	// Rate limiting is Quire's own guard (the spec is silent). It counts
 	// only requests that carry a valid log signature, so nobody but the log
@@ -267,13 +263,6 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) (_ []byte, err
 	} else if d := r.Delay(); d > 0 {
 		r.Cancel()
 		return nil, errRateLimited(d)
-	}
-	var cp log.Checkpoint
-	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
-		return nil, errMalformed("checkpoint body", err)
-	}
-	if len(cp.Hash) != hashSize {
-		return nil, errMalformed(fmt.Sprintf("checkpoint root hash is %d bytes, want %d", len(cp.Hash), hashSize), nil)
 	}
 	// "The old size MUST be equal to or lower than the checkpoint size.
 	// Otherwise, the witness MUST respond with a 400 Bad Request."
@@ -299,7 +288,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) (_ []byte, err
 	if req.OldSize != recSize {
 		return nil, errConflict(recSize, req.OldSize)
 	}
-	if err := checkConsistency(req, &cp, recRoot); err != nil {
+	if err := checkConsistency(req, cp, recRoot); err != nil {
 		w.logger.Warn("refused inconsistent checkpoint", "origin", ls.origin,
 			"old_size", req.OldSize, "size", cp.Size, "reason", err.Error(), "checkpoint", string(req.Checkpoint))
 		return nil, err

@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -39,6 +41,22 @@ var writeServices = []string{"", "dev.sigstore.rekor.v2.Rekor"}
 
 // readService is the gRPC service of the reads, healthy while the server serves.
 const readService = "quire.v1.Log"
+
+// writable is the readiness check every log has: its storage takes writes (log.Writable). The
+// answer names a full disk, whose cure is the operator's, but not the storage's own error, which
+// may name files: that goes to the server's log.
+func (s *Server) writable(ctx context.Context) error {
+	err := s.cfg.Log.Writable(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOSPC):
+		return errors.New("the disk is full: writes resume once there is room")
+	default:
+		s.cfg.Logger.WarnContext(ctx, "not ready for writes", "error", err)
+		return errors.New("the log's storage is failing writes; the server's log says why")
+	}
+}
 
 // problems runs every readiness check and returns the failed ones, in Config order.
 func (s *Server) problems(ctx context.Context) []Problem {

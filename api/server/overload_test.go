@@ -91,6 +91,7 @@ func holdConnections(addr, nText string) int {
 // frontEnd is a second server.Server over the harness's log, with its own HTTP listener.
 type frontEnd struct {
 	url        string
+	grpcAddr   string
 	metricsURL string // the server's MetricsHandler
 	lis        *countingListener
 }
@@ -181,7 +182,7 @@ func (l *testLog) frontEnd(t *testing.T, cfg server.Config) *frontEnd {
 	})
 	admin := httptest.NewServer(srv.MetricsHandler())
 	t.Cleanup(admin.Close)
-	return &frontEnd{url: "http://" + httpLis.Addr().String(), metricsURL: admin.URL, lis: httpLis}
+	return &frontEnd{url: "http://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(), metricsURL: admin.URL, lis: httpLis}
 }
 
 // metric reads one unlabelled sample from a Prometheus text exposition.

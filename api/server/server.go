@@ -63,6 +63,23 @@ const (
 	DefaultMaxHeaderBytes = 64 << 10
 	// DefaultShutdownGrace is how long Shutdown lets in-flight writes finish when ctx has no deadline.
 	DefaultShutdownGrace = 30 * time.Second
+	// DefaultMaxInFlightBytes bounds the request bodies held at once (quire serve
+	// --max-inflight-bytes): sixteen of the largest, or thousands of real hashedrekord requests.
+	DefaultMaxInFlightBytes = 64 << 20
+	// DefaultMaxConcurrentStreams bounds the gRPC calls open on one connection; a client queues
+	// the rest. With grpcStreamWindow it bounds what one connection can send ahead of the budget.
+	DefaultMaxConcurrentStreams = 128
+	// DefaultBudgetWait is how long a request waits for room in the in-flight budget before it is
+	// refused with 503 / RESOURCE_EXHAUSTED and Retry-After.
+	DefaultBudgetWait = time.Second
+
+	// grpcStreamWindow is the HTTP/2 flow-control window of a gRPC stream until its handler reads
+	// its message: the most a client can send on a call before the budget admits it. Setting it
+	// turns off gRPC's window growth (BDP estimation), which would let a stream's window reach 16 MiB.
+	grpcStreamWindow = 64 << 10
+	// grpcConnWindow is a connection's window: data received is handed to its stream at once, so
+	// it bounds no memory, only bytes on the wire, and is larger than a stream's for throughput.
+	grpcConnWindow = 1 << 20
 )
 
 // Config configures a Server. Log and Reader are required; every other zero value takes its default.
@@ -74,6 +91,9 @@ type Config struct {
 
 	// MaxRequestBody bounds HTTP request bodies (413 beyond it) and gRPC messages.
 	MaxRequestBody int64
+	// MaxInFlightBytes bounds the request bodies held at once, HTTP and gRPC together; it must be
+	// at least MaxRequestBody. See bodyBudget.
+	MaxInFlightBytes int64
 	// HTTP server timeouts and header bound; see the Default constants.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -90,7 +110,8 @@ type Config struct {
 	// Registry receives the server's metrics, which MetricsHandler serves; nil means a new
 	// registry with the Go runtime and process collectors.
 	Registry *prometheus.Registry
-	// Ready are the readiness checks behind /readyz and gRPC health; none means always ready.
+	// Ready are readiness checks behind /readyz and gRPC health beyond the one every log has,
+	// "storage" (Log.Writable), which comes first.
 	Ready []Check
 	// Status, if set, serves the status page at / and its JSON at /quire/v1/status.
 	Status *logstatus.Source
@@ -101,6 +122,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.MaxRequestBody <= 0 {
 		c.MaxRequestBody = DefaultMaxRequestBody
+	}
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = max(DefaultMaxInFlightBytes, c.MaxRequestBody)
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
@@ -135,6 +159,9 @@ func (c *Config) valid() error {
 	if c.MaxRequestBody > int64(^uint32(0)>>1) {
 		return fmt.Errorf("server: Config.MaxRequestBody %d exceeds what gRPC accepts (2 GiB)", c.MaxRequestBody)
 	}
+	if c.MaxInFlightBytes < c.MaxRequestBody {
+		return fmt.Errorf("server: Config.MaxInFlightBytes %d is below MaxRequestBody %d: the largest request could never be read", c.MaxInFlightBytes, c.MaxRequestBody)
+	}
 	return nil
 }
 
@@ -164,13 +191,19 @@ func New(cfg Config) (*Server, error) {
 	quire := &quireService{log: cfg.Log, logger: cfg.Logger}
 
 	s := &Server{cfg: cfg, health: health.NewServer(), stopReady: make(chan struct{})}
+	s.cfg.Ready = append([]Check{{Name: "storage", Check: s.writable}}, cfg.Ready...)
+	budget := newBodyBudget(cfg.MaxInFlightBytes, DefaultBudgetWait)
 	interceptors := []grpc.UnaryServerInterceptor{m.unaryInterceptor, s.recoverInterceptor}
 	if cfg.LogRequests {
 		interceptors = append([]grpc.UnaryServerInterceptor{s.logCall}, interceptors...)
 	}
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBody)),
+		grpc.MaxConcurrentStreams(DefaultMaxConcurrentStreams),
+		grpc.InitialWindowSize(grpcStreamWindow),
+		grpc.InitialConnWindowSize(grpcConnWindow),
 		grpc.ChainUnaryInterceptor(interceptors...),
+		grpc.ChainStreamInterceptor(budget.streamInterceptor(cfg.MaxRequestBody)),
 		grpc.ConnectionTimeout(cfg.ReadHeaderTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout}),
 	}
@@ -178,9 +211,10 @@ func New(cfg Config) (*Server, error) {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfg.TLS.Clone())))
 	}
 	s.grpc = grpc.NewServer(grpcOpts...)
-	rekorpb.RegisterRekorServer(s.grpc, rekor)
-	quirev1.RegisterLogServer(s.grpc, quire)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	refuse := func(ctx context.Context, err error) error { return fail(ctx, cfg.Logger, err) }
+	s.grpc.RegisterService(budget.service(&rekorpb.Rekor_ServiceDesc, cfg.MaxRequestBody, refuse), rekor)
+	s.grpc.RegisterService(budget.service(&quirev1.Log_ServiceDesc, cfg.MaxRequestBody, refuse), quire)
+	s.grpc.RegisterService(budget.service(&healthpb.Health_ServiceDesc, cfg.MaxRequestBody, refuse), s.health)
 	// Reflection lets operators explore the API with grpcurl, as rekor-tiles allows.
 	reflection.Register(s.grpc)
 
@@ -195,8 +229,9 @@ func New(cfg Config) (*Server, error) {
 
 	tileReads := &tileHandler{reader: cfg.Reader, logger: cfg.Logger}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v2/log/", limitBody(cfg.MaxRequestBody, gw))
-	mux.Handle("/quire/v1/", limitBody(cfg.MaxRequestBody, gw))
+	api := limitBody(cfg.MaxRequestBody, budget.http(cfg.MaxRequestBody, gw))
+	mux.Handle("/api/v2/log/", api)
+	mux.Handle("/quire/v1/", api)
 	// Rekor v2 routes GET /api/v2/checkpoint and /api/v2/tile/… to its gRPC reads; the tlog-tiles
 	// handler answers them here instead, byte-exact and with cache headers.
 	tileReads.register(mux, "")

@@ -118,7 +118,7 @@ func TestStatusPage(t *testing.T) {
 func TestReadyzNamesEachFailedCheck(t *testing.T) {
 	l := startLog(t)
 	fe := l.frontEnd(t, server.Config{Ready: []server.Check{
-		{Name: "storage", Check: func(context.Context) error { return nil }},
+		{Name: "checkpoint", Check: func(context.Context) error { return nil }},
 		{Name: "witnesses", Check: func(context.Context) error { return errors.New("witness quorum not met: w1 (unreachable)") }},
 	}})
 	resp, err := http.Get(fe.url + "/readyz")
@@ -130,7 +130,7 @@ func TestReadyzNamesEachFailedCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != "ok storage\nFAILED witnesses: witness quorum not met: w1 (unreachable)\n" {
+	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != "ok storage\nok checkpoint\nFAILED witnesses: witness quorum not met: w1 (unreachable)\n" {
 		t.Fatalf("status %d body %q", resp.StatusCode, body)
 	}
 	if a := l.do(http.MethodGet, "/readyz", nil); a.status != http.StatusOK || string(a.body) != "ok storage\nready\n" {

@@ -29,13 +29,13 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	dataDir := fs.String("data-dir", "", "`DIR` of the witness state (Pebble); created if missing (required)")
 	keyFile := fs.String("key", "", "witness private key `FILE` from keygen, mode 0600 (required)")
 	listen := fs.String("listen", "127.0.0.1:3030", "serve HTTP on `ADDR`")
-	logList := fs.String("log-list", "", `read logs from `+"`FILE`"+`: one "VKEY" or "ORIGIN VKEY" per line, # comments`)
+	logList := fs.String("log-list", "", `read logs from `+"`FILE`"+`: one "VKEY" or "ORIGIN VKEY" per line (the key is the last field, so an origin may have spaces), # comments`)
 	rateLimit := fs.Float64("rate-limit", float64(witness.DefaultRateLimit), "add-checkpoint requests per second allowed per log")
 	rateBurst := fs.Int("rate-burst", witness.DefaultRateBurst, "burst allowed per log above --rate-limit")
 	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics on `ADDR` instead of on --listen, or \"off\"")
 	logOpts := logging.AddFlags(fs.FlagSet)
 	var logLines logFlags
-	fs.Var(&logLines, "log", "`VKEY` of a log to witness (its origin is the key's name), or \"ORIGIN VKEY\"; repeatable, also as \"log\" lines in the --config file")
+	fs.Var(&logLines, "log", "`VKEY` of a log to witness (its origin is the key's name), or \"ORIGIN VKEY\" (the key is the last field, so an origin may have spaces); repeatable, also as \"log\" lines in the --config file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

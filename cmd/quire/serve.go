@@ -57,12 +57,14 @@ type serveFlags struct {
 	checkpointInterval time.Duration
 	pushback           uint
 	maxRequestBody     int64
+	maxInFlightBytes   int64
 	readOnly           bool
 	dedup              bool
 	shutdownTimeout    time.Duration
 	witnessPolicy      string
 	witnessTimeout     time.Duration
 	witnessFailOpen    bool
+	writeTimeout       time.Duration
 	tlsCert            string
 	tlsKey             string
 	republishInterval  time.Duration
@@ -93,12 +95,14 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.DurationVar(&f.batchMaxAge, "batch-max-age", defaultBatchMaxAge, "longest an entry waits for its batch to fill")
 	fset.DurationVar(&f.checkpointInterval, "checkpoint-interval", defaultCheckpointInterval, "how often a checkpoint is published; writes are answered once one covers them")
 	fset.UintVar(&f.pushback, "pushback", defaultPushback, "entries sequenced but not integrated beyond which writes get 503 and Retry-After")
-	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond)")
+	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond); a hashedrekord request is at most 64 KiB whatever this says")
+	fset.Int64Var(&f.maxInFlightBytes, "max-inflight-bytes", server.DefaultMaxInFlightBytes, "request bodies held at once, in bytes, HTTP and gRPC together (at least --max-request-body); beyond it a request waits a second, then gets 503 (gRPC RESOURCE_EXHAUSTED) and Retry-After")
 	fset.BoolVar(&f.readOnly, "read-only", false, "serve reads only (writes get 405), opening the databases read-only, so a log on read-only media serves; a frozen log (quire freeze) is always read-only")
 	fset.BoolVar(&f.dedup, "dedup", true, "give a resubmitted entry the first copy's index (409) instead of logging it again")
 	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "`FILE` with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
 	fset.DurationVar(&f.witnessTimeout, "witness-timeout", tessera.DefaultWitnessTimeout, "how long publication waits for witnesses")
 	fset.BoolVar(&f.witnessFailOpen, "witness-fail-open", false, "publish a checkpoint even when the witness quorum is not met in time (as rekor-tiles does)")
+	fset.DurationVar(&f.writeTimeout, "write-timeout", quirelog.DefaultWriteTimeout, "longest a write waits for a published checkpoint covering its entry; then it gets 503 with X-Log-Index and Retry-After, and the same request sent again gets 409 with the index once one covers it")
 	fset.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `FILE` for HTTPS and gRPC over TLS; with --tls-key")
 	fset.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `FILE` of --tls-cert, mode 0600")
 	fset.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight writes")
@@ -124,6 +128,12 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	}
 	if f.batchMaxSize == 0 || f.batchMaxAge <= 0 || f.checkpointInterval <= 0 || f.pushback == 0 || f.maxRequestBody <= 0 {
 		return nil, cli.Usagef("--batch-max-size, --batch-max-age, --checkpoint-interval, --pushback and --max-request-body must be positive")
+	}
+	if f.maxInFlightBytes < f.maxRequestBody {
+		return nil, cli.Usagef("--max-inflight-bytes (%d) must be at least --max-request-body (%d)", f.maxInFlightBytes, f.maxRequestBody)
+	}
+	if f.writeTimeout <= 0 || f.writeTimeout >= server.DefaultWriteTimeout {
+		return nil, cli.Usagef("--write-timeout must be positive and below %v, the longest the server spends writing an answer", server.DefaultWriteTimeout)
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, cli.Usagef("--tls-cert and --tls-key go together")
@@ -171,6 +181,10 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
+	recorded, err := checkIdentity(f.dataDir, key)
+	if err != nil {
+		return err
+	}
 	witnesses, err := readWitnessPolicy(f.witnessPolicy)
 	if err != nil {
 		return err
@@ -194,23 +208,25 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 
-	be, err := openBackend(bg, f, key, witnesses, logger, registry, tracker)
+	be, err := openBackend(bg, f, key, recorded, witnesses, logger, registry, tracker)
 	if err != nil {
 		return err
 	}
 	lg, err := quirelog.New(bg, quirelog.Config{
-		Appender:    be.appender,
-		Reader:      be.reader,
-		Awaiter:     be.awaiter,
-		History:     be.history,
-		Index:       be.index,
-		VerifierKey: key.vkey,
-		ReadOnly:    be.readOnly,
-		Frozen:      be.frozen,
-		FinalSize:   be.finalSize,
-		NoFollow:    be.noFollow,
-		Logger:      logger,
-		Metrics:     registry,
+		Appender:     be.appender,
+		Reader:       be.reader,
+		Awaiter:      be.awaiter,
+		History:      be.history,
+		Index:        be.index,
+		VerifierKey:  key.vkey,
+		ReadOnly:     be.readOnly,
+		Frozen:       be.frozen,
+		FinalSize:    be.finalSize,
+		NoFollow:     be.noFollow,
+		Health:       be.health,
+		WriteTimeout: f.writeTimeout,
+		Logger:       logger,
+		Metrics:      registry,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting log: %w", err), be.close())
@@ -225,15 +241,16 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	}
 	go statusSource.Run(bg)
 	srv, err := server.New(server.Config{
-		Log:            lg,
-		Reader:         be.reader,
-		MaxRequestBody: f.maxRequestBody,
-		TLS:            tlsConfig,
-		Logger:         logger,
-		Registry:       registry,
-		Ready:          readinessChecks(f, be, tracker),
-		Status:         statusSource,
-		LogRequests:    f.logRequests,
+		Log:              lg,
+		Reader:           be.reader,
+		MaxRequestBody:   f.maxRequestBody,
+		MaxInFlightBytes: f.maxInFlightBytes,
+		TLS:              tlsConfig,
+		Logger:           logger,
+		Registry:         registry,
+		Ready:            readinessChecks(f, be, tracker),
+		Status:           statusSource,
+		LogRequests:      f.logRequests,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())

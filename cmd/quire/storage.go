@@ -61,6 +61,9 @@ type backend struct {
 	// published says when the latest checkpoint was published, for the status page; nil when
 	// the storage does not know.
 	published func() (size uint64, at time.Time, ok bool)
+	// health says whether the storage takes writes, beyond what the log sees of its appends; nil
+	// when the storage cannot tell.
+	health quirelog.WriteChecker
 	// checks are the storage's own readiness checks.
 	checks []server.Check
 	// describe names the storage for the start message; never a password.
@@ -70,16 +73,19 @@ type backend struct {
 	close func() error
 }
 
-func openBackend(ctx context.Context, f *serveFlags, key *logKey, witnesses tessera.WitnessGroup, logger *slog.Logger, reg prometheus.Registerer, tracker *witnessing.Tracker) (*backend, error) {
+// openBackend opens the storage --storage names. identityRecorded says the data directory already
+// holds the log's identity (checkIdentity); on Pebble a first start records it, after checking
+// that the log's latest checkpoint is the key's and before anything is signed with it.
+func openBackend(ctx context.Context, f *serveFlags, key *logKey, identityRecorded bool, witnesses tessera.WitnessGroup, logger *slog.Logger, reg prometheus.Registerer, tracker *witnessing.Tracker) (*backend, error) {
 	if f.mysqlDSN != "" {
 		return openMySQL(ctx, f, key, witnesses, logger)
 	}
-	return openPebble(ctx, f, key, witnesses, logger, reg, tracker)
+	return openPebble(ctx, f, key, identityRecorded, witnesses, logger, reg, tracker)
 }
 
 // openPebble opens the embedded storage in --data-dir: the log and the search index, and the admin
 // socket that `quire backup` talks to.
-func openPebble(ctx context.Context, f *serveFlags, key *logKey, witnesses tessera.WitnessGroup, logger *slog.Logger, reg prometheus.Registerer, tracker *witnessing.Tracker) (*backend, error) {
+func openPebble(ctx context.Context, f *serveFlags, key *logKey, identityRecorded bool, witnesses tessera.WitnessGroup, logger *slog.Logger, reg prometheus.Registerer, tracker *witnessing.Tracker) (*backend, error) {
 	cfg := pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger, Metrics: reg, ReadOnly: f.readOnly}
 	if tracker != nil {
 		// The tracker watches the publisher's requests to witnesses and what it publishes.
@@ -96,6 +102,11 @@ func openPebble(ctx context.Context, f *serveFlags, key *logKey, witnesses tesse
 		return nil, errors.Join(err, storage.Close())
 	}
 	readOnly := f.readOnly || frozen
+	if !identityRecorded {
+		if err := recordIdentity(ctx, f.dataDir, key, storage, readOnly, logger); err != nil {
+			return nil, errors.Join(err, storage.Close())
+		}
+	}
 	appender, shutdownAppender, reader, err := startAppender(ctx, readOnly, drv, storage, appendOptions(f, key, witnesses, f.checkpointInterval))
 	if err != nil {
 		return nil, errors.Join(err, storage.Close())
@@ -117,14 +128,12 @@ func openPebble(ctx context.Context, f *serveFlags, key *logKey, witnesses tesse
 		appender: appender, reader: reader, awaiter: storage, history: storage, index: idx,
 		readOnly: readOnly, frozen: frozen, finalSize: finalSize, noFollow: noFollow,
 		published: storage.Published,
+		health:    storage,
 		describe:  storagePebble + " " + cfg.Path,
 		close:     func() error { return errors.Join(stopAdmin(), idx.Close(), closeStorage()) },
 	}
 	if !readOnly {
-		be.checks = []server.Check{
-			{Name: "storage", Check: storage.Writable},
-			{Name: "checkpoint", Check: func(context.Context) error { return storage.Fresh(f.readyMaxAge) }},
-		}
+		be.checks = []server.Check{{Name: "checkpoint", Check: func(context.Context) error { return storage.Fresh(f.readyMaxAge) }}}
 	}
 	return be, nil
 }

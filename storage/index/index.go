@@ -17,6 +17,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -124,11 +125,14 @@ func (d *DB) Add(ctx context.Context, keys [][]byte, indices []uint64, next uint
 	return nil
 }
 
-// Lookup returns at most limit indices recorded for key, smallest first
-// (limit <= 0: all of them).
-func (d *DB) Lookup(ctx context.Context, key []byte, limit int) ([]uint64, error) {
+// Lookup returns at most limit indices recorded for key, smallest first,
+// starting at the first one at or above from (limit <= 0: all of them). The
+// start is a seek in the index, so every page costs the same however deep it
+// is.
+func (d *DB) Lookup(ctx context.Context, key []byte, from uint64, limit int) ([]uint64, error) {
 	prefix := postingPrefix(key)
-	it, err := d.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	lower := binary.BigEndian.AppendUint64(bytes.Clone(prefix), from)
+	it, err := d.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("looking up index key: %w", err)
 	}

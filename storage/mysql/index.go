@@ -69,11 +69,12 @@ func (x *Index) Add(ctx context.Context, keys [][]byte, indices []uint64, next u
 	return nil
 }
 
-// Lookup returns at most limit indices recorded for key, smallest first (limit <= 0: all).
-func (x *Index) Lookup(ctx context.Context, key []byte, limit int) ([]uint64, error) {
+// Lookup returns at most limit indices recorded for key, smallest first, from the first at or
+// above from (limit <= 0: all).
+func (x *Index) Lookup(ctx context.Context, key []byte, from uint64, limit int) ([]uint64, error) {
 	h := sha256.Sum256(key)
-	q := "SELECT `idx` FROM `QuireSearch` WHERE `key_hash` = ? ORDER BY `idx`"
-	args := []any{h[:]}
+	q := "SELECT `idx` FROM `QuireSearch` WHERE `key_hash` = ? AND `idx` >= ? ORDER BY `idx`"
+	args := []any{h[:], from}
 	if limit > 0 {
 		q += " LIMIT ?"
 		args = append(args, limit)

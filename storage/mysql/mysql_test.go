@@ -235,11 +235,14 @@ func TestIndex(t *testing.T) {
 	tests := []struct {
 		name  string
 		key   []byte
+		from  uint64
 		limit int
 		want  []uint64
 	}{
 		{name: "a key's indices come smallest first", key: []byte("sha256:aa"), want: []uint64{1, 4}},
 		{name: "the limit cuts the list", key: []byte("sha256:aa"), limit: 1, want: []uint64{1}},
+		{name: "a page starts at its from index", key: []byte("sha256:aa"), from: 2, want: []uint64{4}},
+		{name: "a page past the last index is empty", key: []byte("sha256:aa"), from: 5},
 		{name: "a key of ten kilobytes is found", key: long, want: []uint64{2}},
 		{name: "a key added by a batch behind the progress is not found", key: []byte("sha256:bb")},
 		{name: "a key that is a prefix of another is its own key", key: []byte("sha256:a")},
@@ -247,7 +250,7 @@ func TestIndex(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, ix := range []*mysql.Index{x, y} {
-				got, err := ix.Lookup(ctx, tc.key, tc.limit)
+				got, err := ix.Lookup(ctx, tc.key, tc.from, tc.limit)
 				if err != nil || !slices.Equal(got, tc.want) {
 					t.Fatalf("Lookup = %v, %v; want %v", got, err, tc.want)
 				}
@@ -293,7 +296,7 @@ func TestIndexFrontEndsRacingForOneBatchWriteItOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := frontEnd(t, dsn).Index().Lookup(ctx, []byte("sha256:same"), 0)
+	got, err := frontEnd(t, dsn).Index().Lookup(ctx, []byte("sha256:same"), 0, 0)
 	if err != nil || !slices.Equal(got, idx) {
 		t.Fatalf("Lookup = %d indices, %v; want the 2500 written once", len(got), err)
 	}

@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
 // Writable says why the driver cannot take writes now, or nil: it is closed, its sequencer no
-// longer trusts its in-memory state after a failed commit, or the disk is below the reserve a
-// commit must leave (see checkDiskSpace). It reads only memory and one statfs, so readiness
-// probes may call it often.
+// longer trusts its in-memory state, the last commit failed (until one succeeds), the database's
+// directory is gone, or the disk is below the reserve a commit must leave (see checkDiskSpace).
+// It asks the file system each time, so an idle log notices too; it reads only memory, one stat
+// and one statfs, so readiness probes may call it often.
 func (s *Storage) Writable(context.Context) error {
 	s.mu.Lock()
 	closing := s.closing
@@ -20,6 +22,12 @@ func (s *Storage) Writable(context.Context) error {
 	}
 	if err := s.brokenErr(); err != nil {
 		return err
+	}
+	if p := s.commitFault.Load(); p != nil {
+		return fmt.Errorf("the last commit failed: %w", *p)
+	}
+	if _, err := os.Stat(s.cfg.Path); err != nil {
+		return fmt.Errorf("database directory: %w", err)
 	}
 	return s.checkDiskSpace(0)
 }

@@ -3,6 +3,7 @@ package pebble
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/transparency-dev/tessera"
 )
 
 // TestHealthAndMetricsDescribeTheDriver writes a known number of entries (some twice) and checks
@@ -131,4 +133,38 @@ func histogramSum(t *testing.T, reg *prometheus.Registry, name, label string) fl
 	}
 	t.Fatalf("no %s{%s}", name, label)
 	return 0
+}
+
+// TestWritableSeesStorageFaults removes the database directory under a running driver.
+func TestWritableSeesStorageFaults(t *testing.T) {
+	ctx := context.Background()
+	signer, _ := testKeys(t)
+	dir := filepath.Join(t.TempDir(), "log")
+	l := openTestLog(t, Config{Path: dir}, fastOptions(signer))
+	defer l.close(t)
+	l.appendAll(t, entryData("healthy", 0, 3))
+	t.Run("a working store is writable", func(t *testing.T) {
+		if err := l.s.Writable(ctx); err != nil {
+			t.Fatalf("Writable() = %v", err)
+		}
+	})
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a store whose directory is gone is not, before any write", func(t *testing.T) {
+		if err := l.s.Writable(ctx); err == nil {
+			t.Fatal("Writable() = nil with the database directory removed")
+		}
+	})
+	t.Run("a failed commit keeps it unwritable after the directory is back", func(t *testing.T) {
+		if _, err := l.add(ctx, tessera.NewEntry([]byte("lost")))(); err == nil {
+			t.Fatal("an entry was sequenced with the database directory removed")
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.s.Writable(ctx); err == nil {
+			t.Fatal("Writable() = nil after a failed commit and no successful one")
+		}
+	})
 }

@@ -245,12 +245,14 @@ func (seq *sequencer) run(ctx context.Context, in <-chan *batch) {
 		}
 		start, before := time.Now(), seq.size
 		if err := seq.commit(group); err != nil {
+			seq.s.commitFault.Store(&err)
 			seq.fail(group, err)
 			if rerr := seq.reload(); rerr != nil {
 				seq.s.setBroken(fmt.Errorf("after failed commit (%w), reloading state: %w", err, rerr))
 			}
 			continue
 		}
+		seq.s.commitFault.Store(nil)
 		now := time.Now()
 		seq.s.metrics.observeCommit(group, int(seq.size-before), now.Sub(start), now)
 		for _, b := range group {

@@ -175,6 +175,8 @@ type Storage struct {
 	outstanding atomic.Int64
 	broken      brokenState
 	metrics     *metrics
+	// commitFault is the error of the latest commit if it failed; nil once one succeeds.
+	commitFault atomic.Pointer[error]
 }
 
 // treeHead is an immutable snapshot of the integrated tree.
