@@ -25,6 +25,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -82,6 +83,11 @@ type Config struct {
 	// MaxOpenConns bounds the connections of this front end's pool (DefaultMaxOpenConns if 0);
 	// Tessera's antispam keeps a small pool of its own.
 	MaxOpenConns int
+	// ClaimLease is how long a front end's claim on an entry outlives its last renewal
+	// (DefaultClaimLease if 0; see Dedup).
+	ClaimLease time.Duration
+	// Logger gets what goes wrong in background work (slog.Default() if nil).
+	Logger *slog.Logger
 }
 
 func (c *Config) valid() error {
@@ -94,14 +100,25 @@ func (c *Config) valid() error {
 	if c.MaxOpenConns == 0 {
 		c.MaxOpenConns = DefaultMaxOpenConns
 	}
+	if c.ClaimLease < 0 {
+		return fmt.Errorf("mysql storage config: ClaimLease %s is negative", c.ClaimLease)
+	}
+	if c.ClaimLease == 0 {
+		c.ClaimLease = DefaultClaimLease
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	return nil
 }
 
 // DB is one front end's connection pool to the log's database. Its methods are safe for
 // concurrent use.
 type DB struct {
-	db  *sql.DB
-	dsn string
+	db         *sql.DB
+	dsn        string
+	claimLease time.Duration
+	logger     *slog.Logger
 }
 
 // Open connects to the database and creates the tables that are missing (Tessera's and Quire's);
@@ -130,7 +147,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connecting to MySQL at %s: %w", Redact(cfg.DSN), err)
 	}
-	d := &DB{db: db, dsn: mc.FormatDSN()}
+	d := &DB{db: db, dsn: mc.FormatDSN(), claimLease: cfg.ClaimLease, logger: cfg.Logger}
 	if err := d.createSchema(ctx); err != nil {
 		db.Close()
 		return nil, err
