@@ -161,9 +161,9 @@ func (c *claims) Decorator() func(tessera.AddFn) tessera.AddFn {
 type claimState int
 
 const (
-	claimedFirst claimState = iota // this front end inserted the claim
-	tookOver                       // this front end took a lapsed claim over
-	alreadyLogged                  // another owner recorded the entry's index
+	claimedFirst  claimState = iota // this front end inserted the claim
+	tookOver                        // this front end took a lapsed claim over
+	alreadyLogged                   // another owner recorded the entry's index
 )
 
 func (c *claims) add(ctx context.Context, e *tessera.Entry, add tessera.AddFn) tessera.IndexFuture {
