@@ -64,12 +64,17 @@ import (
 //     as well.
 //
 // Every front end of a database must claim: one running without claims (an older Quire) still
-// deduplicates only as Tessera's antispam does. The claim table keeps one row of 57 bytes per
-// entry of the log, as Tessera's antispam table does; neither is ever pruned.
+// deduplicates only as Tessera's antispam does. The claim table keeps one row per entry of the
+// log (64 bytes of columns, plus the engine's per-row overhead), as Tessera's antispam table
+// does; neither is ever pruned, since a copy may come at any time.
 
 // DefaultClaimLease is how long a claim outlives its front end's last renewal: how long copies
 // of an entry wait for a front end that died holding its claim, before one takes over.
 const DefaultClaimLease = 10 * time.Second
+
+// MinClaimLease is the shortest lease allowed: a lease must outlast many batch ages, or a live
+// front end's claims lapse while its entries wait for their batch.
+const MinClaimLease = time.Second
 
 // dbNowMillis is the database's clock in milliseconds since 1970, in any session time zone.
 const dbNowMillis = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -295,5 +296,12 @@ func TestClaimsAWaiterGivesUpAsPushback(t *testing.T) {
 	}
 	if got := fe.logged(t)[data]; len(got) != 0 {
 		t.Fatalf("the entry was logged at %v while another front end held its claim", got)
+	}
+}
+
+func TestOpenRefusesALeaseShorterThanTheMinimum(t *testing.T) {
+	_, err := mysql.Open(context.Background(), mysql.Config{DSN: "quire:pw@tcp(127.0.0.1:1)/log", ClaimLease: 10 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "shorter than") {
+		t.Fatalf("Open with a 10ms claim lease = %v, want an error saying it is too short", err)
 	}
 }

@@ -5,6 +5,10 @@
 // (storage/aws/antispam, which takes any MySQL DSN). This package adds, in the same database,
 // what the embedded Pebble storage gives and those drivers do not:
 //
+//   - strong deduplication across front ends: Tessera's antispam finds an entry only after its
+//     follower has read it back from the log, so copies sent to two front ends at once would
+//     both be logged; a claim per entry (claims.go, in front of Tessera's antispam) lets one
+//     front end log it and the others answer its index, also when the claimer dies (Dedup);
 //   - the log's identity (origin and checkpoint verifier key), so that every front end of one
 //     database signs for the same log (CheckIdentity);
 //   - checkpoint history, every checkpoint any front end saw published, for proofs and
@@ -16,8 +20,9 @@
 // schema (schema.go) creates Tessera's tables, whose shape the driver's queries fix, and Quire's.
 // The tests run against a real MariaDB (scripts/mariadb): TestCheckIdentity, TestHistory,
 // TestIndex and the Watcher tests show each part, TestTwoFrontEndsShareOneLog two appenders
-// deduplicating through one database, and scripts/crashtest's TestScaleout three `quire serve`
-// front ends under load with one of them SIGKILLed.
+// deduplicating through one database, TestClaimsThreeFrontEndsRacingLogEachEntryOnce and
+// TestClaimsALapsedClaimIsTakenOver the claims, and scripts/crashtest's TestScaleout three
+// `quire serve` front ends under load, with entries raced to two of them and one SIGKILLed.
 package mysql
 
 import (
@@ -100,11 +105,11 @@ func (c *Config) valid() error {
 	if c.MaxOpenConns == 0 {
 		c.MaxOpenConns = DefaultMaxOpenConns
 	}
-	if c.ClaimLease < 0 {
-		return fmt.Errorf("mysql storage config: ClaimLease %s is negative", c.ClaimLease)
-	}
 	if c.ClaimLease == 0 {
 		c.ClaimLease = DefaultClaimLease
+	}
+	if c.ClaimLease < MinClaimLease {
+		return fmt.Errorf("mysql storage config: ClaimLease %s is shorter than %s", c.ClaimLease, MinClaimLease)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
