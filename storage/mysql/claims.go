@@ -1,14 +1,19 @@
 package mysql
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -19,8 +24,9 @@ import (
 // Tessera's MySQL antispam finds an entry only once its follower has read the entry back from
 // the integrated log, a second or more after it was sequenced; two front ends given the same
 // entry within that lag would both log it. So before appending, a front end claims the entry's
-// identity hash (tessera.Entry.Identity, the key Tessera's antispam uses) with one INSERT IGNORE
-// into QuireClaim, whose primary key is that hash. The database lets one insert win:
+// identity hash (tessera.Entry.Identity, the key Tessera's antispam uses) by inserting it into
+// QuireClaim, whose primary key is that hash; the claims of concurrent writes go in one INSERT
+// IGNORE and one SELECT that says which rows are whose. The database lets one insert win:
 //
 //   - The winner appends through Tessera's antispam (which still finds entries logged without a
 //     claim: imported, or written before claims existed) and the driver, and then records the
@@ -39,7 +45,10 @@ import (
 // then appends through Tessera's antispam, which answers with the dead claimer's index if it got
 // that far. The interleavings, and why each ends with the entry logged once:
 //
-//   - Two front ends claim at once: the primary key admits one row; the other waits.
+//   - Two front ends claim at once: the primary key admits one row; the other waits. Claims
+//     written in one statement are in hash order, so two statements never deadlock.
+//   - A request ends while its claim is being written: a claim won for it is deleted, as
+//     nothing was appended for it.
 //   - The claimer sequences, then records: waiters see the index on their next poll.
 //   - The claimer's append fails with pushback: nothing was sequenced (Tessera's antispam and the
 //     driver push back before queueing), so it deletes its claim, and the next copy claims
@@ -79,11 +88,14 @@ const MinClaimLease = time.Second
 // dbNowMillis is the database's clock in milliseconds since 1970, in any session time zone.
 const dbNowMillis = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)"
 
-// claimOwnerLen is the length of a front end's random claim owner ID.
-const claimOwnerLen = 16
+// A claim's owner is a token of 16 bytes, unique to one claiming or taking over: the front end's
+// random ID and a counter. One attempt that failed is then never taken for a later one.
+const (
+	frontEndIDLen = 8
+	claimOwnerLen = frontEndIDLen + 8
+)
 
 const (
-	claimSQL  = "INSERT IGNORE INTO `QuireClaim` (`h`, `owner`, `lease_until`) VALUES (?, ?, " + dbNowMillis + " + ?)"
 	pollSQL   = "SELECT `idx`, `lease_until` < " + dbNowMillis + " FROM `QuireClaim` WHERE `h` = ?"
 	takeSQL   = "UPDATE `QuireClaim` SET `owner` = ?, `lease_until` = " + dbNowMillis + " + ? WHERE `h` = ? AND `idx` IS NULL AND `lease_until` < " + dbNowMillis
 	deleteSQL = "DELETE FROM `QuireClaim` WHERE `h` = ? AND `owner` = ? AND `idx` IS NULL"
@@ -110,14 +122,18 @@ type claims struct {
 	db      *sql.DB
 	inner   tessera.Antispam
 	indexed func(context.Context) (uint64, error)
-	owner   []byte
-	lease   time.Duration
-	logger  *slog.Logger
+	// frontEnd prefixes the tokens of this front end's claims; seq numbers them.
+	frontEnd []byte
+	seq      atomic.Uint64
+	lease    time.Duration
+	logger   *slog.Logger
 
 	mu sync.Mutex
 	// held are the claims this front end owns and has not settled, to renew.
 	held map[string]struct{}
 
+	claimReqs chan claimRequest
+	claimDone chan struct{}
 	records   chan claimRecord
 	stop      chan struct{}
 	done      chan struct{}
@@ -130,20 +146,42 @@ type claimRecord struct {
 	idx uint64
 }
 
+// claimRequest asks claimLoop to claim h for token.
+type claimRequest struct {
+	h, token []byte
+	reply    chan claimReply // buffered: claimLoop never waits for the requester
+}
+
+// claimReply says whether the claim is the requester's, and if not, the index its owner
+// recorded, if any.
+type claimReply struct {
+	mine bool
+	idx  sql.NullInt64
+	err  error
+}
+
 func newClaims(db *sql.DB, inner tessera.Antispam, indexed func(context.Context) (uint64, error), lease time.Duration, logger *slog.Logger) (*claims, error) {
-	owner := make([]byte, claimOwnerLen)
-	if _, err := rand.Read(owner); err != nil {
+	id := make([]byte, frontEndIDLen)
+	if _, err := rand.Read(id); err != nil {
 		return nil, fmt.Errorf("drawing a claim owner ID: %w", err)
 	}
 	c := &claims{
-		db: db, inner: inner, indexed: indexed, owner: owner, lease: lease, logger: logger,
-		held:    map[string]struct{}{},
-		records: make(chan claimRecord, 4*maxRecordBatch),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		db: db, inner: inner, indexed: indexed, frontEnd: id, lease: lease, logger: logger,
+		held:      map[string]struct{}{},
+		claimReqs: make(chan claimRequest, maxRecordBatch),
+		claimDone: make(chan struct{}),
+		records:   make(chan claimRecord, 4*maxRecordBatch),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	go c.run()
+	go c.claimLoop()
 	return c, nil
+}
+
+// token returns a new claim owner token.
+func (c *claims) token() []byte {
+	return binary.BigEndian.AppendUint64(bytes.Clone(c.frontEnd), c.seq.Add(1))
 }
 
 // Follower is Tessera's antispam follower: the claims need nothing from the log.
@@ -173,17 +211,16 @@ const (
 
 func (c *claims) add(ctx context.Context, e *tessera.Entry, add tessera.AddFn) tessera.IndexFuture {
 	h := e.Identity()
-	state, idx, err := c.acquire(ctx, h)
+	state, idx, token, err := c.acquire(ctx, h)
 	if err != nil {
 		return failed(err)
 	}
 	if state == alreadyLogged {
 		return func() (tessera.Index, error) { return tessera.Index{Index: idx, IsDup: true}, nil }
 	}
-	c.hold(h)
 	if state == tookOver {
 		if err := c.awaitFollower(ctx); err != nil {
-			c.settle(h, false, err)
+			c.settle(h, token, false)
 			return failed(err)
 		}
 	}
@@ -193,7 +230,8 @@ func (c *claims) add(ctx context.Context, e *tessera.Entry, add tessera.AddFn) t
 	go func() {
 		i, err := f()
 		if err != nil {
-			c.settle(h, state == claimedFirst, err)
+			// Pushback comes before anything is queued: nothing was sequenced.
+			c.settle(h, token, state == claimedFirst && errors.Is(err, tessera.ErrPushback))
 			return
 		}
 		select {
@@ -210,20 +248,25 @@ func failed(err error) tessera.IndexFuture {
 	return func() (tessera.Index, error) { return tessera.Index{}, err }
 }
 
-// acquire claims h, or waits until its owner records an index or lets the claim lapse.
-func (c *claims) acquire(ctx context.Context, h []byte) (claimState, uint64, error) {
-	wait := pollFirst
+// acquire claims h, or waits until its owner records an index or lets the claim lapse. It
+// returns the token of the claim it holds, which is held (renewed) until settled or recorded.
+func (c *claims) acquire(ctx context.Context, h []byte) (claimState, uint64, []byte, error) {
 	for {
-		res, err := c.db.ExecContext(ctx, claimSQL, h, c.owner, c.lease.Milliseconds())
-		if err != nil {
-			return 0, 0, fmt.Errorf("claiming entry %x: %w", h, err)
+		token := c.token()
+		r := c.claim(ctx, h, token)
+		switch {
+		case r.err != nil:
+			return 0, 0, nil, r.err
+		case r.mine:
+			return claimedFirst, 0, token, nil
+		case r.idx.Valid:
+			return alreadyLogged, uint64(r.idx.Int64), nil, nil
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return 0, 0, fmt.Errorf("claiming entry %x: %w", h, err)
-		} else if n == 1 {
-			return claimedFirst, 0, nil
-		}
-		for {
+		for wait := pollFirst; ; wait = min(2*wait, pollMax) {
+			if err := sleepCtx(ctx, wait); err != nil {
+				// As pushback: the entry is on its way, and a retry will find it.
+				return 0, 0, nil, fmt.Errorf("waiting for the front end logging the same entry: %w (%w)", tessera.ErrPushback, err)
+			}
 			var idx sql.NullInt64
 			var lapsed bool
 			err := c.db.QueryRowContext(ctx, pollSQL, h).Scan(&idx, &lapsed)
@@ -232,30 +275,147 @@ func (c *claims) acquire(ctx context.Context, h []byte) (claimState, uint64, err
 				break
 			}
 			if err != nil {
-				return 0, 0, fmt.Errorf("reading the claim of entry %x: %w", h, err)
+				return 0, 0, nil, fmt.Errorf("reading the claim of entry %x: %w", h, err)
 			}
 			if idx.Valid {
-				return alreadyLogged, uint64(idx.Int64), nil
+				return alreadyLogged, uint64(idx.Int64), nil, nil
 			}
 			if lapsed {
-				res, err := c.db.ExecContext(ctx, takeSQL, c.owner, c.lease.Milliseconds(), h)
+				token := c.token()
+				// Held before the takeover commits, so that its lease never goes unrenewed.
+				c.hold(h)
+				res, err := c.db.ExecContext(ctx, takeSQL, token, c.lease.Milliseconds(), h)
 				if err != nil {
-					return 0, 0, fmt.Errorf("taking over the lapsed claim of entry %x: %w", h, err)
+					c.unhold(h)
+					return 0, 0, nil, fmt.Errorf("taking over the lapsed claim of entry %x: %w", h, err)
 				}
 				if n, err := res.RowsAffected(); err != nil {
-					return 0, 0, fmt.Errorf("taking over the lapsed claim of entry %x: %w", h, err)
+					c.unhold(h)
+					return 0, 0, nil, fmt.Errorf("taking over the lapsed claim of entry %x: %w", h, err)
 				} else if n == 1 {
-					return tookOver, 0, nil
+					return tookOver, 0, token, nil
 				}
 				// Another waiter took it over: wait for that one instead.
+				c.unhold(h)
 			}
-			if err := sleepCtx(ctx, wait); err != nil {
-				// As pushback: the entry is on its way, and a retry will find it.
-				return 0, 0, fmt.Errorf("waiting for the front end logging the same entry: %w (%w)", tessera.ErrPushback, err)
-			}
-			wait = min(2*wait, pollMax)
 		}
 	}
+}
+
+// claim asks claimLoop to claim h for token. A claim won for a request that stopped waiting is
+// deleted: nothing was appended for it.
+func (c *claims) claim(ctx context.Context, h, token []byte) claimReply {
+	req := claimRequest{h: h, token: token, reply: make(chan claimReply, 1)}
+	gaveUp := func(err error) claimReply {
+		return claimReply{err: fmt.Errorf("claiming entry %x: %w (%w)", h, tessera.ErrPushback, err)}
+	}
+	select {
+	case c.claimReqs <- req:
+	case <-ctx.Done():
+		return gaveUp(ctx.Err())
+	case <-c.claimDone:
+		return claimReply{err: errors.New("claiming an entry: deduplication is closed")}
+	}
+	select {
+	case r := <-req.reply:
+		if r.mine {
+			c.hold(h)
+		}
+		return r
+	case <-ctx.Done():
+		go func() {
+			if r := <-req.reply; r.mine {
+				c.hold(h)
+				c.settle(h, token, true)
+			}
+		}()
+		return gaveUp(ctx.Err())
+	}
+}
+
+// claimLoop claims, in one INSERT and one SELECT, what the requests waiting together ask for.
+func (c *claims) claimLoop() {
+	defer close(c.claimDone)
+	for {
+		select {
+		case <-c.stop:
+			return
+		case r := <-c.claimReqs:
+			batch := []claimRequest{r}
+		more:
+			for len(batch) < maxRecordBatch {
+				select {
+				case r := <-c.claimReqs:
+					batch = append(batch, r)
+				default:
+					break more
+				}
+			}
+			c.claimBatch(batch)
+		}
+	}
+}
+
+func (c *claims) claimBatch(batch []claimRequest) {
+	// In hash order, as every statement that writes several claims, so that two front ends'
+	// statements lock shared rows in the same order and never deadlock.
+	slices.SortStableFunc(batch, func(a, b claimRequest) int { return bytes.Compare(a.h, b.h) })
+	rows := make([]string, len(batch))
+	args := make([]any, 0, 3*len(batch))
+	hs := make([]any, len(batch))
+	for i, r := range batch {
+		rows[i] = "(?, ?, " + dbNowMillis + " + ?)"
+		args = append(args, r.h, r.token, c.lease.Milliseconds())
+		hs[i] = r.h
+	}
+	reply := func(f func(r claimRequest) claimReply) {
+		for _, r := range batch {
+			r.reply <- f(r)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	if _, err := c.db.ExecContext(ctx, "INSERT IGNORE INTO `QuireClaim` (`h`, `owner`, `lease_until`) VALUES "+strings.Join(rows, ", "), args...); err != nil {
+		reply(func(claimRequest) claimReply {
+			return claimReply{err: fmt.Errorf("claiming %d entries: %w", len(batch), err)}
+		})
+		return
+	}
+	type claimRow struct {
+		owner []byte
+		idx   sql.NullInt64
+	}
+	found := make(map[string]claimRow, len(batch))
+	err := func() error {
+		q := "SELECT `h`, `owner`, `idx` FROM `QuireClaim` WHERE `h` IN (?" + strings.Repeat(", ?", len(hs)-1) + ")"
+		rs, err := c.db.QueryContext(ctx, q, hs...)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var h []byte
+			var row claimRow
+			if err := rs.Scan(&h, &row.owner, &row.idx); err != nil {
+				return err
+			}
+			found[string(h)] = row
+		}
+		return rs.Err()
+	}()
+	if err != nil {
+		// The claims won are not known: they lapse, and are taken over as after a crash.
+		reply(func(claimRequest) claimReply {
+			return claimReply{err: fmt.Errorf("reading %d claims: %w", len(batch), err)}
+		})
+		return
+	}
+	// A row missing now was deleted by a first owner pushed back since: the requester finds
+	// it missing and claims again.
+	reply(func(r claimRequest) claimReply {
+		row := found[string(r.h)]
+		return claimReply{mine: bytes.Equal(row.owner, r.token), idx: row.idx}
+	})
 }
 
 // awaitFollower waits until Tessera's antispam has indexed every entry of the integrated tree,
@@ -297,18 +457,18 @@ func (c *claims) lockedSize(ctx context.Context) (uint64, error) {
 	return size, nil
 }
 
-// settle ends an owned claim whose entry was not logged by this front end: a first owner whose
-// append was pushed back deletes it (nothing was sequenced), any other ends its lease so that
-// the next copy checks the log first.
-func (c *claims) settle(h []byte, first bool, cause error) {
+// settle ends an owned claim whose entry this front end did not log. It deletes the claim only
+// when it is sure nothing was sequenced for it (del: a first owner, pushed back or never
+// appending); otherwise it ends the lease, so that the next copy checks the log first.
+func (c *claims) settle(h, token []byte, del bool) {
 	defer c.unhold(h)
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
 	defer cancel()
 	q := expireSQL
-	if first && errors.Is(cause, tessera.ErrPushback) {
+	if del {
 		q = deleteSQL
 	}
-	if _, err := c.db.ExecContext(ctx, q, h, c.owner); err != nil {
+	if _, err := c.db.ExecContext(ctx, q, h, token); err != nil {
 		// The lease runs out by itself.
 		c.logger.Warn("releasing a claim", "entry_identity", fmt.Sprintf("%x", h), "err", err)
 	}
@@ -372,10 +532,11 @@ func (c *claims) record(batch []claimRecord) {
 	hs := make([][]byte, len(batch))
 	args := make([]any, 0, 3*len(batch)+1)
 	rows := make([]string, len(batch))
+	slices.SortStableFunc(batch, func(a, b claimRecord) int { return bytes.Compare(a.h, b.h) })
 	for i, r := range batch {
 		hs[i] = r.h
 		rows[i] = "(?, ?, 0, ?)"
-		args = append(args, r.h, c.owner, r.idx)
+		args = append(args, r.h, make([]byte, claimOwnerLen), r.idx)
 	}
 	defer c.unhold(hs...)
 	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
@@ -397,15 +558,16 @@ func (c *claims) renew() {
 		hs = append(hs, []byte(h))
 	}
 	c.mu.Unlock()
+	slices.SortFunc(hs, bytes.Compare)
 	ctx, cancel := context.WithTimeout(context.Background(), c.lease/3)
 	defer cancel()
 	for len(hs) > 0 {
 		n := min(len(hs), maxRecordBatch)
-		args := []any{c.lease.Milliseconds(), c.owner}
+		args := []any{c.lease.Milliseconds(), c.frontEnd}
 		for _, h := range hs[:n] {
 			args = append(args, h)
 		}
-		q := "UPDATE `QuireClaim` SET `lease_until` = " + dbNowMillis + " + ? WHERE `owner` = ? AND `idx` IS NULL AND `h` IN (?" + strings.Repeat(", ?", n-1) + ")"
+		q := "UPDATE `QuireClaim` SET `lease_until` = " + dbNowMillis + " + ? WHERE LEFT(`owner`, " + strconv.Itoa(frontEndIDLen) + ") = ? AND `idx` IS NULL AND `h` IN (?" + strings.Repeat(", ?", n-1) + ")"
 		if _, err := c.db.ExecContext(ctx, q, args...); err != nil {
 			c.logger.Warn("renewing claims", "claims", n, "err", err)
 			return

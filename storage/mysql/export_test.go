@@ -19,6 +19,6 @@ func ClaimForTest(d *DB, h []byte, lease time.Duration) error {
 	if _, err := rand.Read(owner); err != nil {
 		return err
 	}
-	_, err := d.db.Exec(claimSQL, h, owner, lease.Milliseconds())
+	_, err := d.db.Exec("INSERT INTO `QuireClaim` (`h`, `owner`, `lease_until`) VALUES (?, ?, "+dbNowMillis+" + ?)", h, owner, lease.Milliseconds())
 	return err
 }
