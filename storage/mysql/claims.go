@@ -263,9 +263,11 @@ func (c *claims) acquire(ctx context.Context, h []byte) (claimState, uint64, []b
 			return alreadyLogged, uint64(r.idx.Int64), nil, nil
 		}
 		for wait := pollFirst; ; wait = min(2*wait, pollMax) {
-			if err := sleepCtx(ctx, wait); err != nil {
+			select {
+			case <-ctx.Done():
 				// As pushback: the entry is on its way, and a retry will find it.
-				return 0, 0, nil, fmt.Errorf("waiting for the front end logging the same entry: %w (%w)", tessera.ErrPushback, err)
+				return 0, 0, nil, fmt.Errorf("waiting for the front end logging the same entry: %w (%w)", tessera.ErrPushback, ctx.Err())
+			case <-time.After(wait):
 			}
 			var idx sql.NullInt64
 			var lapsed bool
@@ -341,17 +343,7 @@ func (c *claims) claimLoop() {
 		case <-c.stop:
 			return
 		case r := <-c.claimReqs:
-			batch := []claimRequest{r}
-		more:
-			for len(batch) < maxRecordBatch {
-				select {
-				case r := <-c.claimReqs:
-					batch = append(batch, r)
-				default:
-					break more
-				}
-			}
-			c.claimBatch(batch)
+			c.claimBatch(drain(c.claimReqs, r))
 		}
 	}
 }
@@ -434,8 +426,10 @@ func (c *claims) awaitFollower(ctx context.Context) error {
 		if n >= size {
 			return nil
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
-			return fmt.Errorf("waiting for antispam to index %d entries (at %d) before logging a lapsed claim's entry: %w (%w)", size, n, tessera.ErrPushback, err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for antispam to index %d entries (at %d) before logging a lapsed claim's entry: %w (%w)", size, n, tessera.ErrPushback, ctx.Err())
+		case <-time.After(wait):
 		}
 		wait = min(2*wait, followerPollMax)
 	}
@@ -496,14 +490,14 @@ func (c *claims) run() {
 	for {
 		select {
 		case r := <-c.records:
-			c.record(c.drain(r))
+			c.record(drain(c.records, r))
 		case <-renew.C:
 			c.renew()
 		case <-c.stop:
 			for {
 				select {
 				case r := <-c.records:
-					c.record(c.drain(r))
+					c.record(drain(c.records, r))
 				default:
 					return
 				}
@@ -512,12 +506,13 @@ func (c *claims) run() {
 	}
 }
 
-// drain returns first and the records already waiting behind it, up to a batch.
-func (c *claims) drain(first claimRecord) []claimRecord {
-	batch := []claimRecord{first}
+// drain returns first and what already waits behind it in ch, up to a batch: under load the
+// statements grow with what arrived while the last one ran, and alone an item waits for nothing.
+func drain[T any](ch <-chan T, first T) []T {
+	batch := []T{first}
 	for len(batch) < maxRecordBatch {
 		select {
-		case r := <-c.records:
+		case r := <-ch:
 			batch = append(batch, r)
 		default:
 			return batch
@@ -580,15 +575,4 @@ func (c *claims) renew() {
 func (c *claims) close() {
 	c.closeOnce.Do(func() { close(c.stop) })
 	<-c.done
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
