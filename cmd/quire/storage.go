@@ -138,9 +138,9 @@ func openPebble(ctx context.Context, f *serveFlags, key *logKey, identityRecorde
 	return be, nil
 }
 
-// openMySQL runs this front end on the shared database: Tessera's MySQL driver and antispam,
-// Tessera's publication awaiter fed by a mysql.Watcher (which keeps the checkpoint history), and
-// the shared search index.
+// openMySQL runs this front end on the shared database: Tessera's MySQL driver and antispam
+// (behind the claims of mysql.Dedup), Tessera's publication awaiter fed by a mysql.Watcher (which
+// keeps the checkpoint history), and the shared search index.
 func openMySQL(ctx context.Context, f *serveFlags, key *logKey, witnesses tessera.WitnessGroup, logger *slog.Logger) (*backend, error) {
 	db, err := mysql.Open(ctx, mysql.Config{DSN: f.mysqlDSN, Logger: logger})
 	if err != nil {
