@@ -138,11 +138,11 @@ func openPebble(ctx context.Context, f *serveFlags, key *logKey, identityRecorde
 	return be, nil
 }
 
-// openMySQL runs this front end on the shared database: Tessera's MySQL driver and antispam,
-// Tessera's publication awaiter fed by a mysql.Watcher (which keeps the checkpoint history), and
-// the shared search index.
+// openMySQL runs this front end on the shared database: Tessera's MySQL driver and antispam
+// (behind the claims of mysql.Dedup), Tessera's publication awaiter fed by a mysql.Watcher (which
+// keeps the checkpoint history), and the shared search index.
 func openMySQL(ctx context.Context, f *serveFlags, key *logKey, witnesses tessera.WitnessGroup, logger *slog.Logger) (*backend, error) {
-	db, err := mysql.Open(ctx, mysql.Config{DSN: f.mysqlDSN})
+	db, err := mysql.Open(ctx, mysql.Config{DSN: f.mysqlDSN, Logger: logger})
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +177,14 @@ func startMySQL(ctx context.Context, f *serveFlags, db *mysql.DB, key *logKey, w
 	}
 	opts := appendOptions(f, key, witnesses, interval)
 	wcfg := mysql.WatcherConfig{ReadCheckpoint: drv.ReadCheckpoint, History: db.History(), VerifierKey: key.vkey}
+	// closeDedup records the indices of the last claimed entries, after the appender drained.
+	closeDedup := func() {}
+	started := false
+	defer func() {
+		if !started {
+			closeDedup()
+		}
+	}()
 	if f.dedup {
 		dedup, err := db.Dedup(ctx, f.pushback)
 		if err != nil {
@@ -184,6 +192,7 @@ func startMySQL(ctx context.Context, f *serveFlags, db *mysql.DB, key *logKey, w
 		}
 		opts = opts.WithAntispam(tessera.DefaultAntispamInMemorySize, dedup.Antispam)
 		wcfg.DedupIndexed = dedup.Indexed
+		closeDedup = dedup.Close
 	}
 	watcher, err := mysql.NewWatcher(wcfg)
 	if err != nil {
@@ -205,10 +214,12 @@ func startMySQL(ctx context.Context, f *serveFlags, db *mysql.DB, key *logKey, w
 	be.close = func() error {
 		return drainAndClose(shutdownAppender, f.shutdownTimeout, func() error {
 			// Tessera's background loops stop before their connections go.
+			closeDedup()
 			cancel()
 			return db.Close()
 		})
 	}
+	started = true
 	return be, nil
 }
 

@@ -52,7 +52,8 @@ type scaleoutResult struct {
 	Duplicates, DupWrong int
 	// RacedPairs counts entries sent to two front ends at once and answered by both; RacedOnce
 	// those logged once (a 201 and a 409 with its index), RacedTwice those both front ends
-	// logged (each 201 is a true promise, checked like any other), RacedWrong any other pair.
+	// logged (a failure of deduplication; each 201 is still checked as a promise), RacedWrong
+	// any other pair.
 	RacedPairs, RacedOnce, RacedTwice, RacedWrong int
 	// HistoryChecked counts (front end, answered checkpoint) pairs looked up in
 	// /quire/v1/checkpoints; HistoryWrong those not served as answered.
@@ -343,9 +344,8 @@ func (t *scaleoutTest) resend(ctx context.Context, e sentEntry) {
 	}
 }
 
-// race sends one fresh entry to two front ends at the same moment. Tessera's antispam finds a
-// copy once its follower has indexed the first, so both may log it; a 409 must still name the
-// index the other copy got.
+// race sends one fresh entry to two front ends at the same moment: one must log it and the
+// other answer 409 with that index.
 func (t *scaleoutTest) race(ctx context.Context, body, digest []byte, home int) {
 	a, b := t.live(home), t.live(home+1)
 	if a == b {
@@ -383,6 +383,7 @@ func (t *scaleoutTest) race(ctx context.Context, body, digest []byte, home int) 
 	switch {
 	case len(created) == 2:
 		t.res.RacedTwice++
+		t.wrong = append(t.wrong, fmt.Sprintf("an entry sent to %s and %s at once was logged twice, at %v", a.name, b.name, created))
 	case len(created) == 1 && len(dups) == 1 && dups[0] == created[0]:
 		t.res.RacedOnce++
 	default:

@@ -16,18 +16,26 @@ const (
 	antispamConns = 8
 )
 
-// Dedup is Tessera's MySQL antispam on this database: a decorator that answers a resubmitted
-// entry with the index of its first copy, and a follower that records each entry's identity from
-// the log. The follower runs behind integration, so Indexed tells a Watcher how far it is.
+// Dedup is strong deduplication on this database: claims (claims.go) in front of Tessera's MySQL
+// antispam, whose decorator answers a resubmitted entry with the index of its first copy and
+// whose follower records each entry's identity from the log. The follower runs behind
+// integration, so Indexed tells a Watcher how far it is.
 type Dedup struct {
 	// Antispam goes to tessera.AppendOptions.WithAntispam.
 	Antispam tessera.Antispam
 	// Indexed returns how many leading log entries the antispam table covers.
 	Indexed func(context.Context) (uint64, error)
+
+	claims *claims
 }
 
-// Dedup opens Tessera's MySQL antispam in this database (it creates its own tables). Writes get
-// tessera.ErrPushbackAntispam while its follower is more than pushback entries behind the tree.
+// Close records the indices still waiting to be recorded and stops renewing claims. Call it
+// after the appender has drained and before the DB is closed.
+func (d *Dedup) Close() { d.claims.close() }
+
+// Dedup opens Tessera's MySQL antispam in this database (it creates its own tables) behind this
+// front end's claims. Writes get tessera.ErrPushbackAntispam while its follower is more than
+// pushback entries behind the tree.
 func (d *DB) Dedup(ctx context.Context, pushback uint) (*Dedup, error) {
 	as, err := antispam.NewAntispam(ctx, d.dsn, antispam.AntispamOpts{
 		MaxBatchSize:      antispamBatch,
@@ -40,5 +48,10 @@ func (d *DB) Dedup(ctx context.Context, pushback uint) (*Dedup, error) {
 		return nil, fmt.Errorf("starting Tessera's MySQL antispam: %w", err)
 	}
 	// EntriesProcessed reads the followers' shared progress row; it needs no bundle hasher.
-	return &Dedup{Antispam: as, Indexed: as.Follower(nil).EntriesProcessed}, nil
+	indexed := as.Follower(nil).EntriesProcessed
+	c, err := newClaims(d.db, as, indexed, d.claimLease, d.logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Dedup{Antispam: c, Indexed: indexed, claims: c}, nil
 }

@@ -5,6 +5,10 @@
 // (storage/aws/antispam, which takes any MySQL DSN). This package adds, in the same database,
 // what the embedded Pebble storage gives and those drivers do not:
 //
+//   - strong deduplication across front ends: Tessera's antispam finds an entry only after its
+//     follower has read it back from the log, so copies sent to two front ends at once would
+//     both be logged; a claim per entry (claims.go, in front of Tessera's antispam) lets one
+//     front end log it and the others answer its index, also when the claimer dies (Dedup);
 //   - the log's identity (origin and checkpoint verifier key), so that every front end of one
 //     database signs for the same log (CheckIdentity);
 //   - checkpoint history, every checkpoint any front end saw published, for proofs and
@@ -16,8 +20,9 @@
 // schema (schema.go) creates Tessera's tables, whose shape the driver's queries fix, and Quire's.
 // The tests run against a real MariaDB (scripts/mariadb): TestCheckIdentity, TestHistory,
 // TestIndex and the Watcher tests show each part, TestTwoFrontEndsShareOneLog two appenders
-// deduplicating through one database, and scripts/crashtest's TestScaleout three `quire serve`
-// front ends under load with one of them SIGKILLed.
+// deduplicating through one database, TestClaimsThreeFrontEndsRacingLogEachEntryOnce and
+// TestClaimsALapsedClaimIsTakenOver the claims, and scripts/crashtest's TestScaleout three
+// `quire serve` front ends under load, with entries raced to two of them and one SIGKILLed.
 package mysql
 
 import (
@@ -25,6 +30,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -82,6 +88,11 @@ type Config struct {
 	// MaxOpenConns bounds the connections of this front end's pool (DefaultMaxOpenConns if 0);
 	// Tessera's antispam keeps a small pool of its own.
 	MaxOpenConns int
+	// ClaimLease is how long a front end's claim on an entry outlives its last renewal
+	// (DefaultClaimLease if 0; see Dedup).
+	ClaimLease time.Duration
+	// Logger gets what goes wrong in background work (slog.Default() if nil).
+	Logger *slog.Logger
 }
 
 func (c *Config) valid() error {
@@ -94,14 +105,25 @@ func (c *Config) valid() error {
 	if c.MaxOpenConns == 0 {
 		c.MaxOpenConns = DefaultMaxOpenConns
 	}
+	if c.ClaimLease == 0 {
+		c.ClaimLease = DefaultClaimLease
+	}
+	if c.ClaimLease < MinClaimLease {
+		return fmt.Errorf("mysql storage config: ClaimLease %s is shorter than %s", c.ClaimLease, MinClaimLease)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	return nil
 }
 
 // DB is one front end's connection pool to the log's database. Its methods are safe for
 // concurrent use.
 type DB struct {
-	db  *sql.DB
-	dsn string
+	db         *sql.DB
+	dsn        string
+	claimLease time.Duration
+	logger     *slog.Logger
 }
 
 // Open connects to the database and creates the tables that are missing (Tessera's and Quire's);
@@ -130,7 +152,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("connecting to MySQL at %s: %w", Redact(cfg.DSN), err)
 	}
-	d := &DB{db: db, dsn: mc.FormatDSN()}
+	d := &DB{db: db, dsn: mc.FormatDSN(), claimLease: cfg.ClaimLease, logger: cfg.Logger}
 	if err := d.createSchema(ctx); err != nil {
 		db.Close()
 		return nil, err

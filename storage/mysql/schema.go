@@ -44,6 +44,10 @@ var schema = []string{
 	"CREATE TABLE IF NOT EXISTS `QuireSearchProgress` (" +
 		"`id` TINYINT UNSIGNED NOT NULL, `next_idx` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`id`))",
 	"INSERT IGNORE INTO `QuireSearchProgress` (`id`, `next_idx`) VALUES (0, 0)",
+	// Quire's: deduplication claims (claims.go), one per entry identity hash: the front end that
+	// owns it (a random ID), until when (ms on the database's clock), and the index once logged.
+	"CREATE TABLE IF NOT EXISTS `QuireClaim` (" +
+		"`h` BINARY(32) NOT NULL, `owner` BINARY(16) NOT NULL, `lease_until` BIGINT NOT NULL, `idx` BIGINT UNSIGNED NULL, PRIMARY KEY (`h`))",
 }
 
 func (d *DB) createSchema(ctx context.Context) error {
