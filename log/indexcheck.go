@@ -3,10 +3,13 @@ package log
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/quirelog/quire/storage/setsum"
 )
 
 // IndexContents is a search index that can be audited: storage/index's *DB.
@@ -21,13 +24,15 @@ type IndexContents interface {
 
 // IndexCheck audits a search index against the log, with the follower's own searchKeys, so
 // every kind of key the follower files is covered: each entry the index covers must have all its
-// keys, and no key may name an entry that does not carry it. Feed it every entry in order with
+// keys, and no key may name an entry that does not carry it (or lie beyond the index's progress). Feed it every entry in order with
 // Entry (storage/pebble's Check does, through CheckOptions.Entry), then call Finish.
 type IndexCheck struct {
 	ix       IndexContents
 	progress uint64
-	// want counts the postings the entries seen so far should have.
-	want int
+	// want digests the postings the entries seen so far should have.
+	want setsum.Sum
+	// entries is how many entries Entry has seen.
+	entries uint64
 }
 
 // NewIndexCheck starts a check of ix for a log of size entries.
@@ -45,39 +50,43 @@ func NewIndexCheck(ctx context.Context, ix IndexContents, size uint64) (*IndexCh
 // Progress is how many leading entries the index covers.
 func (c *IndexCheck) Progress() uint64 { return c.progress }
 
-// Entry checks that the index files entry index (data) under every key the follower gives it.
+// Entry notes the postings the index should hold for entry index (data): one for every key the
+// follower files it under.
 func (c *IndexCheck) Entry(index uint64, data []byte) error {
+	c.entries++
 	if index >= c.progress {
 		return nil
 	}
 	keys, _ := searchKeys(data)
+	var idx [8]byte
+	binary.BigEndian.PutUint64(idx[:], index)
 	for _, k := range keys {
-		ok, err := c.ix.Has(k, index)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("search index lacks its key %s", keyText(k))
-		}
+		c.want.Add(k, idx[:])
 	}
-	c.want += len(keys)
 	return nil
 }
 
-// Finish checks that the index holds no posting beyond those Entry found, once Entry has seen
-// every entry: if it holds more, it walks them to name one whose entry (read with entry) does not
-// carry its key.
+// Finish compares the index with what Entry noted, once it has seen every entry: the postings are
+// digested in one pass and compared with the expected digest (storage/setsum). Only when they
+// differ does it name the fault, walking the postings to find one whose entry (read with entry)
+// does not carry its key, then the entries to find one lacking a key.
 func (c *IndexCheck) Finish(ctx context.Context, entry func(ctx context.Context, index uint64) ([]byte, error)) error {
-	n := 0
-	if err := c.ix.Postings(ctx, func([]byte, uint64) error { n++; return nil }); err != nil {
+	var got setsum.Sum
+	var idx [8]byte
+	err := c.ix.Postings(ctx, func(k []byte, i uint64) error {
+		binary.BigEndian.PutUint64(idx[:], i)
+		got.Add(k, idx[:])
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	if n == c.want {
+	if got.Equal(&c.want) {
 		return nil
 	}
 	errFound := errors.New("found")
 	var found error
-	err := c.ix.Postings(ctx, func(k []byte, idx uint64) error {
+	err = c.ix.Postings(ctx, func(k []byte, idx uint64) error {
 		if idx >= c.progress {
 			found = fmt.Errorf("search index key %s names entry %d, beyond the %d entries it covers", keyText(k), idx, c.progress)
 			return errFound
@@ -101,7 +110,23 @@ func (c *IndexCheck) Finish(ctx context.Context, entry func(ctx context.Context,
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("search index holds %d postings, the entries it covers have %d", n, c.want)
+	for i := range min(c.progress, c.entries) {
+		data, err := entry(ctx, i)
+		if err != nil {
+			return err
+		}
+		keys, _ := searchKeys(data)
+		for _, k := range keys {
+			ok, err := c.ix.Has(k, i)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("search index lacks key %s of entry %d", keyText(k), i)
+			}
+		}
+	}
+	return fmt.Errorf("search index holds %d postings, the entries it covers have %d", got.Count(), c.want.Count())
 }
 
 // keyText writes an index key for a message: leaf hashes in hex, other keys quoted.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/merkle/rfc6962"
 	fmtlog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 
@@ -81,9 +82,12 @@ func TestVerifyNamesEachCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry5 := bundleEntries(t, dataDir)[5]
-	id5 := sha256.Sum256(entry5)
-	digest0 := sha256.Sum256(artifacts[0])
+	entries := bundleEntries(t, dataDir)
+	id5 := sha256.Sum256(entries[5])
+	// Entry 0's leaf hash is one of its search keys, whichever artifact the concurrent writes put
+	// there.
+	leaf0 := rfc6962.DefaultHasher.HashLeaf(entries[0])
+	leafKey0 := append([]byte("leaf:"), leaf0...)
 
 	cases := []struct {
 		name    string
@@ -130,12 +134,24 @@ func TestVerifyNamesEachCorruption(t *testing.T) {
 		{"a dedup key naming another entry is named by its identity", func(t *testing.T, log, _ *pdb.DB) {
 			set(t, log, append([]byte{'d'}, id5[:]...), binary.BigEndian.AppendUint64(nil, 7))
 		}, []string{fmt.Sprintf("dedup key %x: names entry 7, but entry 5 carries that identity first", id5)}},
-		{"a search key naming an entry without that digest is named", func(t *testing.T, _, index *pdb.DB) {
-			key := []byte("sha256:" + hex.EncodeToString(digest0[:]))
-			posting := append([]byte{0x01}, binary.AppendUvarint(nil, uint64(len(key)))...)
-			posting = binary.BigEndian.AppendUint64(append(posting, key...), 3)
-			set(t, index, posting, nil)
-		}, []string{fmt.Sprintf("search index key \"sha256:%x\" names entry 3, which does not carry it", digest0)}},
+		{"a deleted dedup key is named by its entry", func(t *testing.T, log, _ *pdb.DB) {
+			if err := log.Delete(append([]byte{'d'}, id5[:]...), pdb.Sync); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{fmt.Sprintf("entry 5: no dedup key for its identity %x", id5)}},
+		{"a deleted search key is named by its entry", func(t *testing.T, _, index *pdb.DB) {
+			if _, closer, err := index.Get(posting(leafKey0, 0)); err != nil {
+				t.Fatalf("the index has no leaf hash posting for entry 0: %v", err)
+			} else {
+				closer.Close()
+			}
+			if err := index.Delete(posting(leafKey0, 0), pdb.Sync); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{fmt.Sprintf("search index lacks key leaf hash %x of entry 0", leaf0)}},
+		{"a search key naming an entry that does not carry it is named", func(t *testing.T, _, index *pdb.DB) {
+			set(t, index, posting(leafKey0, 3), nil)
+		}, []string{fmt.Sprintf("search index key leaf hash %x names entry 3, which does not carry it", leaf0)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -161,6 +177,12 @@ func TestVerifyNamesEachCorruption(t *testing.T) {
 			}
 		})
 	}
+}
+
+// posting is the search index's Pebble key for key naming log index idx (storage/index's layout).
+func posting(key []byte, idx uint64) []byte {
+	p := append([]byte{0x01}, binary.AppendUvarint(nil, uint64(len(key)))...)
+	return binary.BigEndian.AppendUint64(append(p, key...), idx)
 }
 
 func openPebbleDB(t *testing.T, dir string) *pdb.DB {

@@ -23,6 +23,9 @@ import (
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/quirelog/quire/api/tiles"
+	"github.com/quirelog/quire/storage/setsum"
 )
 
 // Fault is what Check found wrong first, and where: a resource ("entry bundle 12", "tile 1/3",
@@ -75,8 +78,9 @@ type target struct {
 // (full and the right-edge partials), the stored tree state, the latest checkpoint (signature,
 // origin, root) and every checkpoint in the history (each a prefix of the same tree, so all are
 // consistent with the latest), and the dedup records (each entry's identity names it, or an
-// earlier copy of it; and no record names an entry that does not carry it). Open the Storage with
-// ReadOnly; Check does not write.
+// earlier copy of it; and no record names an entry that does not carry it: two setsum digests
+// compared, and each record looked up only when they differ). Open the Storage with ReadOnly;
+// Check does not write.
 func (s *Storage) Check(ctx context.Context, o CheckOptions) (*CheckReport, error) {
 	if o.Verifier == nil {
 		return nil, errors.New("checking the log: no checkpoint verifier")
@@ -90,10 +94,10 @@ func (s *Storage) Check(ctx context.Context, o CheckOptions) (*CheckReport, erro
 	if err != nil {
 		return nil, err
 	}
-	if rep.DedupKeys, err = s.countKeys(ctx, keyDedup); err != nil {
+	c := &checker{s: s, o: o, rep: rep, rng: (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)}
+	if err := c.sumDedup(ctx); err != nil {
 		return nil, err
 	}
-	c := &checker{s: s, o: o, rep: rep, rng: (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)}
 	c.visit = c.visitNode
 	for len(targets) > 0 && targets[0].size == 0 {
 		if !bytes.Equal(targets[0].root, rfc6962.DefaultHasher.EmptyRoot()) {
@@ -226,6 +230,30 @@ type checker struct {
 	tileErr  error
 	ownDedup int
 	key      []byte
+	// storedDedup digests the dedup records, entryDedup the record each entry should have: in a
+	// log written with dedup on throughout, the same multiset.
+	storedDedup, entryDedup setsum.Sum
+}
+
+// sumDedup digests the stored dedup records in one sequential pass.
+func (c *checker) sumDedup(ctx context.Context) error {
+	it, err := c.s.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: []byte{keyDedup}, UpperBound: []byte{keyDedup + 1}})
+	if err != nil {
+		return fmt.Errorf("reading dedup keys: %w", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("reading dedup keys: %w", err)
+		}
+		if len(v) != 8 {
+			return fault(fmt.Sprintf("dedup key %x", it.Key()[1:]), "value is %d bytes, want 8", len(v))
+		}
+		c.storedDedup.Add(it.Key()[1:], v)
+	}
+	c.rep.DedupKeys = int(c.storedDedup.Count())
+	return nil
 }
 
 // visitNode rebuilds the tiles above level 0 from the nodes the compact range completes, as the
@@ -338,11 +366,7 @@ func (c *checker) bundle(ctx context.Context, r layout.RangeInfo, targets []targ
 			return nil, c.tileErr
 		}
 		c.size++
-		if c.rep.DedupKeys > 0 {
-			if err := c.dedup(ctx, i, e.Identity()); err != nil {
-				return nil, err
-			}
-		}
+		c.entryDedup.Add(e.Identity(), binary.BigEndian.AppendUint64(c.key[:0], i))
 		if c.o.Entry != nil {
 			if err := c.o.Entry(i, data); err != nil {
 				return nil, fault(fmt.Sprintf("entry %d", i), "%v", err)
@@ -403,19 +427,7 @@ func (s *Storage) Entry(ctx context.Context, i uint64) ([]byte, error) {
 	if i >= size {
 		return nil, fmt.Errorf("entry %d is beyond the tree's %d entries: %w", i, size, os.ErrNotExist)
 	}
-	b := i / layout.EntryBundleWidth
-	raw, err := s.ReadEntryBundle(ctx, b, layout.PartialTileSize(0, b, size))
-	if err != nil {
-		return nil, err
-	}
-	var eb api.EntryBundle
-	if err := eb.UnmarshalText(raw); err != nil {
-		return nil, fmt.Errorf("parsing entry bundle %d: %w", b, err)
-	}
-	if uint64(len(eb.Entries)) <= i%layout.EntryBundleWidth {
-		return nil, fmt.Errorf("entry bundle %d has %d entries, not entry %d", b, len(eb.Entries), i)
-	}
-	return eb.Entries[i%layout.EntryBundleWidth], nil
+	return tiles.ReadEntry(ctx, s, i, size)
 }
 
 // finish compares what is left once every entry has been seen: the right-edge partial tiles,
@@ -448,6 +460,30 @@ func (c *checker) finish(ctx context.Context, st treeState) error {
 		return err
 	} else if n != c.rep.Bundles {
 		return fault("entry bundles", "%d stored, the tree has %d", n, c.rep.Bundles)
+	}
+	if c.rep.DedupKeys == 0 || c.storedDedup.Equal(&c.entryDedup) {
+		return nil
+	}
+	return c.findDedupFault(ctx)
+}
+
+// findDedupFault looks up every entry's dedup record, then walks the records, to name what made
+// the digests differ. Entries logged again while dedup was off make them differ too, and pass.
+func (c *checker) findDedupFault(ctx context.Context) error {
+	for r := range layout.Range(0, c.rep.Size, c.rep.Size) {
+		raw, err := c.s.ReadEntryBundle(ctx, r.Index, r.Partial)
+		if err != nil {
+			return fault(fmt.Sprintf("entry bundle %d", r.Index), "%v", err)
+		}
+		var b api.EntryBundle
+		if err := b.UnmarshalText(raw); err != nil {
+			return fault(fmt.Sprintf("entry bundle %d", r.Index), "%v", err)
+		}
+		for k, data := range b.Entries {
+			if err := c.dedup(ctx, r.Index*layout.EntryBundleWidth+uint64(k), tessera.NewEntry(data).Identity()); err != nil {
+				return err
+			}
+		}
 	}
 	if c.ownDedup == c.rep.DedupKeys {
 		return nil
