@@ -15,8 +15,8 @@ import (
 	"time"
 
 	pdb "github.com/cockroachdb/pebble/v2"
-	"github.com/transparency-dev/merkle/rfc6962"
 	fmtlog "github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/quirelog/quire/storage/pebblelog"
