@@ -118,8 +118,9 @@ type verifierKey struct {
 // keyCache remembers the keys that verified a signature, by the SHA-256 of their DER: signers reuse
 // one key or certificate for many entries, and parsing (point decompression, RSA checks,
 // certificate decoding, and the certificate's chain to a trusted CA) costs a sizeable part of a
-// verification. Only keys that verified are kept,
-// so refused requests cost nothing after they are answered, and the cache is bounded in bytes.
+// verification. Only keys that verified (and passed admission) are kept, so refused requests cost
+// nothing after they are answered, and a cached certificate needs no second chain check; the
+// cache is bounded in bytes.
 type keyCache struct {
 	mu    sync.RWMutex
 	keys  map[[sha256.Size]byte]cachedKey
