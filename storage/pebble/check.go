@@ -235,8 +235,9 @@ type checker struct {
 	storedDedup, entryDedup setsum.Sum
 }
 
-// sumDedup digests the stored dedup records in one sequential pass.
-func (c *checker) sumDedup(ctx context.Context) error {
+// eachDedup calls fn with every dedup record, in identity order: the identity, and the stored
+// index both raw and decoded. A malformed record is a fault.
+func (c *checker) eachDedup(ctx context.Context, fn func(identity, raw []byte, idx uint64) error) error {
 	it, err := c.s.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: []byte{keyDedup}, UpperBound: []byte{keyDedup + 1}})
 	if err != nil {
 		return fmt.Errorf("reading dedup keys: %w", err)
@@ -250,7 +251,21 @@ func (c *checker) sumDedup(ctx context.Context) error {
 		if len(v) != 8 {
 			return fault(fmt.Sprintf("dedup key %x", it.Key()[1:]), "value is %d bytes, want 8", len(v))
 		}
-		c.storedDedup.Add(it.Key()[1:], v)
+		if err := fn(it.Key()[1:], v, binary.BigEndian.Uint64(v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sumDedup digests the stored dedup records in one sequential pass.
+func (c *checker) sumDedup(ctx context.Context) error {
+	err := c.eachDedup(ctx, func(identity, raw []byte, _ uint64) error {
+		c.storedDedup.Add(identity, raw)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	c.rep.DedupKeys = int(c.storedDedup.Count())
 	return nil
@@ -494,18 +509,8 @@ func (c *checker) findDedupFault(ctx context.Context) error {
 // strayDedup finds the dedup record that names no entry carrying its identity. Every entry's own
 // record was found, so there is one more record than entries: a walk over them names it.
 func (c *checker) strayDedup(ctx context.Context) error {
-	it, err := c.s.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: []byte{keyDedup}, UpperBound: []byte{keyDedup + 1}})
-	if err != nil {
-		return fmt.Errorf("reading dedup keys: %w", err)
-	}
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
-		identity := it.Key()[1:]
+	err := c.eachDedup(ctx, func(identity, _ []byte, idx uint64) error {
 		where := fmt.Sprintf("dedup key %x", identity)
-		if len(it.Value()) != 8 {
-			return fault(where, "value is %d bytes, want 8", len(it.Value()))
-		}
-		idx := binary.BigEndian.Uint64(it.Value())
 		if idx >= c.rep.Size {
 			return fault(where, "names entry %d, beyond the log's %d entries", idx, c.rep.Size)
 		}
@@ -516,6 +521,10 @@ func (c *checker) strayDedup(ctx context.Context) error {
 		if !bytes.Equal(got, identity) {
 			return fault(where, "names entry %d, which does not carry it", idx)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return fault("dedup keys", "%d stored, %d entries have their own", c.rep.DedupKeys, c.ownDedup)
 }
