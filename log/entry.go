@@ -31,6 +31,8 @@ const (
 type validated struct {
 	kind string
 	body []byte
+	// signers name the keys or identities whose signatures verified, for rate limits.
+	signers []string
 }
 
 // validateHashedRekord checks a HashedRekordRequestV002 the way rekor-tiles
@@ -62,8 +64,14 @@ func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*valida
 	if err != nil {
 		return nil, err
 	}
+	if err := l.admission.checkAlgorithm(p+".signature.verifier.keyDetails", alg); err != nil {
+		return nil, err
+	}
 	key, err := l.keys.publicKey(p+".signature.verifier", v)
 	if err != nil {
+		return nil, err
+	}
+	if err := l.admission.admit(p+".signature.verifier", key); err != nil {
 		return nil, err
 	}
 	if err := alg.CheckKey(key.pub); err != nil {
@@ -81,7 +89,7 @@ func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*valida
 	if err != nil {
 		return nil, fmt.Errorf("building hashedrekord leaf: %w", err)
 	}
-	return &validated{kind: rekor.KindHashedRekord, body: body}, nil
+	return &validated{kind: rekor.KindHashedRekord, body: body, signers: []string{key.signer}}, nil
 }
 
 // pae is the DSSE v1 pre-authentication encoding of an envelope's payload
@@ -148,6 +156,7 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 	}
 	msg := newMessageDigests(pae(env.GetPayloadType(), env.GetPayload()))
 	signedBy := make([]*rekorpb.Verifier, len(env.GetSignatures()))
+	var signers []string
 	for i, v := range d.GetVerifiers() {
 		vp := fmt.Sprintf("%s.verifiers[%d]", p, i)
 		if v == nil {
@@ -157,8 +166,14 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := l.admission.checkAlgorithm(vp+".keyDetails", alg); err != nil {
+			return nil, err
+		}
 		key, err := l.keys.publicKey(vp, v)
 		if err != nil {
+			return nil, err
+		}
+		if err := l.admission.admit(vp, key); err != nil {
 			return nil, err
 		}
 		if err := alg.CheckKey(key.pub); err != nil {
@@ -174,6 +189,7 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 			return nil, invalid(vp, "verifies none of the envelope's signatures over the DSSE PAE")
 		}
 		l.keys.remember(key)
+		signers = append(signers, key.signer)
 	}
 	sigs := make([]*rekorpb.Signature, 0, len(signedBy))
 	for j, v := range signedBy {
@@ -197,31 +213,39 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building DSSE leaf: %w", err)
 	}
-	return &validated{kind: rekor.KindDSSE, body: body}, nil
+	return &validated{kind: rekor.KindDSSE, body: body, signers: signers}, nil
 }
 
 // Validate checks a CreateEntryRequest and returns its entry kind and
-// canonical leaf, without touching the log. It returns *InvalidRequestError
-// for any bad request, and *TooLargeError for a hashedrekord request over
+// canonical leaf, without touching the log or its rate limits. It returns
+// *InvalidRequestError for any bad request or one the log's Admission refuses,
+// and *TooLargeError for a hashedrekord request over
 // MaxHashedRekordRequestBytes or a leaf over MaxLeafBytes.
 func (l *Log) Validate(req *rekorpb.CreateEntryRequest) (kind string, body []byte, err error) {
-	var v *validated
+	v, err := l.validate(req)
+	if err != nil {
+		return "", nil, err
+	}
+	return v.kind, v.body, nil
+}
+
+func (l *Log) validate(req *rekorpb.CreateEntryRequest) (v *validated, err error) {
 	switch s := req.GetSpec().(type) {
 	case *rekorpb.CreateEntryRequest_HashedRekordRequestV002:
 		if n := proto.Size(s.HashedRekordRequestV002); n > MaxHashedRekordRequestBytes {
-			return "", nil, &TooLargeError{What: "a hashedrekord request", Size: n, Limit: MaxHashedRekordRequestBytes}
+			return nil, &TooLargeError{What: "a hashedrekord request", Size: n, Limit: MaxHashedRekordRequestBytes}
 		}
 		v, err = l.validateHashedRekord(s.HashedRekordRequestV002)
 	case *rekorpb.CreateEntryRequest_DsseRequestV002:
 		v, err = l.validateDSSE(s.DsseRequestV002)
 	default:
-		return "", nil, invalid("spec", "missing: want hashedRekordRequestV002 or dsseRequestV002")
+		return nil, invalid("spec", "missing: want hashedRekordRequestV002 or dsseRequestV002")
 	}
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if len(v.body) > MaxLeafBytes {
-		return "", nil, &TooLargeError{What: "the entry's canonical leaf", Size: len(v.body), Limit: MaxLeafBytes}
+		return nil, &TooLargeError{What: "the entry's canonical leaf", Size: len(v.body), Limit: MaxLeafBytes}
 	}
-	return v.kind, v.body, nil
+	return v, nil
 }

@@ -3,6 +3,7 @@ package log
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Errors returned by Log. The API layer maps them to gRPC codes and HTTP
@@ -92,4 +93,16 @@ type TooLargeError struct {
 
 func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("%s is %d bytes; this log takes at most %d", e.What, e.Size, e.Limit)
+}
+
+// RateLimitedError is returned when a rate limit refuses a write: By says what is limited
+// ("address", "signer"), RetryAfter when the next write would be taken (→ 429 with Retry-After).
+// Nothing is appended.
+type RateLimitedError struct {
+	By         string
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("too many writes from this %s; retry after %s", e.By, e.RetryAfter.Round(time.Millisecond))
 }

@@ -20,6 +20,22 @@ func leafKey(h []byte) []byte {
 	return append([]byte("leaf:"), h...)
 }
 
+// searchKeys returns every index key the follower files an entry under: its
+// leaf hash, and its artifact digest when it has one (the error says why it
+// has not). quire verify checks an index against the same function.
+func searchKeys(data []byte) ([][]byte, error) {
+	keys := [][]byte{leafKey(rfc6962.DefaultHasher.HashLeaf(data))}
+	info, err := rekor.ParseEntry(data)
+	if err != nil {
+		return keys, err
+	}
+	dk, err := rekor.FormatDigest(info.DigestAlgorithm, info.Digest)
+	if err != nil {
+		return keys, err
+	}
+	return append(keys, []byte(dk)), nil
+}
+
 // follower tails the log and fills the Index. It owns nothing but its loop;
 // the Index holds its progress, written atomically with the keys, so after a
 // restart it resumes where the last write ended.
@@ -85,22 +101,16 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 		}
 		for i := r.First; i < r.First+r.N; i++ {
 			li := r.Index*layout.EntryBundleWidth + uint64(i)
-			body := b.Entries[i]
-			keys = append(keys, leafKey(rfc6962.DefaultHasher.HashLeaf(body)))
-			idx = append(idx, li)
-			info, err := rekor.ParseEntry(body)
-			var dk string
-			if err == nil {
-				dk, err = rekor.FormatDigest(info.DigestAlgorithm, info.Digest)
-			}
+			ks, err := searchKeys(b.Entries[i])
 			if err != nil {
 				// A leaf this log did not write (another personality shares
 				// the tree) is still findable by leaf hash; it has no digest.
 				f.logger.DebugContext(ctx, "search index: entry without a digest", "index", li, "error", err)
-				continue
 			}
-			keys = append(keys, []byte(dk))
-			idx = append(idx, li)
+			for _, k := range ks {
+				keys = append(keys, k)
+				idx = append(idx, li)
+			}
 		}
 	}
 	if err := l.index.Add(ctx, keys, idx, from+n); err != nil {

@@ -165,6 +165,7 @@ type testLogOpts struct {
 	pushback uint // 0: Tessera's default
 	skey     string
 	vkey     string
+	admit    Admission
 }
 
 func newTestKeys(t testing.TB) (skey, vkey string) {
@@ -225,6 +226,7 @@ func openTestLog(t testing.TB, dir string, o testLogOpts) *testLog {
 		VerifierKey:    o.vkey,
 		ReadOnly:       o.readOnly,
 		FollowInterval: 20 * time.Millisecond,
+		Admission:      o.admit,
 	})
 	if err != nil {
 		t.Fatal(err)

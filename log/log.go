@@ -150,6 +150,9 @@ type Config struct {
 	// KeyCacheBytes bounds the memory of the parsed-key cache
 	// (DefaultKeyCacheBytes if 0).
 	KeyCacheBytes int64
+	// Admission restricts who may write (algorithms, CAs, public keys, rate
+	// limits); its zero value restricts nothing beyond a valid signature.
+	Admission Admission
 
 	// Logger receives the search follower's warnings; nil means slog.Default().
 	Logger *slog.Logger
@@ -177,10 +180,11 @@ type Log struct {
 	// an append succeeds again.
 	fault atomic.Pointer[error]
 
-	keys    *keyCache
-	cps     checkpointCache
-	proofs  *proofCache
-	metrics *metrics
+	keys      *keyCache
+	admission Admission
+	cps       checkpointCache
+	proofs    *proofCache
+	metrics   *metrics
 
 	stopFollower context.CancelFunc
 	followerDone chan struct{}
@@ -248,12 +252,18 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		health:      cfg.Health,
 		writeWait:   cfg.WriteTimeout,
 		keys:        newKeyCache(cfg.KeyCacheBytes),
+		admission:   cfg.Admission,
 		metrics:     newMetrics(),
 	}
 	l.proofs = newProofCache(l.readTile)
 	if cfg.Metrics != nil {
 		if err := l.register(cfg.Metrics); err != nil {
 			return nil, fmt.Errorf("log config: registering metrics: %w", err)
+		}
+		if s := cfg.Admission.Signers; s != nil {
+			if err := s.Register(cfg.Metrics); err != nil {
+				return nil, fmt.Errorf("log config: %w", err)
+			}
 		}
 	}
 	if cfg.Index != nil && !cfg.NoFollow {
@@ -283,7 +293,7 @@ func (l *Log) Close() error {
 // published checkpoint covers it, and returns the Rekor v2 answer with an
 // inclusion proof to that checkpoint. Errors: ErrReadOnly;
 // *InvalidRequestError for a bad request or signature; *TooLargeError for an
-// oversized one; *DuplicateError when the same leaf is already logged; errors
+// oversized one; *RateLimitedError when a signer's rate limit refuses it; *DuplicateError when the same leaf is already logged; errors
 // matching tessera.ErrPushback under overload; *StorageError when storage
 // fails; *PendingError when the entry has an index but the wait for its
 // checkpoint ended (Config.WriteTimeout, or ctx).
@@ -291,10 +301,15 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 	if l.readOnly {
 		return nil, ErrReadOnly
 	}
-	kind, body, err := l.Validate(req)
+	v, err := l.validate(req)
 	if err != nil {
 		return nil, err
 	}
+	// Only signers whose signatures verified are counted, so nobody can spend another's budget.
+	if err := l.admission.limitSigners(v.signers); err != nil {
+		return nil, err
+	}
+	kind, body := v.kind, v.body
 	e := tessera.NewEntry(body)
 	idx, err := l.metrics.countAdd(kind, l.appender.Add(ctx, e))()
 	if err != nil {

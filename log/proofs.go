@@ -179,18 +179,5 @@ func (l *Log) readBundle(ctx context.Context, index uint64, p uint8) ([]byte, er
 
 // readEntry returns the leaf data of entry index in the tree of size.
 func (l *Log) readEntry(ctx context.Context, index, size uint64) ([]byte, error) {
-	bi := index / layout.EntryBundleWidth
-	raw, err := l.readBundle(ctx, bi, layout.PartialTileSize(0, bi, size))
-	if err != nil {
-		return nil, err
-	}
-	var b api.EntryBundle
-	if err := b.UnmarshalText(raw); err != nil {
-		return nil, fmt.Errorf("parsing entry bundle %d: %w", bi, err)
-	}
-	i := index % layout.EntryBundleWidth
-	if i >= uint64(len(b.Entries)) {
-		return nil, fmt.Errorf("entry bundle %d has %d entries, want entry %d", bi, len(b.Entries), i)
-	}
-	return b.Entries[i], nil
+	return tiles.ReadEntry(ctx, l.reader, index, size)
 }

@@ -17,6 +17,7 @@ import (
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 
 	"github.com/quirelog/quire/api/rekor"
+	"github.com/quirelog/quire/log/admission"
 )
 
 // Bounds on the parts of a verifier, far above any real one and far below what would let a
@@ -104,12 +105,22 @@ type verifierKey struct {
 	pub  crypto.PublicKey
 	id   [sha256.Size]byte
 	cost int64
+	// signer names who signs with the key, for rate limits (admission.KeySigner,
+	// admission.CertificateSigner).
+	signer string
+	// cert is the parsed certificate of a certificate verifier, until it is admitted; nil for a
+	// key from the cache, which holds only admitted keys.
+	cert *x509.Certificate
+	// isCert says the verifier is a certificate rather than a bare public key.
+	isCert bool
 }
 
 // keyCache remembers the keys that verified a signature, by the SHA-256 of their DER: signers reuse
 // one key or certificate for many entries, and parsing (point decompression, RSA checks,
-// certificate decoding) costs a sizeable part of a verification. Only keys that verified are kept,
-// so refused requests cost nothing after they are answered, and the cache is bounded in bytes.
+// certificate decoding, and the certificate's chain to a trusted CA) costs a sizeable part of a
+// verification. Only keys that verified (and passed admission) are kept, so refused requests cost
+// nothing after they are answered, and a cached certificate needs no second chain check; the
+// cache is bounded in bytes.
 type keyCache struct {
 	mu    sync.RWMutex
 	keys  map[[sha256.Size]byte]cachedKey
@@ -118,8 +129,9 @@ type keyCache struct {
 }
 
 type cachedKey struct {
-	pub  crypto.PublicKey
-	cost int64
+	pub    crypto.PublicKey
+	cost   int64
+	signer string
 }
 
 func newKeyCache(maxBytes int64) *keyCache {
@@ -153,13 +165,13 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (*verifierKey, 
 	h := sha256.New()
 	h.Write([]byte{boolByte(isCert)})
 	h.Write(raw)
-	k := &verifierKey{}
+	k := &verifierKey{isCert: isCert}
 	h.Sum(k.id[:0])
 	c.mu.RLock()
 	hit, ok := c.keys[k.id]
 	c.mu.RUnlock()
 	if ok {
-		k.pub, k.cost = hit.pub, hit.cost
+		k.pub, k.cost, k.signer = hit.pub, hit.cost, hit.signer
 		return k, nil
 	}
 	var spki []byte
@@ -172,24 +184,24 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (*verifierKey, 
 		if cert.PublicKey == nil {
 			return nil, invalid(field, "certificate key algorithm %s is not supported", cert.PublicKeyAlgorithm)
 		}
-		k.pub, spki = cert.PublicKey, cert.RawSubjectPublicKeyInfo
+		k.pub, spki, k.cert, k.signer = cert.PublicKey, cert.RawSubjectPublicKeyInfo, cert, admission.CertificateSigner(cert)
 	} else {
 		var err error
 		if k.pub, err = x509.ParsePKIXPublicKey(raw); err != nil {
 			return nil, invalid(field, "not a DER PKIX public key: %w", err)
 		}
-		spki = raw
+		spki, k.signer = raw, admission.KeySigner(raw)
 	}
 	// Ed25519 keys alias the DER they were parsed from: a cached one must not keep the request's
 	// buffer (a whole certificate) alive, nor change if the caller reuses it.
 	if ed, ok := k.pub.(ed25519.PublicKey); ok {
 		k.pub = ed25519.PublicKey(bytes.Clone(ed))
 	}
-	k.cost = int64(len(spki)) + keyCost
+	k.cost = int64(len(spki)+len(k.signer)) + keyCost
 	return k, nil
 }
 
-// remember caches k, a key that has just verified a signature, evicting others to stay within the
+// remember caches k, a key that has just verified a signature and passed admission, evicting others to stay within the
 // cache's byte budget. A working set larger than the cache only costs reparsing.
 func (c *keyCache) remember(k *verifierKey) {
 	c.mu.Lock()
@@ -204,7 +216,7 @@ func (c *keyCache) remember(k *verifierKey) {
 		delete(c.keys, id)
 		c.bytes -= e.cost
 	}
-	c.keys[k.id] = cachedKey{pub: k.pub, cost: k.cost}
+	c.keys[k.id] = cachedKey{pub: k.pub, cost: k.cost, signer: k.signer}
 	c.bytes += k.cost
 }
 

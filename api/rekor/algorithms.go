@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -113,6 +114,9 @@ func ParseDigest(s string) (commonv1.HashAlgorithm, []byte, error) {
 // hash it signs with.
 type Algorithm struct {
 	Details commonv1.PublicKeyDetails
+	// Name is the algorithm's name in sigstore/sigstore's signature algorithm registry, the one
+	// rekor-tiles' --client-signing-algorithms takes ("ecdsa-sha2-256-nistp256", "ed25519-ph").
+	Name string
 	// Hash is the hash of the artifact digest (hashedrekord) or of the message (DSSE).
 	Hash crypto.Hash
 	// Prehashed is false only for pure Ed25519, which signs the message itself and so cannot sign
@@ -127,16 +131,16 @@ type Algorithm struct {
 // which only checks that the key and the hash of the keyDetails are some permitted pair, the key
 // must be the very key the keyDetails names, so logged keyDetails never misdescribe their key.
 var keyAlgorithms = map[commonv1.PublicKeyDetails]Algorithm{
-	commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256: {Hash: crypto.SHA256, Prehashed: true, keyMatch: rsaBits(2048)},
-	commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_3072_SHA256: {Hash: crypto.SHA256, Prehashed: true, keyMatch: rsaBits(3072)},
-	commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_4096_SHA256: {Hash: crypto.SHA256, Prehashed: true, keyMatch: rsaBits(4096)},
-	commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256:       {Hash: crypto.SHA256, Prehashed: true, keyMatch: ecCurve(elliptic.P256())},
-	commonv1.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384:       {Hash: crypto.SHA384, Prehashed: true, keyMatch: ecCurve(elliptic.P384())},
-	commonv1.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512:       {Hash: crypto.SHA512, Prehashed: true, keyMatch: ecCurve(elliptic.P521())},
-	commonv1.PublicKeyDetails_PKIX_ED25519_PH:               {Hash: crypto.SHA512, Prehashed: true, keyMatch: isEd25519},
+	commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256: {Name: "rsa-sign-pkcs1-2048-sha256", Hash: crypto.SHA256, Prehashed: true, keyMatch: rsaBits(2048)},
+	commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_3072_SHA256: {Name: "rsa-sign-pkcs1-3072-sha256", Hash: crypto.SHA256, Prehashed: true, keyMatch: rsaBits(3072)},
+	commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_4096_SHA256: {Name: "rsa-sign-pkcs1-4096-sha256", Hash: crypto.SHA256, Prehashed: true, keyMatch: rsaBits(4096)},
+	commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256:       {Name: "ecdsa-sha2-256-nistp256", Hash: crypto.SHA256, Prehashed: true, keyMatch: ecCurve(elliptic.P256())},
+	commonv1.PublicKeyDetails_PKIX_ECDSA_P384_SHA_384:       {Name: "ecdsa-sha2-384-nistp384", Hash: crypto.SHA384, Prehashed: true, keyMatch: ecCurve(elliptic.P384())},
+	commonv1.PublicKeyDetails_PKIX_ECDSA_P521_SHA_512:       {Name: "ecdsa-sha2-512-nistp521", Hash: crypto.SHA512, Prehashed: true, keyMatch: ecCurve(elliptic.P521())},
+	commonv1.PublicKeyDetails_PKIX_ED25519_PH:               {Name: "ed25519-ph", Hash: crypto.SHA512, Prehashed: true, keyMatch: isEd25519},
 	// Pure Ed25519 signs whole messages, so only DSSE envelopes (which older cosign signs with
 	// it) can use it.
-	commonv1.PublicKeyDetails_PKIX_ED25519: {Hash: crypto.SHA512, keyMatch: isEd25519},
+	commonv1.PublicKeyDetails_PKIX_ED25519: {Name: "ed25519", Hash: crypto.SHA512, keyMatch: isEd25519},
 }
 
 func init() {
@@ -151,6 +155,30 @@ func init() {
 func AlgorithmFor(d commonv1.PublicKeyDetails) (Algorithm, bool) {
 	a, ok := keyAlgorithms[d]
 	return a, ok
+}
+
+// ClientSigningAlgorithms are the names of every algorithm in the table, sorted: the default of
+// rekor-tiles v2.3.0's --client-signing-algorithms (internal/cli/flags.go), which allows the same
+// eight.
+func ClientSigningAlgorithms() []string {
+	names := make([]string, 0, len(keyAlgorithms))
+	for _, a := range keyAlgorithms {
+		names = append(names, a.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ParseAlgorithmName returns the key details of the algorithm named name in sigstore/sigstore's
+// registry (Algorithm.Name). A name the registry has but Quire does not accept (RSA-PSS, ECDSA
+// with a hash other than its curve's) is refused with the list of accepted names.
+func ParseAlgorithmName(name string) (commonv1.PublicKeyDetails, error) {
+	for d, a := range keyAlgorithms {
+		if a.Name == name {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown or unsupported signing algorithm %q: want one of %s", name, strings.Join(ClientSigningAlgorithms(), ", "))
 }
 
 // hashedRekordAlgorithm is the algorithm a hashedrekord with key details d signs with: any

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"github.com/sigstore/sigstore/pkg/signature"
 )
 
 func TestDigestText(t *testing.T) {
@@ -89,4 +90,33 @@ func FuzzParseDigest(f *testing.F) {
 			t.Fatalf("FormatDigest(ParseDigest(%q)) = %q, %v", s, text, err)
 		}
 	})
+}
+
+// TestAlgorithmNamesAreSigstores checks every name against sigstore/sigstore's registry, which
+// rekor-tiles parses --client-signing-algorithms with, both ways.
+func TestAlgorithmNamesAreSigstores(t *testing.T) {
+	for d, a := range keyAlgorithms {
+		want, err := signature.FormatSignatureAlgorithmFlag(d)
+		if err != nil || a.Name != want {
+			t.Errorf("%s is named %q, sigstore/sigstore names it %q (%v)", d, a.Name, want, err)
+		}
+		got, err := ParseAlgorithmName(a.Name)
+		if err != nil || got != d {
+			t.Errorf("ParseAlgorithmName(%q) = %s, %v; want %s", a.Name, got, err, d)
+		}
+	}
+	if got := len(ClientSigningAlgorithms()); got != 8 {
+		t.Errorf("%d default client signing algorithms, rekor-tiles v2.3.0 allows 8", got)
+	}
+}
+
+func TestParseAlgorithmNameRefusesWhatQuireDoesNotAccept(t *testing.T) {
+	for _, name := range []string{"rsa-sign-pss-2048-sha256", "ecdsa-sha2-256-nistp384", "ECDSA-SHA2-256-NISTP256", ""} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseAlgorithmName(name)
+			if err == nil || !strings.Contains(err.Error(), "ecdsa-sha2-256-nistp256") {
+				t.Errorf("ParseAlgorithmName(%q) = %v, want an error listing the accepted names", name, err)
+			}
+		})
+	}
 }

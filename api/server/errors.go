@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/transparency-dev/tessera"
@@ -70,6 +71,7 @@ func mapError(err error) *apiError {
 		tooLong *quirelog.TooLargeError
 		pending *quirelog.PendingError
 		storage *quirelog.StorageError
+		limited *quirelog.RateLimitedError
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -82,6 +84,12 @@ func mapError(err error) *apiError {
 		return newAPIError(codes.Internal, http.StatusInternalServerError, "internal error: the log's storage failed")
 	case errors.As(err, &invalid):
 		return newAPIError(codes.InvalidArgument, http.StatusBadRequest, invalid.Error())
+	case errors.As(err, &limited):
+		// Whole seconds, rounded up: Retry-After takes no fractions (RFC 9110 section 10.2.3).
+		secs := int((limited.RetryAfter + time.Second - 1) / time.Second)
+		e := newAPIError(codes.ResourceExhausted, http.StatusTooManyRequests, limited.Error())
+		e.headers = map[string]string{headerRetryAfter: strconv.Itoa(max(secs, 1))}
+		return e
 	case errors.As(err, &tooLong):
 		return newAPIError(codes.ResourceExhausted, http.StatusRequestEntityTooLarge, tooLong.Error())
 	case errors.Is(err, tiles.ErrBadPath):

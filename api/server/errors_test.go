@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/transparency-dev/tessera"
 	"google.golang.org/grpc/codes"
@@ -59,6 +60,9 @@ func TestMapError(t *testing.T) {
 		{name: "a full disk is Unavailable and 503 with a longer Retry-After",
 			err:  fmt.Errorf("committing batch: %w", syscall.ENOSPC),
 			code: codes.Unavailable, httpStatus: 503, header: map[string]string{"retry-after": "10"}, message: "storage is full"},
+		{name: "a rate-limited write is ResourceExhausted and 429 with Retry-After in whole seconds, rounded up",
+			err:  &quirelog.RateLimitedError{By: "address", RetryAfter: 1500 * time.Millisecond},
+			code: codes.ResourceExhausted, httpStatus: 429, header: map[string]string{"retry-after": "2"}, message: "too many writes from this address"},
 		{name: "an oversized body is ResourceExhausted and 413",
 			err:  &http.MaxBytesError{Limit: 4096},
 			code: codes.ResourceExhausted, httpStatus: 413, message: "4096"},

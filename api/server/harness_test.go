@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/quirelog/quire/api/server"
 	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/log/admission"
 	"github.com/quirelog/quire/log/status"
 	"github.com/quirelog/quire/storage/index"
 	"github.com/quirelog/quire/storage/pebble"
@@ -48,6 +50,9 @@ type testLog struct {
 	searchLimit int
 	// logs receives the server's and the log's messages (discarded if nil).
 	logs *logBuffer
+	// addressLimit and proxies are the server's AddressLimit and TrustedProxies.
+	addressLimit *admission.Limiter
+	proxies      []netip.Prefix
 
 	baseURL  string
 	grpcAddr string
@@ -92,6 +97,10 @@ func (b *logBuffer) String() string {
 }
 
 // maxBody sets the server's request body limit (64 KiB unless given).
+func limitAddresses(lim *admission.Limiter, proxies ...netip.Prefix) logOption {
+	return func(l *testLog) { l.addressLimit, l.proxies = lim, proxies }
+}
+
 func maxBody(n int64) logOption { return func(l *testLog) { l.maxBody = n } }
 
 // startLog creates a log in a new directory and serves it until the test ends.
@@ -156,8 +165,9 @@ func (l *testLog) start() {
 	}
 	if l.srv, err = server.New(server.Config{
 		Log: l.lg, Reader: reader, MaxRequestBody: l.maxBody,
-		Logger: logger,
-		Status: src,
+		Logger:       logger,
+		Status:       src,
+		AddressLimit: l.addressLimit, TrustedProxies: l.proxies,
 	}); err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -24,9 +24,16 @@ type rekorService struct {
 	log    *quirelog.Log
 	reader tessera.LogReader
 	logger *slog.Logger
+	// limit, if set, rate-limits writes per client address.
+	limit *addressLimit
 }
 
 func (s *rekorService) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) (*rekorv1.TransparencyLogEntry, error) {
+	if s.limit != nil {
+		if err := s.limit.allow(ctx); err != nil {
+			return nil, fail(ctx, s.logger, err)
+		}
+	}
 	tle, err := s.log.CreateEntry(ctx, req)
 	if err != nil {
 		return nil, fail(ctx, s.logger, err)

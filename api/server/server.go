@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -43,6 +44,7 @@ import (
 	quirev1 "github.com/quirelog/quire/api/quire/v1"
 	"github.com/quirelog/quire/api/server/web"
 	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/log/admission"
 	logstatus "github.com/quirelog/quire/log/status"
 )
 
@@ -117,6 +119,12 @@ type Config struct {
 	Status *logstatus.Source
 	// LogRequests logs every HTTP request and gRPC call at info level.
 	LogRequests bool
+	// AddressLimit, if set, rate-limits writes (CreateEntry) per client address: 429 and
+	// Retry-After beyond it. See addressLimit for what the address is.
+	AddressLimit *admission.Limiter
+	// TrustedProxies are the proxies whose X-Forwarded-For names the client for AddressLimit;
+	// none by default, so the TCP peer is the client.
+	TrustedProxies []netip.Prefix
 }
 
 func (c *Config) setDefaults() {
@@ -188,6 +196,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	rekor := &rekorService{log: cfg.Log, reader: cfg.Reader, logger: cfg.Logger}
+	if cfg.AddressLimit != nil {
+		if err := cfg.AddressLimit.Register(cfg.Registry); err != nil {
+			return nil, err
+		}
+		rekor.limit = &addressLimit{lim: cfg.AddressLimit, proxies: cfg.TrustedProxies}
+	}
 	quire := &quireService{log: cfg.Log, logger: cfg.Logger}
 
 	s := &Server{cfg: cfg, health: health.NewServer(), stopReady: make(chan struct{})}
@@ -230,6 +244,9 @@ func New(cfg Config) (*Server, error) {
 	tileReads := &tileHandler{reader: cfg.Reader, logger: cfg.Logger}
 	mux := http.NewServeMux()
 	api := limitBody(cfg.MaxRequestBody, budget.http(cfg.MaxRequestBody, gw))
+	if rekor.limit != nil {
+		api = rekor.limit.withClientAddr(api)
+	}
 	mux.Handle("/api/v2/log/", api)
 	mux.Handle("/quire/v1/", api)
 	// Rekor v2 routes GET /api/v2/checkpoint and /api/v2/tile/… to its gRPC reads; the tlog-tiles

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 )
 
@@ -101,4 +102,23 @@ func readAtLeast(ctx context.Context, r Reader, res Resource, read func(w uint8)
 		return nil, fmt.Errorf("no full or wider partial version (integrated width %d): %w", w, fs.ErrNotExist)
 	}
 	return read(w)
+}
+
+// ReadEntry returns the data of entry index in the tree of size entries, from its entry bundle
+// (read with Read, so at the width that tree gives it).
+func ReadEntry(ctx context.Context, r Reader, index, size uint64) ([]byte, error) {
+	bi := index / layout.EntryBundleWidth
+	raw, err := Read(ctx, r, Resource{Kind: EntryBundle, Index: bi, Width: layout.PartialTileSize(0, bi, size)})
+	if err != nil {
+		return nil, err
+	}
+	var b api.EntryBundle
+	if err := b.UnmarshalText(raw); err != nil {
+		return nil, fmt.Errorf("parsing entry bundle %d: %w", bi, err)
+	}
+	i := index % layout.EntryBundleWidth
+	if i >= uint64(len(b.Entries)) {
+		return nil, fmt.Errorf("entry bundle %d has %d entries, want entry %d", bi, len(b.Entries), i)
+	}
+	return b.Entries[i], nil
 }

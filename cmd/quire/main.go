@@ -4,6 +4,7 @@
 //	quire keygen     write a checkpoint signing key (C2SP signed-note Ed25519, or PEM)
 //	quire import     copy an existing tlog-tiles log into a new data directory, verified
 //	quire backup     write a consistent backup of a running log
+//	quire verify     check a stopped log or a backup offline, entry by entry
 //	quire freeze     publish a final checkpoint and make the log read-only for good
 //	quire trust-root write a Sigstore trusted_root.json and signing_config.json for the log
 //	quire version    print the version, commit and Go version
@@ -46,6 +47,8 @@ func program() *cli.Program {
 				Summary: "copy an existing tlog-tiles log (rekor-tiles, Tessera, any server) into a new data directory, verified, to continue it"},
 			{Name: "backup", Args: "--data-dir DIR --out DIR", Run: runBackup,
 				Summary: "write a consistent backup of the log, while it serves; restore by serving the backup"},
+			{Name: "verify", Args: "--data-dir DIR [--log-key VKEY]", Run: runVerify,
+				Summary: "check a stopped log or a backup offline: every entry, tile, checkpoint, dedup and search key (exits 1 naming the first fault)"},
 			{Name: "freeze", Args: "--data-dir DIR", Run: runFreeze,
 				Summary: "publish a final checkpoint and make the log read-only for good (run with serve stopped)"},
 			{Name: "trust-root", Args: "--url URL (--data-dir DIR | --key FILE) [--out DIR]", Run: runTrustRoot,

@@ -517,6 +517,29 @@ func TestServeFlags(t *testing.T) {
 				t.Fatalf("both copies got index %d", indices[0])
 			}
 		}},
+		{name: "--client-signing-algorithms refuses the others with 400 naming the algorithm", args: []string{"--client-signing-algorithms", "ed25519-ph"}, check: func(t *testing.T, s *serveProc) {
+			if status, body := s.post(hashedRekord(t, k, []byte("p256 not allowed"))); status != http.StatusBadRequest || !strings.Contains(string(body), "ecdsa-sha2-256-nistp256") {
+				t.Fatalf("status %d, want 400 naming ecdsa-sha2-256-nistp256: %s", status, body)
+			}
+		}},
+		{name: "--allow-public-keys=false refuses a public key with 400", args: []string{"--allow-public-keys=false"}, check: func(t *testing.T, s *serveProc) {
+			if status, body := s.post(hashedRekord(t, k, []byte("bare key"))); status != http.StatusBadRequest || !strings.Contains(string(body), "only X.509 certificates") {
+				t.Fatalf("status %d, want 400: %s", status, body)
+			}
+		}},
+		{name: "--rate-limit-address answers 429 with Retry-After past the burst", args: []string{"--rate-limit-address", "0.01", "--rate-limit-address-burst", "1"}, check: func(t *testing.T, s *serveProc) {
+			if status, body := s.post(hashedRekord(t, k, []byte("first"))); status != http.StatusCreated {
+				t.Fatalf("first write: status %d: %s", status, body)
+			}
+			resp, err := s.client.Post(s.baseURL+"/api/v2/log/entries", "application/json", bytes.NewReader(hashedRekord(t, k, []byte("second"))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("second write: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+		}},
 		{name: "--max-request-body bounds request bodies", args: []string{"--max-request-body", "256"}, check: func(t *testing.T, s *serveProc) {
 			if status, body := s.post(hashedRekord(t, k, []byte("too big for 256 bytes"))); status != http.StatusRequestEntityTooLarge {
 				t.Fatalf("status %d, want 413: %s", status, body)
@@ -541,6 +564,33 @@ func TestServeRefusesABadWitnessPolicy(t *testing.T) {
 	code, _, stderr := runQuire(t, dir, "serve", "--witness-policy", policy, "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0")
 	if code == 0 || !strings.Contains(stderr, "witness policy") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestServeRefusesBadAdmissionFlags(t *testing.T) {
+	dir := t.TempDir()
+	notCAs := filepath.Join(dir, "not-cas.pem")
+	if err := os.WriteFile(notCAs, []byte("no certificates here\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"an unknown algorithm is a usage error listing the accepted names", []string{"--client-signing-algorithms", "rsa-sign-pss-2048-sha256"}, 2, "ecdsa-sha2-256-nistp256"},
+		{"a --trusted-ca file without certificates is refused", []string{"--trusted-ca", notCAs}, 1, "no PEM certificates"},
+		{"a negative rate is a usage error", []string{"--rate-limit-signer", "-1"}, 2, "--rate-limit-signer"},
+		{"a bad proxy range is a usage error", []string{"--rate-limit-address", "1", "--trusted-proxies", "10.0.0.0/33"}, 2, "--trusted-proxies"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"}, tc.args...)
+			code, _, stderr := runQuire(t, dir, args...)
+			if code != tc.code || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, want %d with %q in stderr:\n%s", code, tc.code, tc.want, stderr)
+			}
+		})
 	}
 }
 

@@ -72,6 +72,7 @@ type serveFlags struct {
 	metricsListen      string
 	logRequests        bool
 	logging            *logging.Options
+	admission          *admissionFlags
 	// publicURLSet says --public-url was given; otherwise it follows --http-listen.
 	publicURLSet bool
 	// originSet says --origin or --public-url was given, so the key must match it.
@@ -111,6 +112,7 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on `ADDR`, or \"off\" (default: 127.0.0.1 and the --http-listen port + 2)")
 	fset.BoolVar(&f.logRequests, "log-requests", false, "log every HTTP request and gRPC call")
 	f.logging = logging.AddFlags(fset.FlagSet)
+	f.admission = addAdmissionFlags(fset)
 	if err := fset.Parse(args); err != nil {
 		return nil, err
 	}
@@ -167,6 +169,10 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	logger, err := f.logging.New(inv.Stderr)
 	if err != nil {
 		return cli.Usagef("%v", err)
+	}
+	admit, addressLimit, proxies, err := f.admission.build()
+	if err != nil {
+		return err
 	}
 	build := cli.ReadBuild()
 	registry, stopMetrics, err := newMetrics(build)
@@ -225,6 +231,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		NoFollow:     be.noFollow,
 		Health:       be.health,
 		WriteTimeout: f.writeTimeout,
+		Admission:    admit,
 		Logger:       logger,
 		Metrics:      registry,
 	})
@@ -251,6 +258,8 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		Ready:            readinessChecks(f, be, tracker),
 		Status:           statusSource,
 		LogRequests:      f.logRequests,
+		AddressLimit:     addressLimit,
+		TrustedProxies:   proxies,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())

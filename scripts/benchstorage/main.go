@@ -83,13 +83,17 @@ func write(ctx context.Context, driver string, dedup bool, dir string, n uint64,
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
-	skey, _, err := note.GenerateKey(rand.Reader, "benchstorage.quire.test/log")
+	skey, vkey, err := note.GenerateKey(rand.Reader, "benchstorage.quire.test/log")
 	if err != nil {
 		return fmt.Errorf("generating log key: %w", err)
 	}
-	// The settle step signs with the same key, as a restarted log would.
+	// The settle step signs with the same key, as a restarted log would; checkers of the log
+	// (scripts/bench-verify) read the verifier key.
 	if err := os.WriteFile(filepath.Join(dir, "log.key"), []byte(skey), 0o600); err != nil {
 		return fmt.Errorf("writing log key: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "log.pub"), []byte(vkey+"\n"), 0o644); err != nil {
+		return fmt.Errorf("writing verifier key: %w", err)
 	}
 	l, err := open(ctx, driver, dedup, dir)
 	if err != nil {

@@ -186,3 +186,40 @@ func prefixEnd(p []byte) []byte {
 	}
 	return nil
 }
+
+// Has says whether key names log index idx.
+func (d *DB) Has(key []byte, idx uint64) (bool, error) {
+	_, closer, err := d.db.Get(binary.BigEndian.AppendUint64(postingPrefix(key), idx))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking up index posting: %w", err)
+	}
+	return true, closer.Close()
+}
+
+// Postings calls fn with every key and log index the index records, in key order; fn's error
+// stops the walk and is returned. The key is only valid during the call.
+func (d *DB) Postings(ctx context.Context, fn func(key []byte, idx uint64) error) error {
+	it, err := d.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: []byte{postingTag}, UpperBound: []byte{postingTag + 1}})
+	if err != nil {
+		return fmt.Errorf("walking the index: %w", err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()[1:]
+		n, w := binary.Uvarint(k)
+		if w <= 0 || uint64(len(k)) != uint64(w)+n+8 {
+			_ = it.Close()
+			return fmt.Errorf("index posting %x is malformed", it.Key())
+		}
+		if err := fn(k[w:w+int(n)], binary.BigEndian.Uint64(k[w+int(n):])); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("walking the index: %w", err)
+	}
+	return nil
+}

@@ -57,6 +57,35 @@ func TestIndex(t *testing.T) {
 			}
 		})
 	}
+	t.Run("Has finds exactly the postings added", func(t *testing.T) {
+		for i, k := range keys {
+			if ok, err := d.Has(k, idx[i]); err != nil || !ok {
+				t.Errorf("Has(%q, %d) = %t, %v; want true", k, idx[i], ok, err)
+			}
+		}
+		if ok, err := d.Has([]byte("a"), 3); err != nil || ok {
+			t.Errorf("Has(a, 3) = %t, %v; want false", ok, err)
+		}
+	})
+	t.Run("Postings walks every posting once", func(t *testing.T) {
+		var got []string
+		err := d.Postings(ctx, func(k []byte, i uint64) error {
+			got = append(got, fmt.Sprintf("%q@%d", k, i))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for i, k := range keys {
+			want = append(want, fmt.Sprintf("%q@%d", k, idx[i]))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("Postings walked %v, want %v", got, want)
+		}
+	})
 	t.Run("progress cannot move backwards and a refused add writes nothing", func(t *testing.T) {
 		if err := d.Add(ctx, [][]byte{[]byte("z")}, []uint64{1}, 9); err == nil {
 			t.Fatal("Add with smaller progress succeeded")
