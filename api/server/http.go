@@ -74,6 +74,15 @@ func (m *singleValueJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 	})
 }
 
+// Marshal writes the answers of writes, entries and proofs with appendAnswerJSON, and anything
+// else with protojson.
+func (m *singleValueJSONPb) Marshal(v any) ([]byte, error) {
+	if b, ok := appendAnswerJSON(nil, v); ok {
+		return b, nil
+	}
+	return m.JSONPb.Marshal(v)
+}
+
 // setCreated answers a successful CreateEntry with 201, as Rekor v2 does.
 func setCreated(ctx context.Context, w http.ResponseWriter, m proto.Message) error {
 	if _, ok := m.(*rekorv1.TransparencyLogEntry); !ok {

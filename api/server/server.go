@@ -178,7 +178,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registering quire.v1 gateway: %w", err)
 	}
 
-	tileReads := &tileHandler{reader: cfg.Reader, logger: cfg.Logger}
+	tileReads := newTileHandler(cfg.Reader, cfg.Logger)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v2/log/", limitBody(cfg.MaxRequestBody, gw))
 	mux.Handle("/quire/v1/", limitBody(cfg.MaxRequestBody, gw))

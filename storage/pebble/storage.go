@@ -18,6 +18,7 @@
 //	"t" level u64 index u64           hash tile: 1..256 concatenated 32-byte hashes (tlog-tiles)
 //	"b" index u64                     entry bundle: entry count u8 (0 = 256) | tlog-tiles bundle
 //	"d" identity                      dedup: index u64 of the first entry with that identity
+//	"z" index u64                     gzip form of full entry bundle index (derived, see full.go)
 //
 // A tile or bundle position has one key: the right-edge partial is overwritten as it grows and is
 // final once full. A request for a smaller partial width is served by truncation, which yields
@@ -56,6 +57,7 @@ const (
 	keyTile       = 't'
 	keyBundle     = 'b'
 	keyDedup      = 'd'
+	keyGzip       = 'z'
 
 	hashSize = 32
 
@@ -124,8 +126,9 @@ func (c *Config) setDefaults() {
 //
 // Goroutines and ownership: adders only touch the queue (under queue.mu) and the outstanding
 // counter; the one sequencing goroutine owns the sequencer and is the only writer of tree and of
-// the cache; the one publishing goroutine is the only writer of pub and of checkpoint keys; readers
-// take readMu shared. Lock order: mu before readMu (Appender reads state while holding mu); queue.mu
+// the cache, but for full upper tiles that readers add (never stale, see view); the one
+// publishing goroutine is the only writer of pub and of checkpoint keys; readers take readMu
+// shared. Lock order: mu before readMu (Appender reads state while holding mu); queue.mu
 // and the cache's mutex are only ever held alone.
 type Storage struct {
 	cfg   Config
