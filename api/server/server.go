@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,6 +137,12 @@ type Server struct {
 	health  *health.Server
 	handler http.Handler
 
+	// tiles and laneMetrics make the fast lane (fastlane.go) when storage is a fullReader; lane is
+	// the one Serve started, if any.
+	tiles       *tileHandler
+	laneMetrics *laneMetrics
+	lane        atomic.Pointer[laneListener]
+
 	shutdownOnce sync.Once
 }
 
@@ -179,6 +186,9 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	tileReads := newTileHandler(cfg.Reader, cfg.Logger)
+	if tileReads.full != nil {
+		s.tiles, s.laneMetrics = tileReads, newLaneMetrics(m)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v2/log/", limitBody(cfg.MaxRequestBody, gw))
 	mux.Handle("/quire/v1/", limitBody(cfg.MaxRequestBody, gw))
@@ -215,6 +225,11 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // that stopped either; after Shutdown it returns nil.
 func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if s.tiles != nil && s.http.TLSConfig == nil {
+		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics)
+		s.lane.Store(lane)
+		httpLis = lane
+	}
 	errc := make(chan error, 2)
 	go func() {
 		var err error
@@ -262,6 +277,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			close(grpcDone)
 		}()
 		err = s.http.Shutdown(ctx)
+		if lane := s.lane.Load(); lane != nil {
+			lane.wait(ctx)
+		}
 		select {
 		case <-grpcDone:
 		case <-ctx.Done():

@@ -199,30 +199,39 @@ func (h *tileHandler) serveFull(w http.ResponseWriter, req *http.Request, res ti
 	if coding == "" || !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	// The first request for a bundle's gzip form compresses it, at the default level rather than
-	// the fastest since it is done once, and stores it for every later one.
-	gz, err, _ := h.compressing.Do(res.Path(), func() (any, error) {
-		var gz, version []byte
+	gz, version, err := h.gzipForm(ctx, res)
+	if err != nil {
+		return err
+	}
+	return serve(gz, version)
+}
+
+// gzipForm compresses full bundle res and stores its gzip form, for a bundle whose form is not
+// stored yet. Concurrent first requests for one bundle compress it once, at the default level
+// rather than the fastest since it is done once.
+func (h *tileHandler) gzipForm(ctx context.Context, res tiles.Resource) (body, version []byte, err error) {
+	v, err, _ := h.compressing.Do(res.Path(), func() (any, error) {
+		var c codedBody
 		err := h.full.ViewFull(ctx, res, "", func(body, v []byte) error {
 			var err error
-			gz, err = gzipBytes(body, gzip.DefaultCompression)
-			version = append(version, v...)
+			c.body, err = gzipBytes(body, gzip.DefaultCompression)
+			c.version = append(c.version, v...)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
-		if err := h.full.PutCoded(ctx, res, codingGzip, gz); err != nil {
+		if err := h.full.PutCoded(ctx, res, codingGzip, c.body); err != nil {
 			// A read-only store still serves; the next request compresses again.
 			h.logger.WarnContext(ctx, "storing the gzip form of an entry bundle", "path", res.Path(), "error", err)
 		}
-		return codedBody{gz, version}, nil
+		return c, nil
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	c := gz.(codedBody)
-	return serve(c.body, c.version)
+	c := v.(codedBody)
+	return c.body, c.version, nil
 }
 
 type codedBody struct{ body, version []byte }
@@ -241,6 +250,8 @@ func writeTile(w http.ResponseWriter, req *http.Request, body []byte, tag, codin
 		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(body))
 		return
 	}
+	// What http.ServeContent would send: Range requests are answered.
+	hdr["Accept-Ranges"] = acceptRangesHeader
 	hdr["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(http.StatusOK)
 	if req.Method != http.MethodHead {
@@ -272,6 +283,7 @@ var (
 	nosniffHeader                = []string{"nosniff"}
 	varyHeader                   = []string{"Accept-Encoding"}
 	gzipHeader                   = []string{codingGzip}
+	acceptRangesHeader           = []string{"bytes"}
 )
 
 // tileError writes e's status and message in plain text, as a static tile server answers, and

@@ -3,9 +3,13 @@
 //
 //	benchread files -dir D -listen ADDR   serves D with Go's http.FileServer (what Tessera's POSIX
 //	                                      server does with its storage directory)
-//	benchread run -size N -target NAME=URL ... [-workers 64] [-duration 10s] [-rounds 1]
-//	                                      reads random resources of a log of N entries from each
-//	                                      target and prints the rates and their ratios
+//	benchread prime -url URL -size N      asks once for every full entry bundle of a log of N
+//	                                      entries with Accept-Encoding: gzip, so a server that
+//	                                      compresses a bundle on its first request has done so
+//	benchread run -size N -target NAME=URL ... [-pids NAME=PID,...] [-workers 64] [-duration 10s]
+//	                                      [-rounds 1] reads random resources of a log of N entries
+//	                                      from each target and prints the rates, their ratios and
+//	                                      the CPU time per read of each target and of itself
 //
 // What run reads, each from a fresh random index per request, over keep-alive connections with
 // -workers requests in flight:
@@ -71,6 +75,14 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 		return serveFiles(*dir, *listen, stdout)
+	case "prime":
+		fs := flag.NewFlagSet("prime", flag.ContinueOnError)
+		u := fs.String("url", "", "base URL of the server")
+		size := fs.Uint64("size", 0, "tree size of the log it serves")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return prime(*u, *size, stdout)
 	case "run":
 		fs := flag.NewFlagSet("run", flag.ContinueOnError)
 		var cfg runConfig
@@ -146,6 +158,32 @@ func serveFiles(dir, listen string, stdout io.Writer) error {
 	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("files: %w", err)
 	}
+	return nil
+}
+
+// prime reads every full bundle once with gzip, four at a time, and says how long it took.
+func prime(u string, size uint64, stdout io.Writer) error {
+	if u == "" || size < layout.EntryBundleWidth {
+		return errors.New("prime: -url and a -size of at least one full bundle are required")
+	}
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: time.Minute}
+	full := size / layout.EntryBundleWidth
+	var next atomic.Uint64
+	errs := make([]error, 4)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range errs {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < full && errs[w] == nil; i = next.Add(1) - 1 {
+				_, errs[w] = fetch(client, strings.TrimSuffix(u, "/")+"/"+layout.EntriesPath(i, 0), true)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("prime: %w", err)
+	}
+	fmt.Fprintf(stdout, "%d full bundles asked for with gzip in %.1f s\n", full, time.Since(start).Seconds())
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package pebble
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -97,20 +98,22 @@ func (s *Storage) PutCoded(_ context.Context, res tiles.Resource, coding string,
 	if err := s.db.Set(gzipKey(nil, res.Index), body, pdb.NoSync); err != nil {
 		return fmt.Errorf("storing the %s form of %s: %w", coding, res.Path(), err)
 	}
+	s.cache.put(cacheKey{kind: keyGzip, index: res.Index}, bytes.Clone(body))
 	return nil
 }
 
-// view calls fn with the stored value of k, from the edge cache (whose values are never modified)
-// or from Pebble without a copy. s.readMu must be held shared.
+// view calls fn with the stored value of k, from the cache (whose values are never modified) or
+// from Pebble without a copy. s.readMu must be held shared.
 //
-// A full tile above level 0 read from Pebble joins the cache: each is the version of 256 full
-// tiles or bundles below it (and is read for most proofs), there are few of them (one per 65,536
-// entries at level 1), and being full it can never be stale.
+// A full tile, a tile above level 0 or a gzip form read from Pebble joins the cache, which then
+// serves it at the cost of a map lookup rather than a Pebble Get (a quarter of a tile read's
+// CPU): tiles are read for every proof and are small, and a tile above level 0 holds the versions
+// of 256 resources below it. Full ones never change; a partial one read here joins only if the
+// sequencer has not put a wider one since (putIfLonger). Bundles themselves (some 125 KiB) stay
+// in Pebble's block cache, where a read costs little beside sending them.
 func (s *Storage) view(k cacheKey, fn func(v []byte) error) error {
-	if k.kind != keyGzip {
-		if v, ok := s.cache.get(k); ok {
-			return fn(v)
-		}
+	if v, ok := s.cache.get(k); ok {
+		return fn(v)
 	}
 	var key []byte
 	switch k.kind {
@@ -128,8 +131,8 @@ func (s *Storage) view(k cacheKey, fn func(v []byte) error) error {
 	if err != nil {
 		return fmt.Errorf("getting key %q: %w", key, err)
 	}
-	if k.kind == keyTile && k.level > 0 && len(v) == layout.TileWidth*hashSize {
-		s.cache.put(k, append([]byte(nil), v...))
+	if k.kind == keyGzip || (k.kind == keyTile && (k.level > 0 || len(v) == layout.TileWidth*hashSize)) {
+		s.cache.putIfLonger(k, append([]byte(nil), v...))
 	}
 	err = fn(v)
 	if cerr := closer.Close(); cerr != nil && err == nil {

@@ -381,6 +381,20 @@ func (seq *sequencer) prefetch(group []*batch) error {
 	return errors.Join(errs...)
 }
 
+// DedupIndex returns the index of the first entry integrated with identity (the
+// tessera.Entry.Identity that deduplication compares), and whether there is one. It is the lookup
+// the sequencer makes for every entry of a commit, exported so that its cost can be measured on a
+// real log (scripts/bench-scale).
+func (s *Storage) DedupIndex(_ context.Context, identity []byte) (uint64, bool, error) {
+	s.readMu.RLock()
+	defer s.readMu.RUnlock()
+	if s.closed {
+		return 0, false, errors.New("pebble storage is closed")
+	}
+	var key []byte
+	return s.storedIndex(&key, identity)
+}
+
 // storedIndex returns the index stored for identity, using *key as scratch.
 func (s *Storage) storedIndex(key *[]byte, identity []byte) (uint64, bool, error) {
 	*key = dedupKey(*key, identity)

@@ -68,9 +68,9 @@ const (
 
 // Defaults for Config's zero values.
 const (
-	// DefaultCacheBytes bounds the cache of right-edge tiles and bundles: every write's proof and
-	// most reads touch only those.
-	DefaultCacheBytes = 32 << 20
+	// DefaultCacheBytes bounds the cache of right-edge tiles and bundles (every write's proof
+	// touches only those) and of full tiles and gzip forms of bundles that were read (see view).
+	DefaultCacheBytes = 64 << 20
 	// DefaultPebbleCacheBytes sizes Pebble's block cache, which keeps dedup lookups off the disk.
 	DefaultPebbleCacheBytes = 128 << 20
 )
@@ -82,8 +82,8 @@ type Config struct {
 	Path string
 	// DisableDedup turns strong deduplication off; it is on by default.
 	DisableDedup bool
-	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles;
-	// 0 means DefaultCacheBytes.
+	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles
+	// and recently read full tiles and gzip forms; 0 means DefaultCacheBytes.
 	CacheBytes int64
 	// PebbleCacheBytes sizes Pebble's block cache; 0 means DefaultPebbleCacheBytes. Memtables
 	// (2 × 32 MiB) come on top of it.
@@ -126,7 +126,7 @@ func (c *Config) setDefaults() {
 //
 // Goroutines and ownership: adders only touch the queue (under queue.mu) and the outstanding
 // counter; the one sequencing goroutine owns the sequencer and is the only writer of tree and of
-// the cache, but for full upper tiles that readers add (never stale, see view); the one
+// the cache, but for full tiles and gzip forms that readers add (never stale, see view); the one
 // publishing goroutine is the only writer of pub and of checkpoint keys; readers take readMu
 // shared. Lock order: mu before readMu (Appender reads state while holding mu); queue.mu
 // and the cache's mutex are only ever held alone.
