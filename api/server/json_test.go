@@ -2,15 +2,21 @@ package server
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"math"
 	"testing"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/quirelog/quire/api/client"
 	quirev1 "github.com/quirelog/quire/api/quire/v1"
 )
 
@@ -127,4 +133,62 @@ func BenchmarkAnswerJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// FuzzDecodeHashedRekord holds decodeHashedRekord to protojson: whatever it decodes, protojson
+// (with the gateway's options) decodes to an equal message.
+func FuzzDecodeHashedRekord(f *testing.F) {
+	for _, seed := range []string{
+		`{"hashedRekordRequestV002":{"digest":"q83v","signature":{"content":"AAEC","verifier":{"publicKey":{"rawBytes":"BAUG"},"keyDetails":"PKIX_ECDSA_P256_SHA_256"}}}}`,
+		` { "hashed_rekord_request_v002" : { "signature" : { "verifier" : { "key_details" : "PKIX_ED25519_PH" , "x509_certificate" : { "raw_bytes" : "" } } , "content" : "" } , "digest" : "" } } `,
+		`{"hashedRekordRequestV002":{"digest":"q83v","digest":"q83v"}}`,
+		`{"hashedRekordRequestV002":{"digest":"q8-v"}}`,
+		`{"hashedRekordRequestV002":{"digest":"q83"}}`,
+		`{"hashedRekordRequestV002":{"signature":{"verifier":{"keyDetails":3}}}}`,
+		`{"hashedRekordRequestV002":{},"dsseRequestV002":{}}`,
+		`{"hashedRekordRequestV002":{"digest":"\u0041AAA"}}`,
+		`{"hashedRekordRequestV002":{"signature":{"verifier":{"publicKey":{"rawBytes":"AA=="},"x509Certificate":{"rawBytes":"AA=="}}}}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast rekorpb.CreateEntryRequest
+		if !decodeHashedRekord(b, &fast) {
+			return
+		}
+		var want rekorpb.CreateEntryRequest
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(b, &want); err != nil {
+			t.Fatalf("decodeHashedRekord accepts %s, protojson refuses it: %v", b, err)
+		}
+		if !proto.Equal(&fast, &want) {
+			t.Fatalf("%s decodes to %v, protojson to %v", b, &fast, &want)
+		}
+	})
+}
+
+func TestDecodeHashedRekordTakesWhatClientsSend(t *testing.T) {
+	for _, form := range []string{"camel", "snake"} {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest := sha256.Sum256([]byte("artifact"))
+		req, err := client.NewHashedRekordRequest(k, digest[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := protojson.MarshalOptions{UseProtoNames: form == "snake"}.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run("a "+form+"Case request is decoded without protojson", func(t *testing.T) {
+			var got rekorpb.CreateEntryRequest
+			if !decodeHashedRekord(b, &got) {
+				t.Fatalf("refused %s", b)
+			}
+			if !proto.Equal(&got, req) {
+				t.Errorf("decoded %v, want %v", &got, req)
+			}
+		})
+	}
 }
