@@ -273,9 +273,9 @@ func conditional(h http.Header) bool {
 // appends to a slice already at capacity, so it gets a copy.
 var (
 	contentTypeHeader = map[tiles.Kind][]string{
-		tiles.Checkpoint:  {contentTypeCheckpoint},
-		tiles.HashTile:    {contentTypeTile},
-		tiles.EntryBundle: {contentTypeTile},
+		tiles.Checkpoint:  {contentType(tiles.Checkpoint)},
+		tiles.HashTile:    {contentType(tiles.HashTile)},
+		tiles.EntryBundle: {contentType(tiles.EntryBundle)},
 	}
 	immutableCacheControlHeader  = []string{immutableCacheControl}
 	partialCacheControlHeader    = []string{partialCacheControl}

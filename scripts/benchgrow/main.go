@@ -4,22 +4,25 @@
 //
 //	benchgrow grow -data-dir D -entries N [-entry random|signed] [-size 490] [-step 1000000]
 //	                                  [-first-step 100000] [-lookups 20000]
+//	benchgrow ready -url URL -since UNIXNANO [-timeout 5m]
 //	benchgrow idle -pid P [-below 0.05] [-window 2s] [-timeout 10m]
 //	benchgrow rss -pid P
 //
 // grow appends entries until the log holds N (resuming a log that holds fewer), with deduplication
 // on as `quire serve` runs, signing checkpoints with D/log.key, and prints one line per step: the
-// write rate over that step and the process's RSS at its end. Then it measures the lookup
-// deduplication makes for each new entry (pebble.Storage.DedupIndex): -lookups lookups of absent
-// identities and, for random entries, of present ones, one at a time, and prints µs per lookup.
+// write rate over that step, the CPU the process spent per entry (making entries included), and
+// the process's RSS at its end. Then it measures the lookup deduplication makes for each new
+// entry (pebble.Storage.DedupIndices): -lookups lookups of absent identities and, for random
+// entries, of present ones, in batches as a commit makes them, and prints µs per lookup.
 //
 // Entries are either "random", deterministic from their index (a label and base64 text, so any
 // earlier one can be rebuilt for a lookup), or "signed": hashedrekord v0.0.2 canonical bodies of
 // random digests really signed with ECDSA P-256 keys, as the log writes for Rekor v2 requests.
 //
-// idle waits until process P has used less than -below of a core over a -window (the search
-// index follower catching up after a start, for example); rss prints P's resident and peak
-// resident memory in MiB.
+// ready polls URL every 5 ms until it answers 200 and prints the seconds since -since (a process
+// start, say, from date +%s%N); idle waits until process P has used less than -below of a core
+// over a -window (the search index follower catching up after a start, for example); rss prints
+// P's resident and peak resident memory in MiB.
 package main
 
 import (
@@ -37,6 +40,7 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -44,8 +48,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	pdb "github.com/cockroachdb/pebble/v2"
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/tessera"
@@ -89,6 +95,7 @@ func run(args []string, stdout io.Writer) error {
 		fs.Uint64Var(&c.firstStep, "first-step", 100_000, "entries in the first reported step (0: -step)")
 		fs.IntVar(&c.lookups, "lookups", 20_000, "dedup lookups to time after growing (0: none)")
 		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the growth to `FILE`")
+		fs.BoolVar(&c.lsm, "lsm", false, "print Pebble's LSM metrics of the log at the end")
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
@@ -106,6 +113,15 @@ func run(args []string, stdout io.Writer) error {
 			}()
 		}
 		return grow(c, stdout)
+	case "ready":
+		fs := flag.NewFlagSet("ready", flag.ContinueOnError)
+		u := fs.String("url", "", "URL that answers 200 once the server serves")
+		since := fs.Int64("since", 0, "start time, Unix nanoseconds")
+		timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return ready(*u, *since, *timeout, stdout)
 	case "idle":
 		fs := flag.NewFlagSet("idle", flag.ContinueOnError)
 		pid := fs.Int("pid", 0, "process to watch")
@@ -139,6 +155,7 @@ type growConfig struct {
 	size            int
 	step, firstStep uint64
 	lookups         int
+	lsm             bool
 }
 
 func grow(c growConfig, stdout io.Writer) error {
@@ -194,12 +211,29 @@ func grow(c growConfig, stdout io.Writer) error {
 		return errors.Join(err, closeLog())
 	}
 	fmt.Fprintf(stdout, "growing %s from %d to %d %s entries (dedup on, batches of %d, %d writers)\n", c.dataDir, start, c.entries, c.kind, batchSize, workers)
-	fmt.Fprintf(stdout, "%12s %12s %12s %10s %9s\n", "from", "to", "entries/s", "seconds", "RSS MiB")
+	fmt.Fprintf(stdout, "%12s %12s %12s %10s %14s %9s\n", "from", "to", "entries/s", "seconds", "CPU µs/entry", "RSS MiB")
 	growErr := appendUntil(ctx, appender.Add, reader, start, c, newEntry, stdout)
 	if growErr == nil && c.lookups > 0 {
 		growErr = timeLookups(ctx, storage, c, start, stdout)
 	}
-	return errors.Join(growErr, closeLog())
+	if err := errors.Join(growErr, closeLog()); err != nil {
+		return err
+	}
+	if c.lsm {
+		return printLSM(filepath.Join(c.dataDir, "log"), stdout)
+	}
+	return nil
+}
+
+// printLSM opens the closed database read-only and prints Pebble's metrics: levels, files,
+// sizes, write amplification.
+func printLSM(dir string, stdout io.Writer) error {
+	db, err := pdb.Open(dir, &pdb.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("opening %s to read its metrics: %w", dir, err)
+	}
+	fmt.Fprintf(stdout, "Pebble metrics of %s:\n%s\n", dir, db.Metrics())
+	return db.Close()
 }
 
 // appendUntil adds entries [start, c.entries) from many goroutines, each waiting for its entry's
@@ -233,7 +267,7 @@ func appendUntil(ctx context.Context, add tessera.AddFn, reader tessera.LogReade
 		wg.Wait()
 		close(done)
 	}()
-	from, fromTime := start, time.Now()
+	from, fromTime, fromCPU := start, time.Now(), selfCPU()
 	boundary := nextBoundary(start, c)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -247,11 +281,12 @@ func appendUntil(ctx context.Context, add tessera.AddFn, reader tessera.LogReade
 			return err
 		}
 		for from < c.entries && size >= boundary {
-			now := time.Now()
+			now, cpu := time.Now(), selfCPU()
 			secs := now.Sub(fromTime).Seconds()
 			rss, _, _ := memory(os.Getpid())
-			fmt.Fprintf(stdout, "%12d %12d %12.0f %10.2f %9.0f\n", from, boundary, float64(boundary-from)/secs, secs, rss)
-			from, fromTime = boundary, now
+			n := float64(boundary - from)
+			fmt.Fprintf(stdout, "%12d %12d %12.0f %10.2f %14.1f %9.0f\n", from, boundary, n/secs, secs, (cpu-fromCPU).Seconds()*1e6/n, rss)
+			from, fromTime, fromCPU = boundary, now, cpu
 			boundary = nextBoundary(boundary, c)
 		}
 		select {
@@ -343,7 +378,8 @@ func signedEntries() (func(uint64) ([]byte, error), error) {
 }
 
 // timeLookups times c.lookups dedup lookups of absent identities and, for a random log, of
-// present ones, one at a time, and prints µs per lookup.
+// present ones, in batches of 1,024 as the sequencer makes them for a commit, and prints µs per
+// lookup.
 func timeLookups(ctx context.Context, s *pebble.Storage, c growConfig, start uint64, stdout io.Writer) error {
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	absent := make([][]byte, c.lookups)
@@ -353,13 +389,16 @@ func timeLookups(ctx context.Context, s *pebble.Storage, c growConfig, start uin
 	}
 	measure := func(ids [][]byte, want bool) (float64, error) {
 		t0 := time.Now()
-		for _, id := range ids {
-			_, found, err := s.DedupIndex(ctx, id)
+		for lo := 0; lo < len(ids); lo += batchSize {
+			batch := ids[lo:min(lo+batchSize, len(ids))]
+			got, err := s.DedupIndices(ctx, batch)
 			if err != nil {
 				return 0, err
 			}
-			if found != want {
-				return 0, fmt.Errorf("dedup lookup of %x: found %v, want %v", id, found, want)
+			for i, idx := range got {
+				if (idx >= 0) != want {
+					return 0, fmt.Errorf("dedup lookup of %x: index %d, want found=%v", batch[i], idx, want)
+				}
 			}
 		}
 		return float64(time.Since(t0).Microseconds()) / float64(len(ids)), nil
@@ -381,8 +420,38 @@ func timeLookups(ctx context.Context, s *pebble.Storage, c growConfig, start uin
 		}
 		line += fmt.Sprintf(", %.1f µs per present one", hit)
 	}
-	fmt.Fprintf(stdout, "%s (%d of each, one at a time)\n", line, c.lookups)
+	fmt.Fprintf(stdout, "%s (%d of each, in batches of %d)\n", line, c.lookups, batchSize)
 	return nil
+}
+
+// selfCPU is the CPU time (user and system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ready polls u until it answers 200 and prints the seconds since the Unix nanosecond time since.
+func ready(u string, since int64, timeout time.Duration, stdout io.Writer) error {
+	if u == "" || since == 0 {
+		return errors.New("ready: -url and -since are required")
+	}
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				fmt.Fprintf(stdout, "%.3f\n", time.Since(time.Unix(0, since)).Seconds())
+				return nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("ready: %s did not answer 200 within %s", u, timeout)
 }
 
 // idle waits until pid has used less than below of a core over window.

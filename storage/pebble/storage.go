@@ -126,7 +126,7 @@ func (c *Config) setDefaults() {
 //
 // Goroutines and ownership: adders only touch the queue (under queue.mu) and the outstanding
 // counter; the one sequencing goroutine owns the sequencer and is the only writer of tree and of
-// the cache, but for full tiles and gzip forms that readers add (never stale, see view); the one
+// the cache, but for the tiles and gzip forms readers add (see view and putIfLonger); the one
 // publishing goroutine is the only writer of pub and of checkpoint keys; readers take readMu
 // shared. Lock order: mu before readMu (Appender reads state while holding mu); queue.mu
 // and the cache's mutex are only ever held alone.
