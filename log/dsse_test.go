@@ -45,7 +45,7 @@ func dsseRequest(t testing.TB, payload []byte, signers ...*testSigner) *rekorpb.
 }
 
 func regenerateDSSE(t *testing.T) {
-	l := &Log{keys: newKeyCache(64)}
+	l := &Log{keys: newKeyCache(1 << 20)}
 	p256 := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
 	ed := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ED25519)
 	rsa := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_RSA_PKCS1V15_2048_SHA256)
@@ -63,7 +63,7 @@ func regenerateDSSE(t *testing.T) {
 }
 
 func TestDSSE(t *testing.T) {
-	l := &Log{keys: newKeyCache(64)}
+	l := &Log{keys: newKeyCache(1 << 20)}
 	p256 := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
 	other := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
 	ed := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ED25519)

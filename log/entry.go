@@ -9,8 +9,22 @@ import (
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/quirelog/quire/api/rekor"
+)
+
+// Size limits of entries. A DSSE request is bounded only by the server's request body limit, as
+// its payload (which the leaf records by hash) can be a large attestation.
+const (
+	// MaxLeafBytes is the largest canonical leaf: C2SP tlog-tiles entry bundles prefix each entry
+	// with a 16-bit length, so Tessera stores nothing larger.
+	MaxLeafBytes = 1<<16 - 1
+	// MaxHashedRekordRequestBytes bounds a hashedrekord request (its protobuf encoding). Its parts
+	// are a digest, a signature and a key or certificate, each bounded far below it
+	// (MaxSignatureBytes, MaxPublicKeyBytes, MaxCertificateBytes), and its leaf must fit
+	// MaxLeafBytes anyway.
+	MaxHashedRekordRequestBytes = 64 << 10
 )
 
 // validated is a request that passed validation, with what the leaf needs.
@@ -40,24 +54,28 @@ func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*valida
 	case len(hr.GetDigest()) == 0:
 		return nil, invalid(p+".digest", "missing")
 	}
+	if err := checkSignatureSize(p+".signature.content", sig.GetContent()); err != nil {
+		return nil, err
+	}
 	v := sig.GetVerifier()
 	alg, err := lookupAlgorithm(p+".signature.verifier.keyDetails", v.GetKeyDetails(), false)
 	if err != nil {
 		return nil, err
 	}
-	pub, err := l.keys.publicKey(p+".signature.verifier", v)
+	key, err := l.keys.publicKey(p+".signature.verifier", v)
 	if err != nil {
 		return nil, err
 	}
-	if err := alg.CheckKey(pub); err != nil {
+	if err := alg.CheckKey(key.pub); err != nil {
 		return nil, invalid(p+".signature.verifier.keyDetails", "%s does not match the key: %w", v.GetKeyDetails(), err)
 	}
 	if want := alg.Hash.Size(); len(hr.GetDigest()) != want {
 		return nil, invalid(p+".digest", "length %d does not match %s, which signs a %d-byte %s digest", len(hr.GetDigest()), v.GetKeyDetails(), want, alg.Hash)
 	}
-	if err := alg.VerifyDigest(pub, hr.GetDigest(), sig.GetContent()); err != nil {
+	if err := alg.VerifyDigest(key.pub, hr.GetDigest(), sig.GetContent()); err != nil {
 		return nil, invalid(p+".signature.content", "signature does not verify over the digest with the given key: %w", err)
 	}
+	l.keys.remember(key)
 	// The leaf is the Rekor v2 canonical body (RFC 8785 JCS), byte-identical to rekor-tiles'.
 	body, err := rekor.HashedRekordBody(hr.GetDigest(), alg.HashAlgorithm(), sig)
 	if err != nil {
@@ -120,11 +138,15 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 		return nil, invalid(p+".verifiers", "%d verifiers, at most %d allowed", len(d.GetVerifiers()), maxDSSEVerifiers)
 	}
 	for i, s := range env.GetSignatures() {
+		field := fmt.Sprintf("%s.envelope.signatures[%d].sig", p, i)
 		if len(s.GetSig()) == 0 {
-			return nil, invalid(fmt.Sprintf("%s.envelope.signatures[%d].sig", p, i), "missing")
+			return nil, invalid(field, "missing")
+		}
+		if err := checkSignatureSize(field, s.GetSig()); err != nil {
+			return nil, err
 		}
 	}
-	msg := pae(env.GetPayloadType(), env.GetPayload())
+	msg := newMessageDigests(pae(env.GetPayloadType(), env.GetPayload()))
 	signedBy := make([]*rekorpb.Verifier, len(env.GetSignatures()))
 	for i, v := range d.GetVerifiers() {
 		vp := fmt.Sprintf("%s.verifiers[%d]", p, i)
@@ -135,22 +157,23 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 		if err != nil {
 			return nil, err
 		}
-		pub, err := l.keys.publicKey(vp, v)
+		key, err := l.keys.publicKey(vp, v)
 		if err != nil {
 			return nil, err
 		}
-		if err := alg.CheckKey(pub); err != nil {
+		if err := alg.CheckKey(key.pub); err != nil {
 			return nil, invalid(vp+".keyDetails", "%s does not match the key: %w", v.GetKeyDetails(), err)
 		}
 		used := false
 		for j, s := range env.GetSignatures() {
-			if signedBy[j] == nil && verifyMessage(alg, pub, msg, s.GetSig()) == nil {
+			if signedBy[j] == nil && verifyMessage(alg, key.pub, msg, s.GetSig()) == nil {
 				signedBy[j], used = v, true
 			}
 		}
 		if !used {
 			return nil, invalid(vp, "verifies none of the envelope's signatures over the DSSE PAE")
 		}
+		l.keys.remember(key)
 	}
 	sigs := make([]*rekorpb.Signature, 0, len(signedBy))
 	for j, v := range signedBy {
@@ -179,11 +202,15 @@ func (l *Log) validateDSSE(d *rekorpb.DSSERequestV002) (*validated, error) {
 
 // Validate checks a CreateEntryRequest and returns its entry kind and
 // canonical leaf, without touching the log. It returns *InvalidRequestError
-// for any bad request.
+// for any bad request, and *TooLargeError for a hashedrekord request over
+// MaxHashedRekordRequestBytes or a leaf over MaxLeafBytes.
 func (l *Log) Validate(req *rekorpb.CreateEntryRequest) (kind string, body []byte, err error) {
 	var v *validated
 	switch s := req.GetSpec().(type) {
 	case *rekorpb.CreateEntryRequest_HashedRekordRequestV002:
+		if n := proto.Size(s.HashedRekordRequestV002); n > MaxHashedRekordRequestBytes {
+			return "", nil, &TooLargeError{What: "a hashedrekord request", Size: n, Limit: MaxHashedRekordRequestBytes}
+		}
 		v, err = l.validateHashedRekord(s.HashedRekordRequestV002)
 	case *rekorpb.CreateEntryRequest_DsseRequestV002:
 		v, err = l.validateDSSE(s.DsseRequestV002)
@@ -192,6 +219,9 @@ func (l *Log) Validate(req *rekorpb.CreateEntryRequest) (kind string, body []byt
 	}
 	if err != nil {
 		return "", nil, err
+	}
+	if len(v.body) > MaxLeafBytes {
+		return "", nil, &TooLargeError{What: "the entry's canonical leaf", Size: len(v.body), Limit: MaxLeafBytes}
 	}
 	return v.kind, v.body, nil
 }

@@ -17,7 +17,38 @@ var (
 	// Config that was not given: Search and leaf-hash proofs without an Index,
 	// past checkpoints without a History (→ 501).
 	ErrUnsupported = errors.New("not supported by this log")
+	// ErrWriteTimeout is the cause in a *PendingError when CreateEntry waited
+	// Config.WriteTimeout for a checkpoint (→ 503 with X-Log-Index and
+	// Retry-After).
+	ErrWriteTimeout = errors.New("no published checkpoint covered the entry within the log's write timeout")
 )
+
+// PendingError is returned by CreateEntry when the entry was given an index
+// but no published checkpoint covered it before the wait ended: the log's
+// WriteTimeout (Err is ErrWriteTimeout) or the caller's context. The entry is
+// in the log; the same request, sent again, gets a *DuplicateError with Index
+// once a checkpoint covers it.
+type PendingError struct {
+	Index uint64
+	Err   error
+}
+
+func (e *PendingError) Error() string {
+	return fmt.Sprintf("entry %d is sequenced but not yet covered by a published checkpoint: %v", e.Index, e.Err)
+}
+
+func (e *PendingError) Unwrap() error { return e.Err }
+
+// StorageError is a failure of the log's storage on the write path: the
+// entry may not have been logged (→ 500, or 503 when the disk is full). The
+// log reports itself unwritable (Writable) until an append succeeds again.
+type StorageError struct {
+	Err error
+}
+
+func (e *StorageError) Error() string { return "log storage failed: " + e.Err.Error() }
+
+func (e *StorageError) Unwrap() error { return e.Err }
 
 // InvalidRequestError says which field of a request is wrong and why (→ 400).
 // Field is the protojson path of the field, e.g.
@@ -50,4 +81,15 @@ type DuplicateError struct {
 
 func (e *DuplicateError) Error() string {
 	return fmt.Sprintf("an equivalent entry already exists in the transparency log with index %d", e.Index)
+}
+
+// TooLargeError is returned by Validate for a request, or the leaf it would
+// make, larger than the log takes (→ 413). Nothing is appended.
+type TooLargeError struct {
+	What        string
+	Size, Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s is %d bytes; this log takes at most %d", e.What, e.Size, e.Limit)
 }

@@ -39,7 +39,7 @@ func FuzzValidate(f *testing.F) {
 	f.Add([]byte(`{"hashedRekordRequestV002":{}}`))
 	f.Add([]byte(`{"hashed_rekord_request_v002":{"digest":"AAAA","signature":{"content":"AAAA","verifier":{"key_details":"PKIX_ED25519_PH","public_key":{"raw_bytes":"MCowBQYDK2VwAyEA"}}}}}`))
 	f.Add([]byte(`{"dsseRequestV002":{"envelope":{"payload":"e30=","payloadType":"x","signatures":[{"sig":"AAAA"}]},"verifiers":[{}]}}`))
-	l := &Log{keys: newKeyCache(64)}
+	l := &Log{keys: newKeyCache(1 << 20)}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		req := &rekorpb.CreateEntryRequest{}
 		if err := protojson.Unmarshal(raw, req); err != nil {

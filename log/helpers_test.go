@@ -12,7 +12,9 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,12 +104,26 @@ func (s *testSigner) pkixVerifier(t testing.TB) *rekorpb.Verifier {
 
 func (s *testSigner) certVerifier(t testing.TB) *rekorpb.Verifier {
 	t.Helper()
+	return s.paddedCertVerifier(t, 0)
+}
+
+// paddedCertVerifier names s by a self-signed certificate; a size above 0 grows it to about that
+// many bytes by an opaque extension, the way a Fulcio certificate carries its OIDC claims.
+func (s *testSigner) paddedCertVerifier(t testing.TB, size int) *rekorpb.Verifier {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
 		Subject:      pkix.Name{CommonName: "quire test signer"},
 		NotBefore:    time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		NotAfter:     time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	if size > 0 {
+		pad, err := asn1.Marshal(strings.Repeat("x", max(size-600, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 99}, Value: pad}}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.priv.Public(), s.priv)
 	if err != nil {

@@ -29,8 +29,10 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -58,28 +60,40 @@ type CheckpointHistory interface {
 	CheckpointAt(ctx context.Context, size uint64) ([]byte, error)
 }
 
+// WriteChecker is storage that can say whether it can take writes.
+// storage/pebble's *Storage satisfies it.
+type WriteChecker interface {
+	Writable(ctx context.Context) error
+}
+
 // Index is the lookup store that the search follower fills: opaque keys, each
 // naming any number of log indices. storage/index implements it on Pebble.
 type Index interface {
 	// Add records, for every i, that keys[i] names log index indices[i], and
 	// sets the progress to next, all in one atomic, durable write.
 	Add(ctx context.Context, keys [][]byte, indices []uint64, next uint64) error
-	// Lookup returns at most limit indices recorded for key, smallest first.
-	Lookup(ctx context.Context, key []byte, limit int) ([]uint64, error)
+	// Lookup returns at most limit indices recorded for key, smallest
+	// first, starting at the first one at or above from.
+	Lookup(ctx context.Context, key []byte, from uint64, limit int) ([]uint64, error)
 	// Progress returns the first log index not yet indexed (0 when empty).
 	Progress(ctx context.Context) (uint64, error)
 }
 
 // Defaults for the optional Config fields.
 const (
-	DefaultSearchLimit    = 1000
+	DefaultSearchLimit = 1000
+	// DefaultWriteTimeout bounds how long CreateEntry waits for a published
+	// checkpoint that covers its entry. Publication normally takes well
+	// under a second; waiting longer means the log cannot publish (a
+	// witness quorum that fails closed is down).
+	DefaultWriteTimeout   = 20 * time.Second
 	DefaultFollowInterval = 250 * time.Millisecond
 	// DefaultFollowBundles is how many entry bundles (of 256 entries) the
 	// follower indexes per atomic index write.
 	DefaultFollowBundles = 16
-	// DefaultKeyCacheSize bounds how many parsed signer keys and
-	// certificates are kept.
-	DefaultKeyCacheSize = 4096
+	// DefaultKeyCacheBytes bounds the memory of the signer keys kept
+	// parsed: about 7,000 ECDSA or 3,800 RSA-4096 keys.
+	DefaultKeyCacheBytes = 4 << 20
 )
 
 // Config is what a Log needs. Appender, Reader, Awaiter and one of Verifier
@@ -99,8 +113,9 @@ type Config struct {
 	Index Index
 
 	// VerifierKey is the log's checkpoint verifier key in signed-note form
-	// ("origin+keyhash+base64"). From it come Verifier (if unset) and KeyID
-	// (if unset).
+	// ("origin+keyhash+base64"; Ed25519 or ECDSA P-256, see
+	// rekor.ParseVerifierKey). From it come Verifier (if unset) and KeyID (if
+	// unset).
 	VerifierKey string
 	// Verifier checks the checkpoints the log serves; its name is the origin.
 	Verifier note.Verifier
@@ -109,10 +124,22 @@ type Config struct {
 	// when unset.
 	KeyID []byte
 
+	// Health, if set, is asked by Writable whether storage can take writes.
+	Health WriteChecker
+
 	// ReadOnly makes CreateEntry return ErrReadOnly (a frozen log).
 	ReadOnly bool
+	// Frozen says the log was frozen (permanently read-only) at FinalSize; it implies ReadOnly.
+	Frozen    bool
+	FinalSize uint64
+	// NoFollow starts no search follower: the Index is only read (a log on read-only media).
+	NoFollow bool
+	// WriteTimeout bounds CreateEntry's wait for a checkpoint covering its
+	// entry (DefaultWriteTimeout if 0).
+	WriteTimeout time.Duration
 
-	// SearchLimit caps the indices Search returns (DefaultSearchLimit if 0).
+	// SearchLimit caps the indices one Search returns, a page
+	// (DefaultSearchLimit if 0).
 	SearchLimit int
 	// FollowInterval is how often the search follower polls the checkpoint
 	// when it has caught up (DefaultFollowInterval if 0).
@@ -120,11 +147,14 @@ type Config struct {
 	// FollowBundles is how many entry bundles go into one index write
 	// (DefaultFollowBundles if 0).
 	FollowBundles int
-	// KeyCacheSize bounds the parsed-key cache (DefaultKeyCacheSize if 0).
-	KeyCacheSize int
+	// KeyCacheBytes bounds the memory of the parsed-key cache
+	// (DefaultKeyCacheBytes if 0).
+	KeyCacheBytes int64
 
 	// Logger receives the search follower's warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics, if set, receives the log's Prometheus series (see metrics.go).
+	Metrics prometheus.Registerer
 }
 
 // Log is the personality. Its methods are safe for concurrent use.
@@ -137,11 +167,20 @@ type Log struct {
 	verifier    note.Verifier
 	keyID       []byte
 	readOnly    bool
+	frozen      bool
+	finalSize   uint64
 	searchLimit int
+	health      WriteChecker
+	writeWait   time.Duration
 
-	keys   *keyCache
-	cps    checkpointCache
-	proofs *proofCache
+	// fault is the storage failure of the latest append that failed, until
+	// an append succeeds again.
+	fault atomic.Pointer[error]
+
+	keys    *keyCache
+	cps     checkpointCache
+	proofs  *proofCache
+	metrics *metrics
 
 	stopFollower context.CancelFunc
 	followerDone chan struct{}
@@ -154,12 +193,12 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Reader == nil {
 		return nil, errors.New("log config: Reader is required")
 	}
-	if !cfg.ReadOnly && (cfg.Appender == nil || cfg.Awaiter == nil) {
+	if !cfg.ReadOnly && !cfg.Frozen && (cfg.Appender == nil || cfg.Awaiter == nil) {
 		return nil, errors.New("log config: Appender and Awaiter are required unless ReadOnly")
 	}
 	if cfg.VerifierKey != "" {
 		if cfg.Verifier == nil {
-			v, err := note.NewVerifier(cfg.VerifierKey)
+			v, _, err := rekor.ParseVerifierKey(cfg.VerifierKey)
 			if err != nil {
 				return nil, fmt.Errorf("log config: parsing VerifierKey: %w", err)
 			}
@@ -185,8 +224,11 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.FollowBundles <= 0 {
 		cfg.FollowBundles = DefaultFollowBundles
 	}
-	if cfg.KeyCacheSize <= 0 {
-		cfg.KeyCacheSize = DefaultKeyCacheSize
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.KeyCacheBytes <= 0 {
+		cfg.KeyCacheBytes = DefaultKeyCacheBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -199,12 +241,22 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		index:       cfg.Index,
 		verifier:    cfg.Verifier,
 		keyID:       bytes.Clone(cfg.KeyID),
-		readOnly:    cfg.ReadOnly,
+		readOnly:    cfg.ReadOnly || cfg.Frozen,
+		frozen:      cfg.Frozen,
+		finalSize:   cfg.FinalSize,
 		searchLimit: cfg.SearchLimit,
-		keys:        newKeyCache(cfg.KeyCacheSize),
+		health:      cfg.Health,
+		writeWait:   cfg.WriteTimeout,
+		keys:        newKeyCache(cfg.KeyCacheBytes),
+		metrics:     newMetrics(),
 	}
 	l.proofs = newProofCache(l.readTile)
-	if cfg.Index != nil {
+	if cfg.Metrics != nil {
+		if err := l.register(cfg.Metrics); err != nil {
+			return nil, fmt.Errorf("log config: registering metrics: %w", err)
+		}
+	}
+	if cfg.Index != nil && !cfg.NoFollow {
 		fctx, cancel := context.WithCancel(ctx)
 		l.stopFollower = cancel
 		l.followerDone = make(chan struct{})
@@ -230,9 +282,11 @@ func (l *Log) Close() error {
 // CreateEntry validates req, appends its canonical leaf, waits until a
 // published checkpoint covers it, and returns the Rekor v2 answer with an
 // inclusion proof to that checkpoint. Errors: ErrReadOnly;
-// *InvalidRequestError for a bad request or signature; *DuplicateError when
-// the same leaf is already logged; errors matching tessera.ErrPushback under
-// overload; ctx errors when the caller gives up.
+// *InvalidRequestError for a bad request or signature; *TooLargeError for an
+// oversized one; *DuplicateError when the same leaf is already logged; errors
+// matching tessera.ErrPushback under overload; *StorageError when storage
+// fails; *PendingError when the entry has an index but the wait for its
+// checkpoint ended (Config.WriteTimeout, or ctx).
 func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) (*rekorv1.TransparencyLogEntry, error) {
 	if l.readOnly {
 		return nil, ErrReadOnly
@@ -242,9 +296,24 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 		return nil, err
 	}
 	e := tessera.NewEntry(body)
-	idx, rawCP, err := l.awaiter.Await(ctx, l.appender.Add(ctx, e))
+	idx, err := l.metrics.countAdd(kind, l.appender.Add(ctx, e))()
 	if err != nil {
-		return nil, fmt.Errorf("appending entry: %w", err)
+		if errors.Is(err, tessera.ErrPushback) || ctx.Err() != nil {
+			return nil, fmt.Errorf("appending entry: %w", err)
+		}
+		return nil, l.storageFault(fmt.Errorf("appending entry: %w", err))
+	}
+	if l.fault.Load() != nil {
+		l.fault.Store(nil)
+	}
+	wctx, cancel := context.WithTimeoutCause(ctx, l.writeWait, ErrWriteTimeout)
+	defer cancel()
+	_, rawCP, err := l.awaiter.Await(wctx, func() (tessera.Index, error) { return idx, nil })
+	if err != nil {
+		if wctx.Err() != nil {
+			return nil, &PendingError{Index: idx.Index, Err: context.Cause(wctx)}
+		}
+		return nil, l.storageFault(fmt.Errorf("awaiting a checkpoint covering entry %d: %w", idx.Index, err))
 	}
 	if idx.IsDup {
 		return nil, &DuplicateError{Index: idx.Index}
@@ -258,6 +327,32 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 		return nil, err
 	}
 	return l.answer(body, &rekorv1.KindVersion{Kind: kind, Version: rekor.APIVersion}, p), nil
+}
+
+// storageFault records err as the log's current write fault and wraps it.
+func (l *Log) storageFault(err error) error {
+	l.fault.Store(&err)
+	return &StorageError{Err: err}
+}
+
+// Writable says whether the log can take writes: nil, or the reason it
+// cannot (a *StorageError; a full disk matches syscall.ENOSPC). It fails
+// after an append failed in storage, until one succeeds, and whenever
+// Config.Health reports a fault. A read-only log takes no writes, so it is
+// always healthy here.
+func (l *Log) Writable(ctx context.Context) error {
+	if l.readOnly {
+		return nil
+	}
+	if p := l.fault.Load(); p != nil {
+		return &StorageError{Err: *p}
+	}
+	if l.health != nil {
+		if err := l.health.Writable(ctx); err != nil {
+			return &StorageError{Err: err}
+		}
+	}
+	return nil
 }
 
 // answer is the Rekor v2 TransparencyLogEntry for body with proof p.
@@ -375,7 +470,7 @@ func (l *Log) InclusionProofByLeafHash(ctx context.Context, leafHash []byte, tre
 	if err != nil {
 		return nil, err
 	}
-	idx, err := l.index.Lookup(ctx, leafKey(leafHash), 1)
+	idx, err := l.index.Lookup(ctx, leafKey(leafHash), 0, 1)
 	if err != nil {
 		return nil, fmt.Errorf("looking up leaf hash: %w", err)
 	}
@@ -447,12 +542,24 @@ func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) (*Cons
 	return c, nil
 }
 
-// Search returns the indices (smallest first, at most Config.SearchLimit) of
-// entries whose artifact digest is digest, written "sha256:HEX" (also sha384,
-// sha512): a hashedrekord's data digest, a DSSE entry's payload hash. Entries
-// are found once the follower has indexed them, shortly after publication.
-// A malformed digest is an *InvalidRequestError (field "digest").
-func (l *Log) Search(ctx context.Context, digest string) ([]uint64, error) {
+// SearchPage is one page of a Search: indices in increasing order, and where
+// the next page starts when there is one.
+type SearchPage struct {
+	Indices []uint64
+	// More says that indices remain beyond this page; the next page starts
+	// at Next, one past the last index of this one.
+	More bool
+	Next uint64
+}
+
+// Search returns a page of the indices (smallest first, at or above from, at
+// most Config.SearchLimit) of entries whose artifact digest is digest,
+// written "sha256:HEX" (also sha384, sha512): a hashedrekord's data digest, a
+// DSSE entry's payload hash. Following Next while More is set reaches every
+// such entry, at the same cost for every page. Entries are found once the
+// follower has indexed them, shortly after publication. A malformed digest is
+// an *InvalidRequestError (field "digest").
+func (l *Log) Search(ctx context.Context, digest string, from uint64) (*SearchPage, error) {
 	if l.index == nil {
 		return nil, fmt.Errorf("search needs the search index: %w", ErrUnsupported)
 	}
@@ -460,11 +567,17 @@ func (l *Log) Search(ctx context.Context, digest string) ([]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	idx, err := l.index.Lookup(ctx, key, l.searchLimit)
+	// One more than a page tells whether another page follows.
+	idx, err := l.index.Lookup(ctx, key, from, l.searchLimit+1)
 	if err != nil {
-		return nil, fmt.Errorf("searching for %s: %w", key, err)
+		return nil, fmt.Errorf("searching for %s from index %d: %w", key, from, err)
 	}
-	return idx, nil
+	p := &SearchPage{Indices: idx}
+	if len(idx) > l.searchLimit {
+		p.Indices = idx[:l.searchLimit]
+		p.More, p.Next = true, p.Indices[len(p.Indices)-1]+1
+	}
+	return p, nil
 }
 
 // ParseDigest checks a search digest ("sha256:HEX", "sha384:HEX",

@@ -1,13 +1,14 @@
 package log
 
 // Request signatures: the check every CreateEntryRequest passes before anything is appended. The
-// key details and their hashes are api/rekor's table; this file names the failing request field
-// and keeps parsed keys.
+// key details and their hashes are api/rekor's table; this file names the failing request field,
+// bounds what a verifier may be, and keeps the keys that signed.
 
 import (
 	"bytes"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"sync"
@@ -17,6 +18,26 @@ import (
 
 	"github.com/quirelog/quire/api/rekor"
 )
+
+// Bounds on the parts of a verifier, far above any real one and far below what would let a
+// request pin memory or CPU: nothing larger is parsed.
+const (
+	// MaxPublicKeyBytes bounds a PKIX public key. The largest accepted, RSA-4096, is 550 bytes of
+	// DER.
+	MaxPublicKeyBytes = 4 << 10
+	// MaxCertificateBytes bounds an X.509 certificate. Fulcio's leaf certificates are 0.7–1.7 KB
+	// of DER (a GitHub Actions one, with every workflow claim as an extension, is the largest);
+	// 16 KiB leaves room for ten times that, and a hashedrekord leaf with it stays under
+	// MaxLeafBytes.
+	MaxCertificateBytes = 16 << 10
+	// MaxSignatureBytes bounds a signature. The largest accepted, RSA-4096 PKCS#1 v1.5, is 512
+	// bytes.
+	MaxSignatureBytes = 4 << 10
+)
+
+// keyCost is what one cached key costs beyond its PKIX DER: the map entry, the interface, the
+// parsed integers.
+const keyCost = 512
 
 // lookupAlgorithm returns the algorithm of keyDetails d from the one table in api/rekor,
 // refusing pure Ed25519 unless the caller signs whole messages (DSSE). field names the request
@@ -29,66 +50,119 @@ func lookupAlgorithm(field string, d commonv1.PublicKeyDetails, messages bool) (
 	return a, nil
 }
 
-// verifyMessage checks sig over msg (a DSSE PAE), hashing it first as a says.
-func verifyMessage(a rekor.Algorithm, pub crypto.PublicKey, msg, sig []byte) error {
+// checkSignatureSize refuses a signature larger than any accepted algorithm makes.
+func checkSignatureSize(field string, sig []byte) error {
+	if len(sig) > MaxSignatureBytes {
+		return invalid(field, "%d bytes; no accepted algorithm makes a signature over %d bytes", len(sig), MaxSignatureBytes)
+	}
+	return nil
+}
+
+// messageDigests hashes one message once per hash function, however many verifier and signature
+// pairs are tried against it: a DSSE PAE can be megabytes, and up to ten verifiers and ten
+// signatures would otherwise hash it a hundred times.
+type messageDigests struct {
+	msg []byte
+	sum map[crypto.Hash][]byte
+}
+
+func newMessageDigests(msg []byte) *messageDigests {
+	return &messageDigests{msg: msg, sum: make(map[crypto.Hash][]byte, 1)}
+}
+
+func (m *messageDigests) digest(h crypto.Hash) []byte {
+	d, ok := m.sum[h]
+	if !ok {
+		hh := h.New()
+		hh.Write(m.msg)
+		d = hh.Sum(nil)
+		m.sum[h] = d
+	}
+	return d
+}
+
+// verifyMessage checks sig over m's message (a DSSE PAE), with the digest a says.
+func verifyMessage(a rekor.Algorithm, pub crypto.PublicKey, m *messageDigests, sig []byte) error {
 	if k, ok := pub.(ed25519.PublicKey); ok {
 		// rekor-tiles checks DSSE signatures of Ed25519 keys as pure Ed25519 whatever the
 		// keyDetails say, so that is always accepted; Ed25519ph over SHA-512(PAE) is accepted
-		// too when the keyDetails ask for it.
-		if ed25519.Verify(k, msg, sig) {
+		// too when the keyDetails ask for it. Pure Ed25519 hashes the key and signature with the
+		// message, so that hash cannot be shared.
+		if ed25519.Verify(k, m.msg, sig) {
 			return nil
 		}
 		if !a.Prehashed {
 			return errors.New("Ed25519 signature does not verify")
 		}
 	}
-	h := a.Hash.New()
-	h.Write(msg)
-	return a.VerifyDigest(pub, h.Sum(nil), sig)
+	return a.VerifyDigest(pub, m.digest(a.Hash), sig)
 }
 
-// keyCache remembers parsed verifiers by their DER bytes: signers reuse one
-// key or certificate for many entries, and parsing (point decompression, RSA
-// checks, certificate decoding) costs a sizeable part of a verification.
+// verifierKey is the key of a request's verifier, and where it goes in the cache once a
+// signature has verified with it.
+type verifierKey struct {
+	pub  crypto.PublicKey
+	id   [sha256.Size]byte
+	cost int64
+}
+
+// keyCache remembers the keys that verified a signature, by the SHA-256 of their DER: signers reuse
+// one key or certificate for many entries, and parsing (point decompression, RSA checks,
+// certificate decoding) costs a sizeable part of a verification. Only keys that verified are kept,
+// so refused requests cost nothing after they are answered, and the cache is bounded in bytes.
 type keyCache struct {
-	mu   sync.RWMutex
-	keys map[string]crypto.PublicKey
-	max  int
+	mu    sync.RWMutex
+	keys  map[[sha256.Size]byte]cachedKey
+	bytes int64
+	max   int64
 }
 
-func newKeyCache(max int) *keyCache {
-	return &keyCache{keys: make(map[string]crypto.PublicKey), max: max}
+type cachedKey struct {
+	pub  crypto.PublicKey
+	cost int64
 }
 
-// publicKey returns the key in v, parsing the PKIX public key or X.509
-// certificate DER. prefix is the verifier's field path for errors.
-func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (crypto.PublicKey, error) {
+func newKeyCache(maxBytes int64) *keyCache {
+	return &keyCache{keys: make(map[[sha256.Size]byte]cachedKey), max: maxBytes}
+}
+
+// publicKey returns the key in v, from the cache or parsed from its PKIX public key or X.509
+// certificate DER, which must be within MaxPublicKeyBytes or MaxCertificateBytes. prefix is the
+// verifier's field path for errors. The key is not cached: call remember once it has verified.
+func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (*verifierKey, error) {
 	var raw []byte
 	var isCert bool
 	var field string
+	var limit int
 	switch {
 	case v.GetPublicKey() != nil:
-		raw, field = v.GetPublicKey().GetRawBytes(), prefix+".publicKey.rawBytes"
+		raw, field, limit = v.GetPublicKey().GetRawBytes(), prefix+".publicKey.rawBytes", MaxPublicKeyBytes
 	case v.GetX509Certificate() != nil:
-		raw, field, isCert = v.GetX509Certificate().GetRawBytes(), prefix+".x509Certificate.rawBytes", true
+		raw, field, limit, isCert = v.GetX509Certificate().GetRawBytes(), prefix+".x509Certificate.rawBytes", MaxCertificateBytes, true
 	default:
 		return nil, invalid(prefix, "missing publicKey or x509Certificate")
 	}
 	if len(raw) == 0 {
 		return nil, invalid(field, "missing")
 	}
-	// Certificates and keys share the map; the type byte keeps a DER blob that
-	// parses as both from being confused.
-	ck := string(append([]byte{boolByte(isCert)}, raw...))
+	if len(raw) > limit {
+		return nil, invalid(field, "%d bytes, more than the %d bytes any real one needs", len(raw), limit)
+	}
+	// Certificates and keys share the cache; the type byte keeps a DER blob that parses as both
+	// from being confused.
+	h := sha256.New()
+	h.Write([]byte{boolByte(isCert)})
+	h.Write(raw)
+	k := &verifierKey{}
+	h.Sum(k.id[:0])
 	c.mu.RLock()
-	k, ok := c.keys[ck]
+	hit, ok := c.keys[k.id]
 	c.mu.RUnlock()
 	if ok {
+		k.pub, k.cost = hit.pub, hit.cost
 		return k, nil
 	}
-	// The parsers may return keys that alias their input (Ed25519 keys do), and
-	// a cached key must not change if the caller reuses its buffer.
-	raw = bytes.Clone(raw)
+	var spki []byte
 	if isCert {
 		cert, err := x509.ParseCertificate(raw)
 		if err != nil {
@@ -98,22 +172,40 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (crypto.PublicK
 		if cert.PublicKey == nil {
 			return nil, invalid(field, "certificate key algorithm %s is not supported", cert.PublicKeyAlgorithm)
 		}
-		k = cert.PublicKey
+		k.pub, spki = cert.PublicKey, cert.RawSubjectPublicKeyInfo
 	} else {
 		var err error
-		if k, err = x509.ParsePKIXPublicKey(raw); err != nil {
+		if k.pub, err = x509.ParsePKIXPublicKey(raw); err != nil {
 			return nil, invalid(field, "not a DER PKIX public key: %w", err)
 		}
+		spki = raw
 	}
-	c.mu.Lock()
-	if len(c.keys) >= c.max {
-		// Dropping everything is crude but bounded and cheap; a working set
-		// larger than the cache only costs reparsing.
-		clear(c.keys)
+	// Ed25519 keys alias the DER they were parsed from: a cached one must not keep the request's
+	// buffer (a whole certificate) alive, nor change if the caller reuses it.
+	if ed, ok := k.pub.(ed25519.PublicKey); ok {
+		k.pub = ed25519.PublicKey(bytes.Clone(ed))
 	}
-	c.keys[ck] = k
-	c.mu.Unlock()
+	k.cost = int64(len(spki)) + keyCost
 	return k, nil
+}
+
+// remember caches k, a key that has just verified a signature, evicting others to stay within the
+// cache's byte budget. A working set larger than the cache only costs reparsing.
+func (c *keyCache) remember(k *verifierKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.keys[k.id]; ok || k.cost > c.max {
+		return
+	}
+	for id, e := range c.keys {
+		if c.bytes+k.cost <= c.max {
+			break
+		}
+		delete(c.keys, id)
+		c.bytes -= e.cost
+	}
+	c.keys[k.id] = cachedKey{pub: k.pub, cost: k.cost}
+	c.bytes += k.cost
 }
 
 func boolByte(b bool) byte {

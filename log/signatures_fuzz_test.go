@@ -19,8 +19,9 @@ import (
 
 // FuzzVerifierKey feeds arbitrary DER to the verifier-key parser behind both write request kinds
 // (keyCache.publicKey). Errors must be *InvalidRequestError naming the field; an accepted blob must
-// give the same key from the cache as from a fresh parse, whatever the cache has seen before, and
-// the key-details check must decide on it without panicking.
+// give the same key from the cache as from a fresh parse, whatever the cache has seen before (every
+// accepted key is remembered, as a verified one would be), the cache must stay within its byte
+// budget, and the key-details check must decide on it without panicking.
 func FuzzVerifierKey(f *testing.F) {
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -51,9 +52,9 @@ func FuzzVerifierKey(f *testing.F) {
 	f.Add(certDER, false, int32(commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256))
 	f.Add([]byte{0x30, 0x00}, true, int32(0))
 
-	// A one-entry cache shared across inputs, so a hit from an earlier input is checked against a
-	// fresh parse of this one.
-	shared := newKeyCache(1)
+	// A cache of about two keys shared across inputs, so a hit from an earlier input is checked
+	// against a fresh parse of this one, and evictions happen.
+	shared := newKeyCache(2 * (keyCost + 600))
 	f.Fuzz(func(t *testing.T, der []byte, isCert bool, details int32) {
 		v := &rekorpb.Verifier{KeyDetails: commonv1.PublicKeyDetails(details)}
 		if isCert {
@@ -61,7 +62,7 @@ func FuzzVerifierKey(f *testing.F) {
 		} else {
 			v.Verifier = &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: der}}
 		}
-		fresh, ferr := newKeyCache(4).publicKey("verifier", v)
+		fresh, ferr := newKeyCache(1<<20).publicKey("verifier", v)
 		cached, cerr := shared.publicKey("verifier", v)
 		if (ferr == nil) != (cerr == nil) {
 			t.Fatalf("fresh parse error %v, cached parse error %v", ferr, cerr)
@@ -73,12 +74,16 @@ func FuzzVerifierKey(f *testing.F) {
 			}
 			return
 		}
-		eq, ok := fresh.(interface{ Equal(crypto.PublicKey) bool })
-		if !ok || !eq.Equal(cached) {
-			t.Fatalf("cache returned %T, fresh parse %T, not equal", cached, fresh)
+		eq, ok := fresh.pub.(interface{ Equal(crypto.PublicKey) bool })
+		if !ok || !eq.Equal(cached.pub) || fresh.id != cached.id {
+			t.Fatalf("cache returned %T, fresh parse %T, not equal", cached.pub, fresh.pub)
+		}
+		shared.remember(cached)
+		if shared.bytes > shared.max {
+			t.Fatalf("cache holds %d bytes, budget %d", shared.bytes, shared.max)
 		}
 		if a, err := lookupAlgorithm("verifier.keyDetails", v.KeyDetails, true); err == nil {
-			if err := a.CheckKey(fresh); err != nil && err.Error() == "" {
+			if err := a.CheckKey(fresh.pub); err != nil && err.Error() == "" {
 				t.Fatal("a key refused for its key details gets no reason")
 			}
 		}

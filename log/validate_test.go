@@ -28,7 +28,7 @@ func loadVector(t *testing.T, name string) *rekorpb.CreateEntryRequest {
 }
 
 func TestValidateHashedRekord(t *testing.T) {
-	l := &Log{keys: newKeyCache(64)}
+	l := &Log{keys: newKeyCache(1 << 20)}
 	const hr = "hashedRekordRequestV002"
 	p256 := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
 	other := newTestSigner(t, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)

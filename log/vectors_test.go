@@ -162,7 +162,7 @@ func TestVectors(t *testing.T) {
 	if *regen == "dsse" || *regen == "all" {
 		regenerateDSSE(t)
 	}
-	l := &Log{keys: newKeyCache(64)}
+	l := &Log{keys: newKeyCache(1 << 20)}
 	for _, v := range readVectors(t, hashedRekordVectors) {
 		t.Run(v.name+" gives the leaf rekor-tiles gives", func(t *testing.T) {
 			kind, body, err := l.Validate(v.req)

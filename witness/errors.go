@@ -48,6 +48,33 @@ func StatusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
+// Outcome names the answer a status gives, for metrics: "cosigned" (200), "conflict" (409, the
+// old size is not the recorded one), "inconsistent" (422, the proof or root does not match what
+// was cosigned), "unverified" (403), "unknown_log" (404), "malformed" (400), "too_large" (413),
+// "rate_limited" (429), and "failed" for the witness's own errors.
+func Outcome(status int) string {
+	switch status {
+	case http.StatusOK:
+		return "cosigned"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusUnprocessableEntity:
+		return "inconsistent"
+	case http.StatusForbidden:
+		return "unverified"
+	case http.StatusNotFound:
+		return "unknown_log"
+	case http.StatusBadRequest:
+		return "malformed"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	default:
+		return "failed"
+	}
+}
+
 func errMalformed(msg string, err error) *Error {
 	return &Error{Status: http.StatusBadRequest, Msg: msg, Err: err}
 }

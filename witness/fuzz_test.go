@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 // specExample is the request body given in tlog-witness, "add-checkpoint".
@@ -67,11 +69,13 @@ func FuzzParseRequest(f *testing.F) {
 }
 
 // FuzzParseLogConfig checks the log list parser never panics and that each
-// log it accepts has an origin and a verifier.
+// log it accepts has an origin (spaces allowed inside, not around it) and a
+// verifier.
 func FuzzParseLogConfig(f *testing.F) {
 	f.Add("# comment\nexample.com/log+d7c4ab0e+AaXwDMxmkFqZaZ6dG1mjZUOBGbaIA98k+7/9RQ1nqAXm\n")
 	f.Add("origin example.com/log+d7c4ab0e+AaXwDMxmkFqZaZ6dG1mjZUOBGbaIA98k+7/9RQ1nqAXm # x\n\n")
 	f.Add("a b c\n")
+	f.Add("go.sum database tree sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8\n")
 	f.Add("w+ef8c723d+BA11UHVOCACl0jfu9YJgNXZrmz5aFYaKlAqyiZWHiOOw\n")
 	f.Fuzz(func(t *testing.T, cfg string) {
 		logs, err := ParseLogConfig(strings.NewReader(cfg))
@@ -79,9 +83,42 @@ func FuzzParseLogConfig(f *testing.F) {
 			return
 		}
 		for _, l := range logs {
-			if l.Origin == "" || l.Verifier == nil || strings.ContainsAny(l.Origin, " \t\n#") {
+			if l.Origin == "" || l.Verifier == nil || strings.ContainsAny(l.Origin, "\n#") || strings.TrimSpace(l.Origin) != l.Origin {
 				t.Fatalf("accepted log %+v", l)
 			}
+		}
+	})
+}
+
+// FuzzOpenCheckpoint checks the strict signed-checkpoint reader: it never
+// panics, refuses with 400 or 403 only, and accepts only checkpoints in
+// canonical form (the parsed checkpoint encodes back to the start of the
+// signed text) that the trusted key signed, since the fuzzer cannot forge it.
+func FuzzOpenCheckpoint(f *testing.F) {
+	l := newTestLog(f, "example.com/log", "log", "l", 16)
+	trusted := note.VerifierList(l.config(f).Verifier)
+	signed := map[string]bool{}
+	for _, size := range []uint64{0, 1, 16} {
+		cp := l.checkpoint(f, size)
+		signed[string(cp[:bytes.Index(cp, []byte("\n\n"))+1])] = true
+		f.Add(cp)
+	}
+	_, spec, _ := strings.Cut(specExample, "\n\n")
+	f.Add([]byte(spec))
+	f.Add([]byte("example.com/log\n016\nAAAA\n\n— example.com/log AAAAAAAA\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		n, cp, err := openCheckpoint(raw, trusted)
+		if err != nil {
+			if st := StatusOf(err); st != http.StatusBadRequest && st != http.StatusForbidden {
+				t.Fatalf("refusal %v has status %d, want 400 or 403", err, st)
+			}
+			return
+		}
+		if !signed[n.Text] {
+			t.Fatalf("accepted a checkpoint the log never signed: %q", raw)
+		}
+		if !strings.HasPrefix(n.Text, string(cp.Marshal())) {
+			t.Fatalf("parsed %+v, which does not encode back to %q", cp, n.Text)
 		}
 	})
 }

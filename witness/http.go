@@ -22,6 +22,14 @@ func (w *Witness) Handler() http.Handler {
 }
 
 func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > MaxBodySize {
+		// Refused before any of it is read, so a client that sent "Expect: 100-continue" is
+		// never asked for the body, and none is left in flight to reset the connection under
+		// the answer. The connection closes after it.
+		rw.Header().Set("Connection", "close")
+		writeError(rw, errTooLarge(MaxBodySize))
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, MaxBodySize))
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -3,9 +3,11 @@ package witness
 import (
 	"bytes"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +105,7 @@ func TestAddCheckpointRefusals(t *testing.T) {
 		{"an empty checkpoint with a non-empty root is unprocessable", withBody("old 0\n\n", signedText(b, "example.com/b\n0\n"+hash+"\n")), 422, ""},
 		// Quire's bound on the body.
 		{"a body over 16 KiB is too large", append(a.request(t, 5, 8), bytes.Repeat([]byte("x"), MaxBodySize)...), 413, ""},
+		{"a 1 MiB body of proof lines is too large, not malformed", withBody("old 5\n"+strings.Repeat(hash+"\n", (1<<20)/45)+"\n", a.checkpoint(t, 8)), 413, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := post(t, f.srv.URL, tc.body)
@@ -135,6 +138,82 @@ func TestAddCheckpointRefusals(t *testing.T) {
 			t.Fatalf("got %d, want 405", r.status)
 		}
 	})
+}
+
+// TestCheckpointsAreReadStrictly sends checkpoints that x/mod's note.Open and formats' parser
+// accept but C2SP does not, each to a witness that has cosigned size 5 and would cosign size 8.
+func TestCheckpointsAreReadStrictly(t *testing.T) {
+	a := newTestLog(t, "example.com/a", "log a", "a", 8)
+	signedText := func(text string) []byte {
+		n, err := note.Sign(&note.Note{Text: text}, a.signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// lenient changes the last data character of canonical base64 so that it sets padding bits
+	// Go's lenient decoder ignores: the same bytes, in an encoding C2SP does not allow.
+	lenient := func(b64 string) string {
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+		i := len(strings.TrimRight(b64, "=")) - 1
+		return b64[:i] + string(alphabet[strings.IndexByte(alphabet, b64[i])+1]) + b64[i+1:]
+	}
+	// to8 moves a from the recorded size 5 to a checkpoint of size 8 with a real proof.
+	to8 := func(cp []byte) []byte {
+		return (&Request{OldSize: 5, Proof: mustProof(t, a, 5, 8), Checkpoint: cp}).Marshal()
+	}
+	root8 := func() string {
+		a.grow(8)
+		return base64.StdEncoding.EncodeToString(a.tree.HashAt(8))
+	}
+	lastSigLine := func(cp []byte) (before []byte, b64 string) {
+		i := bytes.LastIndex(cp, []byte(" "))
+		return cp[:i+1], strings.TrimSpace(string(cp[i+1:]))
+	}
+	lenientSig := func() []byte {
+		before, b64 := lastSigLine(a.checkpoint(t, 8))
+		return to8(append(before, lenient(b64)+"\n"...))
+	}
+	corruptSecondSig := func() []byte {
+		cp := a.checkpoint(t, 8)
+		_, b64 := lastSigLine(cp)
+		sig, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig[10] ^= 1
+		return to8(append(cp, "— example.com/a "+base64.StdEncoding.EncodeToString(sig)+"\n"...))
+	}
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		status int
+	}{
+		{"a well-formed checkpoint is cosigned", to8(a.checkpoint(t, 8)), 200},
+		// tlog-checkpoint: the size is decimal "with no leading zeroes".
+		{"a checkpoint size with a leading zero is malformed", to8(signedText("example.com/a\n08\n" + root8() + "\n")), 400},
+		// signed-note and tlog-checkpoint encode in base64, which RFC 4648 section 3.5 makes
+		// canonical: no padding bits set.
+		{"a root hash in non-canonical base64 is malformed", to8(signedText("example.com/a\n8\n" + lenient(root8()) + "\n")), 400},
+		{"a signature in non-canonical base64 is malformed", lenientSig(), 400},
+		// tlog-witness, current text: 403 when "a signature line's key name and ID match a
+		// trusted key but the signature itself fails to verify", whatever line came before.
+		{"a corrupted line of a trusted key is forbidden after a valid one", corruptSecondSig(), 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := startWitness(t, t.TempDir(), 0, 0, a.config(t))
+			if r := post(t, f.srv.URL, a.request(t, 0, 5)); r.status != http.StatusOK {
+				t.Fatalf("setting up: first checkpoint got %d %q", r.status, r.body)
+			}
+			r := post(t, f.srv.URL, tc.body)
+			if r.status != tc.status {
+				t.Fatalf("got status %d (%q), want %d", r.status, r.body, tc.status)
+			}
+			if st := f.w.Logs(); tc.status != http.StatusOK && st[0].Size != 5 {
+				t.Fatalf("a refused checkpoint moved the cosigned size to %d", st[0].Size)
+			}
+		})
+	}
 }
 
 func mustProof(t testing.TB, l *testLog, from, to uint64) [][]byte {
@@ -271,5 +350,51 @@ func TestRateLimitIgnoresUnsignedFloods(t *testing.T) {
 	}
 	if r := post(t, f.srv.URL, l.request(t, 0, 4)); r.status != http.StatusOK {
 		t.Fatalf("the real log got %d %q after an unsigned flood", r.status, r.body)
+	}
+}
+
+// untouchedBody is a request body that records whether the client ever read it to send it.
+type untouchedBody struct {
+	mu   sync.Mutex
+	read bool
+}
+
+func (b *untouchedBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	b.read = true
+	b.mu.Unlock()
+	return copy(p, bytes.Repeat([]byte("x"), len(p))), nil
+}
+
+func (b *untouchedBody) wasRead() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.read
+}
+
+func TestAnOversizeBodyIsRefusedBeforeItIsSent(t *testing.T) {
+	l := newTestLog(t, "example.com/log", "log", "l", 8)
+	f := startWitness(t, t.TempDir(), 0, 0, l.config(t))
+	body := &untouchedBody{}
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL+"/add-checkpoint", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 1 << 20
+	req.Header.Set("Expect", "100-continue")
+	// The client waits for "100 Continue" long enough that only the server's answer can make it
+	// skip the body.
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413: %s", resp.StatusCode, answer)
+	}
+	if body.wasRead() {
+		t.Error("the server asked for the body of a request it refused for its declared length")
 	}
 }

@@ -153,22 +153,24 @@ type Log struct {
 }
 
 // ParseLog parses one log line: "VKEY", where the origin is the key's name,
-// or "ORIGIN VKEY". VKEY is any signed-note verifier key that
-// transparency-dev/formats knows (Ed25519, ECDSA, RFC 6962 STH).
+// or "ORIGIN VKEY". The verifier key is the last field and the origin all
+// before it, spaces included, as logs such as "go.sum database tree" have
+// them. VKEY is any signed-note verifier key that transparency-dev/formats
+// knows (Ed25519, ECDSA, RFC 6962 STH).
 func ParseLog(line string) (Log, error) {
-	fields := strings.Fields(line)
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return Log{}, errors.New("empty log line, want \"VKEY\" or \"ORIGIN VKEY\"")
+	}
 	var origin, vkey string
-	switch len(fields) {
-	case 1:
-		vkey = fields[0]
-	case 2:
-		origin, vkey = fields[0], fields[1]
-	default:
-		return Log{}, fmt.Errorf("log line has %d fields, want \"VKEY\" or \"ORIGIN VKEY\"", len(fields))
+	if i := strings.LastIndexAny(line, " \t"); i < 0 {
+		vkey = line
+	} else {
+		origin, vkey = strings.TrimSpace(line[:i]), line[i+1:]
 	}
 	v, err := fnote.NewVerifier(vkey)
 	if err != nil {
-		return Log{}, fmt.Errorf("parsing log verifier key: %w", err)
+		return Log{}, fmt.Errorf("parsing log verifier key %q (the last field of the line): %w", truncate([]byte(vkey)), err)
 	}
 	if origin == "" {
 		origin = v.Name()

@@ -209,7 +209,9 @@ func TestParseLog(t *testing.T) {
 		{"a bare key takes its name as origin", vkey, "log.example", true},
 		{"an explicit origin overrides the key name", "other.example/log " + vkey, "other.example/log", true},
 		{"surrounding spaces are ignored", "  " + vkey + "  ", "log.example", true},
-		{"three fields are refused", "a b " + vkey, "", false},
+		{"an origin with spaces is everything before the key", "go.sum database tree " + vkey, "go.sum database tree", true},
+		{"spaces inside an origin are kept as they are", "a  b\tc " + vkey, "a  b\tc", true},
+		{"a key that is not the last field is refused", vkey + " trailing words", "", false},
 		{"an empty line is refused", "", "", false},
 		{"a broken key is refused", "origin log.example+00000000+AAAA", "", false},
 	} {
@@ -223,6 +225,12 @@ func TestParseLog(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the Go checksum database's own line names its origin and key", func(t *testing.T) {
+		l, err := ParseLog("go.sum database tree sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8")
+		if err != nil || l.Origin != "go.sum database tree" || l.Verifier.Name() != "sum.golang.org" || l.Verifier.KeyHash() != 0x033de0ae {
+			t.Fatalf("got %+v, %v", l, err)
+		}
+	})
 	t.Run("a config file with comments and blank lines lists every log", func(t *testing.T) {
 		cfg := "# logs\n\n" + vkey + " # the main log\nmirror.example " + vkey + "\n   \n"
 		logs, err := ParseLogConfig(strings.NewReader(cfg))

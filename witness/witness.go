@@ -85,15 +85,22 @@ type Config struct {
 	// Logger receives one line per refused or accepted checkpoint; nil
 	// means slog.Default().
 	Logger *slog.Logger
+
+	// Observe, if set, is called after each add-checkpoint with the origin
+	// of the log it was for ("" when it names no configured log, so callers
+	// can label by origin without unbounded values) and the outcome
+	// (Outcome of the answer's status).
+	Observe func(origin, outcome string)
 }
 
 // Witness cosigns checkpoints for a fixed set of logs. It is safe for
 // concurrent use.
 type Witness struct {
-	db     *pebble.DB
-	ownDB  bool
-	signer note.Signer
-	logger *slog.Logger
+	db      *pebble.DB
+	ownDB   bool
+	signer  note.Signer
+	logger  *slog.Logger
+	observe func(origin, outcome string)
 
 	// Both maps are built in New and never change, so they are read
 	// without locks; each logState guards its own mutable fields.
@@ -141,6 +148,7 @@ func New(cfg Config) (*Witness, error) {
 		db:       cfg.DB,
 		signer:   cfg.Signer,
 		logger:   cfg.Logger,
+		observe:  cfg.Observe,
 		byOrigin: make(map[string]*logState),
 		byHash:   make(map[string]*logState),
 	}
@@ -209,7 +217,17 @@ var emptyRoot = rfc6962.DefaultHasher.EmptyRoot()
 // cosignature/v1 signature line. A refusal is an *Error whose Status is the
 // code the spec assigns; storage and signing failures are other errors (500).
 // The new state is synced to disk before AddCheckpoint returns success.
-func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error) {
+func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) (_ []byte, err error) {
+	var ls *logState
+	if w.observe != nil {
+		defer func() {
+			origin := ""
+			if ls != nil {
+				origin = ls.origin
+			}
+			w.observe(origin, Outcome(StatusOf(err)))
+		}()
+	}
 	if len(body) > MaxBodySize {
 		return nil, errTooLarge(MaxBodySize)
 	}
@@ -221,7 +239,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 	origin, _, _ := bytes.Cut(req.Checkpoint, []byte("\n"))
 	// "If the checkpoint origin is unknown, the witness MUST respond with a
 	// 404 Not Found" (tlog-witness, "add-checkpoint").
-	ls := w.byOrigin[string(origin)]
+	ls = w.byOrigin[string(origin)]
 	if ls == nil {
 		return nil, errUnknownOrigin(string(origin))
 	}
@@ -230,15 +248,11 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 	// signatures from unknown keys ... 403 Forbidden if either no signature
 	// from a trusted key for the origin is present, or a signature line's
 	// key name and ID match a trusted key but the signature itself fails to
-	// verify" (current text; v1.0.0 only had the first case).
-	n, err := note.Open(req.Checkpoint, ls.verifiers)
+	// verify" (current text; v1.0.0 only had the first case). openCheckpoint
+	// checks every line, and the checkpoint's own format, strictly.
+	n, cp, err := openCheckpoint(req.Checkpoint, ls.verifiers)
 	if err != nil {
-		var unverified *note.UnverifiedNoteError
-		var invalid *note.InvalidSignatureError
-		if errors.As(err, &unverified) || errors.As(err, &invalid) {
-			return nil, errUnverified("checkpoint is not signed by a trusted key of "+ls.origin, err)
-		}
-		return nil, errMalformed("checkpoint is not a valid signed note", err)
+		return nil, err
 	}
 	// Rate limiting is Quire's own guard (the spec is silent). It counts
 	// only requests that carry a valid log signature, so nobody but the log
@@ -249,13 +263,6 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 	} else if d := r.Delay(); d > 0 {
 		r.Cancel()
 		return nil, errRateLimited(d)
-	}
-	var cp log.Checkpoint
-	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
-		return nil, errMalformed("checkpoint body", err)
-	}
-	if len(cp.Hash) != hashSize {
-		return nil, errMalformed(fmt.Sprintf("checkpoint root hash is %d bytes, want %d", len(cp.Hash), hashSize), nil)
 	}
 	// "The old size MUST be equal to or lower than the checkpoint size.
 	// Otherwise, the witness MUST respond with a 400 Bad Request."
@@ -281,7 +288,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 	if req.OldSize != recSize {
 		return nil, errConflict(recSize, req.OldSize)
 	}
-	if err := checkConsistency(req, &cp, recRoot); err != nil {
+	if err := checkConsistency(req, cp, recRoot); err != nil {
 		w.logger.Warn("refused inconsistent checkpoint", "origin", ls.origin,
 			"old_size", req.OldSize, "size", cp.Size, "reason", err.Error(), "checkpoint", string(req.Checkpoint))
 		return nil, err

@@ -42,6 +42,7 @@ const (
 
 // Client sends requests to one Rekor v2 compatible log. It is safe for concurrent use.
 type Client struct {
+	base       string // scheme, host and path prefix, without a trailing slash
 	entriesURL string
 	hc         *http.Client
 	userAgent  string
@@ -74,10 +75,12 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("log URL %q: missing host", baseURL)
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + EntriesPath
+	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawQuery, u.Fragment = "", ""
+	base := u.String()
 	c := &Client{
-		entriesURL: u.String(),
+		base:       base,
+		entriesURL: base + EntriesPath,
 		hc:         &http.Client{Timeout: DefaultTimeout},
 		userAgent:  "quire-client",
 	}
@@ -157,21 +160,31 @@ func (c *Client) post(ctx context.Context, body []byte) (int, http.Header, []byt
 		return 0, nil, nil, fmt.Errorf("posting entry to %s: %w", c.entriesURL, err)
 	}
 	defer resp.Body.Close()
+	raw, err := readAnswer(resp, http.StatusCreated, c.entriesURL)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return resp.StatusCode, resp.Header, raw, nil
+}
+
+// readAnswer reads an answer's body: at most MaxResponseBody for a success (status ok), and for
+// anything else the first maxErrorBody bytes, kept as evidence. It drains a little more of an
+// oversized error so the connection stays reusable.
+func readAnswer(resp *http.Response, ok int, u string) ([]byte, error) {
 	limit := int64(MaxResponseBody)
-	if resp.StatusCode != http.StatusCreated {
+	if resp.StatusCode != ok {
 		limit = maxErrorBody
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("reading answer (status %d) from %s: %w", resp.StatusCode, c.entriesURL, err)
+		return nil, fmt.Errorf("reading answer (status %d) from %s: %w", resp.StatusCode, u, err)
 	}
 	if int64(len(raw)) > limit {
-		if resp.StatusCode == http.StatusCreated {
-			return 0, nil, nil, fmt.Errorf("answer from %s exceeds %d bytes", c.entriesURL, limit)
+		if resp.StatusCode == ok {
+			return nil, fmt.Errorf("answer from %s exceeds %d bytes", u, limit)
 		}
 		raw = raw[:limit]
 	}
-	// Drain what is left of an oversized error body so the connection stays reusable.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, resp.Header, raw, nil
+	return raw, nil
 }

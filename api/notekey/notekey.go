@@ -5,13 +5,15 @@
 // transparency-dev/formats expose: the public half of a signer key, the raw key behind a verifier
 // key, the untruncated key hash. It checks the layout only; whether the key ID matches the key
 // depends on the signature type, and note.NewVerifier, note.NewSigner or formats' constructors
-// check that.
+// check that. CosignatureTime reads the timestamp a witness puts in a cosignature/v1 signature.
 //
 // Errors never repeat the key text: a signer key is a secret and must not reach a log.
 package notekey
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -22,6 +24,11 @@ import (
 const (
 	// TypeEd25519 is a plain Ed25519 note key: checkpoints signed by a log.
 	TypeEd25519 = 0x01
+	// TypeECDSA is an ECDSA key as transparency-dev/witness and transparency-dev/formats implement
+	// it (C2SP signed-note 0x02): the key is its DER SPKI encoding, the signature an ASN.1 ECDSA
+	// signature over the SHA-256 of the note text, and the key ID SHA-256(DER)[:4], with no name in
+	// it. It is how a log signing with an ECDSA P-256 key, as rekor-tiles can, names its key.
+	TypeECDSA = 0x02
 	// TypeCosignatureV1 is an Ed25519 cosignature/v1 key (C2SP tlog-cosignature): witnesses.
 	TypeCosignatureV1 = 0x04
 )
@@ -92,4 +99,11 @@ func (k Key) VerifierKey() string {
 // SignerKey is k written as a signer key.
 func (k Key) SignerKey() string {
 	return signerPrefix + k.VerifierKey()
+}
+
+// ECDSAVerifierKey is the verifier key of type TypeECDSA named name for the public key whose DER
+// SPKI encoding is der: its key ID is SHA-256(der)[:4], as that type defines.
+func ECDSAVerifierKey(name string, der []byte) string {
+	h := sha256.Sum256(der)
+	return Key{Name: name, ID: binary.BigEndian.Uint32(h[:]), Type: TypeECDSA, Material: der}.VerifierKey()
 }

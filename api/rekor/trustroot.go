@@ -1,11 +1,14 @@
 package rekor
 
 import (
+	"bytes"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -33,7 +36,8 @@ type Log struct {
 	// check checkpoints with a note verifier named after its host, so that host must be the log's
 	// origin, the name of its key.
 	URL string
-	// VerifierKey is the log's checkpoint key: a C2SP signed-note Ed25519 verifier key.
+	// VerifierKey is the log's checkpoint key: a C2SP signed-note verifier key, Ed25519 (type
+	// 0x01) or ECDSA P-256 (type 0x02); see ParseVerifierKey.
 	VerifierKey string
 	// Start is when the key began signing; required. End, if not zero, is when it stopped.
 	Start, End time.Time
@@ -47,7 +51,7 @@ func (l Log) instance() (*trustv1.TransparencyLogInstance, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, pub, err := ParseEd25519VerifierKey(l.VerifierKey)
+	v, pub, err := ParseVerifierKey(l.VerifierKey)
 	if err != nil {
 		return nil, fmt.Errorf("log key: %w", err)
 	}
@@ -58,19 +62,27 @@ func (l Log) instance() (*trustv1.TransparencyLogInstance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding log key as PKIX: %w", err)
 	}
+	details := commonv1.PublicKeyDetails_PKIX_ED25519
+	if _, ok := pub.(*ecdsa.PublicKey); ok {
+		details = commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256
+	}
 	validFor, err := l.validity()
 	if err != nil {
 		return nil, err
 	}
+	keyID, err := LogKeyID(v.Name(), pub)
+	if err != nil {
+		return nil, fmt.Errorf("log key: %w", err)
+	}
 	// The log ID is the one the log puts in every TransparencyLogEntry, so clients find the log
 	// by it; for Rekor v2 the checkpoint key ID is the same value (protobuf-specs trustroot.proto).
-	id := &commonv1.LogId{KeyId: Ed25519KeyID(v.Name(), pub)}
+	id := &commonv1.LogId{KeyId: keyID}
 	return &trustv1.TransparencyLogInstance{
 		BaseUrl:       l.URL,
 		HashAlgorithm: commonv1.HashAlgorithm_SHA2_256,
 		PublicKey: &commonv1.PublicKey{
 			RawBytes:   der,
-			KeyDetails: commonv1.PublicKeyDetails_PKIX_ED25519,
+			KeyDetails: details,
 			ValidFor:   validFor,
 		},
 		LogId:           id,
@@ -165,4 +177,49 @@ func byStart(logs []Log, order int) []Log {
 	sorted := slices.Clone(logs)
 	slices.SortStableFunc(sorted, func(a, b Log) int { return order * a.Start.Compare(b.Start) })
 	return sorted
+}
+
+// AppendLog adds l to an existing TrustedRoot and SigningConfig as a new shard: the logs that take
+// writes now (the Rekor v2 services of sc still open at l.Start) stop at l.Start, in both
+// documents, so they keep verifying the entries they hold while signers move to l. Everything else
+// in the documents (CAs, timestamp authorities, other logs) is kept as it is. A log already in tr
+// (by log ID) is refused.
+func AppendLog(tr *trustv1.TrustedRoot, sc *trustv1.SigningConfig, l Log) error {
+	inst, err := l.instance()
+	if err != nil {
+		return fmt.Errorf("appending log: %w", err)
+	}
+	for _, t := range tr.GetTlogs() {
+		if bytes.Equal(t.GetLogId().GetKeyId(), inst.GetLogId().GetKeyId()) {
+			return fmt.Errorf("appending log: the trusted root already has the log with ID %x (%s)", inst.GetLogId().GetKeyId(), t.GetBaseUrl())
+		}
+	}
+	svcs, err := SigningConfig(l)
+	if err != nil {
+		return fmt.Errorf("appending log: %w", err)
+	}
+	end := inst.GetPublicKey().GetValidFor().GetStart()
+	retired := map[string]bool{}
+	for _, s := range sc.GetRekorTlogUrls() {
+		if s.GetMajorApiVersion() == 2 && open(s.GetValidFor(), end) {
+			if !s.GetValidFor().GetStart().AsTime().Before(end.AsTime()) {
+				return fmt.Errorf("appending log: %s starts at or after the new log does", s.GetUrl())
+			}
+			s.ValidFor.End = end
+			retired[strings.TrimSuffix(s.GetUrl(), "/")] = true
+		}
+	}
+	for _, t := range tr.GetTlogs() {
+		if retired[strings.TrimSuffix(t.GetBaseUrl(), "/")] && open(t.GetPublicKey().GetValidFor(), end) {
+			t.PublicKey.ValidFor.End = end
+		}
+	}
+	tr.Tlogs = append(tr.Tlogs, inst)
+	sc.RekorTlogUrls = append(svcs.GetRekorTlogUrls(), sc.GetRekorTlogUrls()...)
+	return nil
+}
+
+// open says whether r has no end, or ends after t.
+func open(r *commonv1.TimeRange, t *timestamppb.Timestamp) bool {
+	return r != nil && (r.GetEnd() == nil || r.GetEnd().AsTime().After(t.AsTime()))
 }

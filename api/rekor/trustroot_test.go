@@ -2,16 +2,22 @@ package rekor
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
 
+	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	trustv1 "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
+	rekornote "github.com/sigstore/rekor-tiles/v2/pkg/note"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 func newVerifierKey(t *testing.T, origin string) string {
@@ -140,4 +146,93 @@ func TestTrustMaterialRefusesBadLogs(t *testing.T) {
 			t.Error("SigningConfig() succeeded")
 		}
 	})
+}
+
+func TestAppendLog(t *testing.T) {
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	first := Log{URL: "https://log2025.example.org", VerifierKey: newVerifierKey(t, "log2025.example.org"), Start: start}
+	tr, err := TrustedRoot(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := SigningConfig(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone else's log, already retired, and a Rekor v1 service, which a new v2 shard does not replace.
+	retired := Log{URL: "https://old.example.net", VerifierKey: newVerifierKey(t, "old.example.net"), Start: start.Add(-48 * time.Hour), End: start.Add(-24 * time.Hour)}
+	other, err := TrustedRoot(retired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Tlogs = append(other.Tlogs, tr.Tlogs...)
+	v1 := &trustv1.Service{Url: "https://rekor.example.net", MajorApiVersion: 1, ValidFor: &commonv1.TimeRange{Start: timestamppb.New(start)}}
+	sc.RekorTlogUrls = append(sc.RekorTlogUrls, v1)
+
+	next := Log{URL: "https://log2026.example.org", VerifierKey: newVerifierKey(t, "log2026.example.org"), Start: start.Add(365 * 24 * time.Hour)}
+	if err := AppendLog(tr, sc, next); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the shard taking writes ends where the new one starts; others are untouched", func(t *testing.T) {
+		ends := map[string]time.Time{}
+		for _, l := range tr.GetTlogs() {
+			if e := l.GetPublicKey().GetValidFor().GetEnd(); e != nil {
+				ends[l.GetBaseUrl()] = e.AsTime()
+			}
+		}
+		if !ends[first.URL].Equal(next.Start) || !ends[retired.URL].Equal(retired.End) || len(ends) != 2 {
+			t.Fatalf("validity ends %v", ends)
+		}
+		if got := sc.GetRekorTlogUrls(); len(got) != 3 || got[0].GetUrl() != next.URL || !got[1].GetValidFor().GetEnd().AsTime().Equal(next.Start) || got[2].GetValidFor().GetEnd() != nil {
+			t.Fatalf("signing config services %v", got)
+		}
+	})
+	t.Run("appending a log the trusted root has is refused", func(t *testing.T) {
+		if err := AppendLog(tr, sc, next); err == nil || !strings.Contains(err.Error(), "already has") {
+			t.Fatalf("second append: %v", err)
+		}
+	})
+	t.Run("a shard older than the one taking writes is refused", func(t *testing.T) {
+		early := Log{URL: "https://early.example.org", VerifierKey: newVerifierKey(t, "early.example.org"), Start: start.Add(24 * time.Hour)}
+		if err := AppendLog(tr, sc, early); err == nil {
+			t.Fatal("appended a shard that starts before the current one")
+		}
+	})
+}
+
+func TestECDSALogInTrustedRoot(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey, err := VerifierKey("log.example.org", &k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := TrustedRoot(Log{URL: "https://log.example.org", VerifierKey: vkey, Start: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := protojson.Marshal(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := root.NewTrustedRootFromJSON(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want, err := rekornote.KeyHash("log.example.org", &k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ok := sg.RekorLogs()[hex.EncodeToString(want)]
+	if !ok {
+		t.Fatalf("sigstore-go finds no log under rekor-tiles' log ID %x", want)
+	}
+	if pub, ok := l.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&k.PublicKey) {
+		t.Fatalf("sigstore-go has key %v", l.PublicKey)
+	}
+	if id, err := KeyID(vkey); err != nil || !bytes.Equal(id, want) {
+		t.Fatalf("KeyID of the ECDSA verifier key %x, %v; want %x", id, err, want)
+	}
 }

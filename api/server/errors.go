@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -34,6 +35,11 @@ const (
 	// diskFullRetrySeconds is longer: a full disk waits for an operator, not for a batch.
 	diskFullRetrySeconds = 10
 
+	// pendingRetrySeconds is how long a writer whose entry is sequenced but not yet published is
+	// asked to wait before asking again (and getting 409 with the index once it is published):
+	// about one attempt of a witness quorum that is failing.
+	pendingRetrySeconds = 5
+
 	// statusClientClosedRequest is the de-facto status for a client that went away (nginx's 499),
 	// which grpc-gateway also uses for codes.Canceled.
 	statusClientClosedRequest = 499
@@ -61,12 +67,23 @@ func mapError(err error) *apiError {
 		invalid *quirelog.InvalidRequestError
 		dup     *quirelog.DuplicateError
 		tooBig  *http.MaxBytesError
+		tooLong *quirelog.TooLargeError
+		pending *quirelog.PendingError
+		storage *quirelog.StorageError
 	)
 	switch {
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &pending):
+		return pendingError(pending)
+	case errors.As(err, &storage) && !errors.Is(err, syscall.ENOSPC):
+		// Before the not-found case: a storage file gone missing under a write is the server's
+		// fault, not an unknown resource.
+		return newAPIError(codes.Internal, http.StatusInternalServerError, "internal error: the log's storage failed")
 	case errors.As(err, &invalid):
 		return newAPIError(codes.InvalidArgument, http.StatusBadRequest, invalid.Error())
+	case errors.As(err, &tooLong):
+		return newAPIError(codes.ResourceExhausted, http.StatusRequestEntityTooLarge, tooLong.Error())
 	case errors.Is(err, tiles.ErrBadPath):
 		return newAPIError(codes.InvalidArgument, http.StatusBadRequest, err.Error())
 	case errors.Is(err, tiles.ErrNotTiles):
@@ -108,6 +125,26 @@ func mapError(err error) *apiError {
 	return newAPIError(codes.Internal, http.StatusInternalServerError, "internal error")
 }
 
+// pendingError answers a write whose entry has an index but no published checkpoint yet, with
+// the index in X-Log-Index. When the log's own write timeout ended the wait it is 503 with
+// Retry-After; when the caller's deadline or cancellation did, it is what that maps to.
+func pendingError(p *quirelog.PendingError) *apiError {
+	e := mapError(p.Err)
+	if errors.Is(p.Err, quirelog.ErrWriteTimeout) {
+		e = newAPIError(codes.Unavailable, http.StatusServiceUnavailable, fmt.Sprintf(
+			"entry %d is in the log but no published checkpoint covered it in time; retry after %ds: the same request then gets 409 with its index once one does",
+			p.Index, pendingRetrySeconds))
+		e.headers = map[string]string{headerRetryAfter: strconv.Itoa(pendingRetrySeconds)}
+	} else {
+		e = &apiError{st: status.New(e.st.Code(), fmt.Sprintf("%s; entry %d is in the log", e.st.Message(), p.Index)), httpStatus: e.httpStatus}
+	}
+	if e.headers == nil {
+		e.headers = map[string]string{}
+	}
+	e.headers[headerLogIndex] = strconv.FormatUint(p.Index, 10)
+	return e
+}
+
 func newAPIError(c codes.Code, httpStatus int, msg string) *apiError {
 	return &apiError{st: status.New(c, msg), httpStatus: httpStatus}
 }
@@ -121,11 +158,12 @@ func notFoundMessage(err error) string {
 	return "not found"
 }
 
-// logged maps err and logs it if the failure is the server's fault, since the client only learns
-// "internal error".
+// logged maps err and logs it at ERROR if the failure is the server's fault (storage failures
+// included, a full disk too), since the client only learns "internal error" or "storage full".
 func logged(ctx context.Context, logger *slog.Logger, err error) *apiError {
 	e := mapError(err)
-	if c := e.st.Code(); c == codes.Internal || c == codes.Unknown || c == codes.DataLoss {
+	var storage *quirelog.StorageError
+	if c := e.st.Code(); c == codes.Internal || c == codes.Unknown || c == codes.DataLoss || errors.As(err, &storage) {
 		logger.ErrorContext(ctx, "request failed", "error", err)
 	}
 	return e

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 
 	"github.com/quirelog/quire/api/server"
 	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/log/status"
 	"github.com/quirelog/quire/storage/index"
 	"github.com/quirelog/quire/storage/pebble"
 )
@@ -41,6 +43,11 @@ type testLog struct {
 	verifier note.Verifier
 	readOnly bool
 	pushback uint
+	maxBody  int64
+	// searchLimit is the log's search page size (the log's default if 0).
+	searchLimit int
+	// logs receives the server's and the log's messages (discarded if nil).
+	logs *logBuffer
 
 	baseURL  string
 	grpcAddr string
@@ -60,6 +67,33 @@ func readOnly() logOption { return func(l *testLog) { l.readOnly = true } }
 
 func pushback(n uint) logOption { return func(l *testLog) { l.pushback = n } }
 
+// searchLimit sets the log's search page size.
+func searchLimit(n int) logOption { return func(l *testLog) { l.searchLimit = n } }
+
+// captureLogs sends the server's and the log's messages to buf.
+func captureLogs(buf *logBuffer) logOption { return func(l *testLog) { l.logs = buf } }
+
+// logBuffer collects log output written from many goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// maxBody sets the server's request body limit (64 KiB unless given).
+func maxBody(n int64) logOption { return func(l *testLog) { l.maxBody = n } }
+
 // startLog creates a log in a new directory and serves it until the test ends.
 func startLog(t testing.TB, opts ...logOption) *testLog {
 	t.Helper()
@@ -67,7 +101,7 @@ func startLog(t testing.TB, opts ...logOption) *testLog {
 	if err != nil {
 		t.Fatalf("generating log key: %v", err)
 	}
-	l := &testLog{t: t, dir: t.TempDir(), skey: skey, vkey: vkey, pushback: 4096}
+	l := &testLog{t: t, dir: t.TempDir(), skey: skey, vkey: vkey, pushback: 4096, maxBody: 64 << 10}
 	for _, o := range opts {
 		o(l)
 	}
@@ -101,18 +135,29 @@ func (l *testLog) start() {
 		t.Fatalf("starting appender: %v", err)
 	}
 	l.shutdown = shutdown
+	var logOut io.Writer = io.Discard
+	if l.logs != nil {
+		logOut = l.logs
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, nil))
 	if l.idx, err = index.Open(filepath.Join(l.dir, "index"), nil); err != nil {
 		t.Fatalf("opening index: %v", err)
 	}
 	if l.lg, err = quirelog.New(ctx, quirelog.Config{
-		Appender: appender, Reader: reader, Awaiter: l.storage, History: l.storage, Index: l.idx,
-		VerifierKey: l.vkey, ReadOnly: l.readOnly, FollowInterval: 20 * time.Millisecond,
+		Appender: appender, Reader: reader, Awaiter: l.storage, History: l.storage, Index: l.idx, Health: l.storage,
+		VerifierKey: l.vkey, ReadOnly: l.readOnly, FollowInterval: 20 * time.Millisecond, SearchLimit: l.searchLimit,
+		Logger: logger,
 	}); err != nil {
 		t.Fatalf("starting log: %v", err)
 	}
+	src, err := status.New(status.Config{Log: l.lg, Published: l.storage.Published, Version: "test", ReadOnly: l.readOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if l.srv, err = server.New(server.Config{
-		Log: l.lg, Reader: reader, MaxRequestBody: 64 << 10,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log: l.lg, Reader: reader, MaxRequestBody: l.maxBody,
+		Logger: logger,
+		Status: src,
 	}); err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

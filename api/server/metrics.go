@@ -65,7 +65,18 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// route names the handler a path goes to, for metric labels.
+// quireRoutes label each quire.v1 REST route on its own, so a slow proof and a cheap checkpoint
+// read do not share a latency histogram.
+var quireRoutes = map[string]string{
+	"/quire/v1/entries/":          "quire_v1_entry",
+	"/quire/v1/proof/inclusion":   "quire_v1_inclusion_proof",
+	"/quire/v1/proof/consistency": "quire_v1_consistency_proof",
+	"/quire/v1/search":            "quire_v1_search",
+	"/quire/v1/checkpoints":       "quire_v1_checkpoint",
+	StatusPath:                    "quire_v1_status",
+}
+
+// route names the handler a path goes to, for metric labels. Every value comes from a fixed set.
 func route(path string) string {
 	p := strings.TrimPrefix(path, "/api/v2")
 	switch {
@@ -78,11 +89,23 @@ func route(path string) string {
 	case strings.HasPrefix(p, "/tile/"):
 		return "tile"
 	case strings.HasPrefix(path, "/quire/v1/"):
-		return "quire_v1"
+		if r, ok := quireRoutes[path]; ok {
+			return r
+		}
+		if strings.HasPrefix(path, "/quire/v1/entries/") {
+			return quireRoutes["/quire/v1/entries/"]
+		}
+		return "quire_v1_other"
 	case path == "/healthz":
 		return "healthz"
-	case path == "/metrics":
-		return "metrics"
+	case path == "/readyz":
+		return "readyz"
+	case path == "/":
+		return "status_page"
+	case strings.HasPrefix(path, OpenAPIPath):
+		return "openapi"
+	case strings.HasPrefix(path, "/static/"):
+		return "static"
 	default:
 		return "other"
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -89,8 +90,10 @@ func holdConnections(addr, nText string) int {
 
 // frontEnd is a second server.Server over the harness's log, with its own HTTP listener.
 type frontEnd struct {
-	url string
-	lis *countingListener
+	url        string
+	grpcAddr   string
+	metricsURL string // the server's MetricsHandler
+	lis        *countingListener
 }
 
 // countingListener counts the connections the server has accepted, so that a test can wait until
@@ -177,7 +180,9 @@ func (l *testLog) frontEnd(t *testing.T, cfg server.Config) *frontEnd {
 			t.Errorf("front end Serve: %v", err)
 		}
 	})
-	return &frontEnd{url: "http://" + httpLis.Addr().String(), lis: httpLis}
+	admin := httptest.NewServer(srv.MetricsHandler())
+	t.Cleanup(admin.Close)
+	return &frontEnd{url: "http://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(), metricsURL: admin.URL, lis: httpLis}
 }
 
 // metric reads one unlabelled sample from a Prometheus text exposition.
@@ -571,8 +576,8 @@ func TestTenThousandIdleConnections(t *testing.T) {
 	url := fe.url
 
 	runtime.GC()
-	heapBefore := metric(t, url, "go_memstats_heap_inuse_bytes")
-	goroutinesBefore := metric(t, url, "go_goroutines")
+	heapBefore := metric(t, fe.metricsURL, "go_memstats_heap_inuse_bytes")
+	goroutinesBefore := metric(t, fe.metricsURL, "go_goroutines")
 	acceptedBefore := fe.lis.count()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -615,7 +620,7 @@ func TestTenThousandIdleConnections(t *testing.T) {
 	// The connections count only once the server has accepted them, not while they wait in the
 	// kernel's backlog.
 	fe.lis.awaitAccepted(t, acceptedBefore+n, 60*time.Second)
-	goroutines := metric(t, url, "go_goroutines")
+	goroutines := metric(t, fe.metricsURL, "go_goroutines")
 
 	t.Run("a new client is answered while the connections are open", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -654,7 +659,7 @@ func TestTenThousandIdleConnections(t *testing.T) {
 
 	t.Run("the heap stays bounded", func(t *testing.T) {
 		runtime.GC()
-		heap := metric(t, url, "go_memstats_heap_inuse_bytes")
+		heap := metric(t, fe.metricsURL, "go_memstats_heap_inuse_bytes")
 		perConn := (heap - heapBefore) / float64(n)
 		t.Logf("%d idle connections opened in %v; goroutines %v -> %v; heap in use %.1f MiB -> %.1f MiB (%.0f bytes per connection)",
 			n, opened.Round(time.Millisecond), goroutinesBefore, goroutines, heapBefore/(1<<20), heap/(1<<20), perConn)

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"sort"
 
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -75,17 +74,16 @@ func (s *quireService) GetConsistencyProof(ctx context.Context, req *quirev1.Get
 	return p, nil
 }
 
-// Search lists matching indices at or above from_index. The log returns at most its search limit
-// of indices, smallest first; next_from_index points past a full page.
+// Search answers one page of matching indices; next_from_index is set only when another page
+// follows.
 func (s *quireService) Search(ctx context.Context, req *quirev1.SearchRequest) (*quirev1.SearchResponse, error) {
-	all, err := s.log.Search(ctx, req.GetDigest())
+	page, err := s.log.Search(ctx, req.GetDigest(), req.GetFromIndex())
 	if err != nil {
 		return nil, fail(ctx, s.logger, err)
 	}
-	from := sort.Search(len(all), func(i int) bool { return all[i] >= req.GetFromIndex() })
-	resp := &quirev1.SearchResponse{Indices: all[from:]}
-	if len(all) >= quirelog.DefaultSearchLimit && len(resp.Indices) > 0 {
-		resp.NextFromIndex = resp.Indices[len(resp.Indices)-1] + 1
+	resp := &quirev1.SearchResponse{Indices: page.Indices}
+	if page.More {
+		resp.NextFromIndex = &page.Next
 	}
 	return resp, nil
 }

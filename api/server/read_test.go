@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -249,13 +250,18 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 	})
 	t.Run("metrics count requests by route and status", func(t *testing.T) {
-		a := l.do(http.MethodGet, "/metrics", nil)
+		if a := l.do(http.MethodGet, "/metrics", nil); a.status != http.StatusNotFound {
+			t.Fatalf("the public listener answers /metrics with %d, want 404: metrics are for the operator's listener", a.status)
+		}
+		rec := httptest.NewRecorder()
+		l.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		a := httpAnswer{status: rec.Code, body: rec.Body.Bytes()}
 		if a.status != 200 {
 			t.Fatalf("status %d", a.status)
 		}
 		for _, want := range []string{
 			`quire_http_requests_total{code="201",method="POST",route="create_entry"} 2`,
-			`quire_http_requests_total{code="404",method="GET",route="quire_v1"} 1`,
+			`quire_http_requests_total{code="404",method="GET",route="quire_v1_entry"} 1`,
 			`go_goroutines`,
 		} {
 			if !bytes.Contains(a.body, []byte(want)) {

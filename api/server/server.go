@@ -5,7 +5,9 @@
 // rekor_service.proto, so Rekor v2 clients work unchanged) and quire.v1.Log (proto/quire/v1/
 // log.proto). HTTP serves the same services through grpc-gateway, in-process (no loopback gRPC hop),
 // with rekor-tiles' JSON encoding and error body {"code":N,"message":"…","details":[]}, plus the
-// C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, /healthz and /metrics. The
+// C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, the status page at / (its
+// JSON at /quire/v1/status), /healthz (alive), /readyz (ready for writes, from Config.Ready) and
+// the OpenAPI documents under /openapi/; MetricsHandler serves /metrics for a listener of its own. The
 // tlog-tiles reads over REST and Rekor's GetCheckpoint, GetTile and GetEntryBundle over gRPC share
 // one read path (readTiles in tiles.go), so they answer the same bytes and the same status.
 //
@@ -40,7 +42,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	quirev1 "github.com/quirelog/quire/api/quire/v1"
+	"github.com/quirelog/quire/api/server/web"
 	quirelog "github.com/quirelog/quire/log"
+	logstatus "github.com/quirelog/quire/log/status"
 )
 
 // Defaults for Config's zero values.
@@ -60,6 +64,23 @@ const (
 	DefaultMaxHeaderBytes = 64 << 10
 	// DefaultShutdownGrace is how long Shutdown lets in-flight writes finish when ctx has no deadline.
 	DefaultShutdownGrace = 30 * time.Second
+	// DefaultMaxInFlightBytes bounds the request bodies held at once (quire serve
+	// --max-inflight-bytes): sixteen of the largest, or thousands of real hashedrekord requests.
+	DefaultMaxInFlightBytes = 64 << 20
+	// DefaultMaxConcurrentStreams bounds the gRPC calls open on one connection; a client queues
+	// the rest. With grpcStreamWindow it bounds what one connection can send ahead of the budget.
+	DefaultMaxConcurrentStreams = 128
+	// DefaultBudgetWait is how long a request waits for room in the in-flight budget before it is
+	// refused with 503 / RESOURCE_EXHAUSTED and Retry-After.
+	DefaultBudgetWait = time.Second
+
+	// grpcStreamWindow is the HTTP/2 flow-control window of a gRPC stream until its handler reads
+	// its message: the most a client can send on a call before the budget admits it. Setting it
+	// turns off gRPC's window growth (BDP estimation), which would let a stream's window reach 16 MiB.
+	grpcStreamWindow = 64 << 10
+	// grpcConnWindow is a connection's window: data received is handed to its stream at once, so
+	// it bounds no memory, only bytes on the wire, and is larger than a stream's for throughput.
+	grpcConnWindow = 1 << 20
 )
 
 // Config configures a Server. Log and Reader are required; every other zero value takes its default.
@@ -71,6 +92,9 @@ type Config struct {
 
 	// MaxRequestBody bounds HTTP request bodies (413 beyond it) and gRPC messages.
 	MaxRequestBody int64
+	// MaxInFlightBytes bounds the request bodies held at once, HTTP and gRPC together; it must be
+	// at least MaxRequestBody. See bodyBudget.
+	MaxInFlightBytes int64
 	// HTTP server timeouts and header bound; see the Default constants.
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -84,14 +108,24 @@ type Config struct {
 	// nil serves plaintext, which suits 127.0.0.1 or a TLS-terminating proxy.
 	TLS *tls.Config
 
-	// Registry receives the server's metrics and is served at /metrics; nil means a new registry
-	// with the Go runtime and process collectors.
+	// Registry receives the server's metrics, which MetricsHandler serves; nil means a new
+	// registry with the Go runtime and process collectors.
 	Registry *prometheus.Registry
+	// Ready are readiness checks behind /readyz and gRPC health beyond the one every log has,
+	// "storage" (Log.Writable), which comes first.
+	Ready []Check
+	// Status, if set, serves the status page at / and its JSON at /quire/v1/status.
+	Status *logstatus.Source
+	// LogRequests logs every HTTP request and gRPC call at info level.
+	LogRequests bool
 }
 
 func (c *Config) setDefaults() {
 	if c.MaxRequestBody <= 0 {
 		c.MaxRequestBody = DefaultMaxRequestBody
+	}
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = max(DefaultMaxInFlightBytes, c.MaxRequestBody)
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
@@ -126,6 +160,9 @@ func (c *Config) valid() error {
 	if c.MaxRequestBody > int64(^uint32(0)>>1) {
 		return fmt.Errorf("server: Config.MaxRequestBody %d exceeds what gRPC accepts (2 GiB)", c.MaxRequestBody)
 	}
+	if c.MaxInFlightBytes < c.MaxRequestBody {
+		return fmt.Errorf("server: Config.MaxInFlightBytes %d is below MaxRequestBody %d: the largest request could never be read", c.MaxInFlightBytes, c.MaxRequestBody)
+	}
 	return nil
 }
 
@@ -144,6 +181,7 @@ type Server struct {
 	lane        atomic.Pointer[laneListener]
 
 	shutdownOnce sync.Once
+	stopReady    chan struct{}
 }
 
 // New builds the gRPC and HTTP servers. Nothing listens until Serve.
@@ -159,10 +197,20 @@ func New(cfg Config) (*Server, error) {
 	rekor := &rekorService{log: cfg.Log, reader: cfg.Reader, logger: cfg.Logger}
 	quire := &quireService{log: cfg.Log, logger: cfg.Logger}
 
-	s := &Server{cfg: cfg, health: health.NewServer()}
+	s := &Server{cfg: cfg, health: health.NewServer(), stopReady: make(chan struct{})}
+	s.cfg.Ready = append([]Check{{Name: "storage", Check: s.writable}}, cfg.Ready...)
+	budget := newBodyBudget(cfg.MaxInFlightBytes, DefaultBudgetWait)
+	interceptors := []grpc.UnaryServerInterceptor{m.unaryInterceptor, s.recoverInterceptor}
+	if cfg.LogRequests {
+		interceptors = append([]grpc.UnaryServerInterceptor{s.logCall}, interceptors...)
+	}
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(cfg.MaxRequestBody)),
-		grpc.ChainUnaryInterceptor(m.unaryInterceptor, s.recoverInterceptor),
+		grpc.MaxConcurrentStreams(DefaultMaxConcurrentStreams),
+		grpc.InitialWindowSize(grpcStreamWindow),
+		grpc.InitialConnWindowSize(grpcConnWindow),
+		grpc.ChainUnaryInterceptor(interceptors...),
+		grpc.ChainStreamInterceptor(budget.streamInterceptor(cfg.MaxRequestBody)),
 		grpc.ConnectionTimeout(cfg.ReadHeaderTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout}),
 	}
@@ -170,9 +218,10 @@ func New(cfg Config) (*Server, error) {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfg.TLS.Clone())))
 	}
 	s.grpc = grpc.NewServer(grpcOpts...)
-	rekorpb.RegisterRekorServer(s.grpc, rekor)
-	quirev1.RegisterLogServer(s.grpc, quire)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	refuse := func(ctx context.Context, err error) error { return fail(ctx, cfg.Logger, err) }
+	s.grpc.RegisterService(budget.service(&rekorpb.Rekor_ServiceDesc, cfg.MaxRequestBody, refuse), rekor)
+	s.grpc.RegisterService(budget.service(&quirev1.Log_ServiceDesc, cfg.MaxRequestBody, refuse), quire)
+	s.grpc.RegisterService(budget.service(&healthpb.Health_ServiceDesc, cfg.MaxRequestBody, refuse), s.health)
 	// Reflection lets operators explore the API with grpcurl, as rekor-tiles allows.
 	reflection.Register(s.grpc)
 
@@ -190,18 +239,24 @@ func New(cfg Config) (*Server, error) {
 		s.tiles, s.laneMetrics = tileReads, newLaneMetrics(m)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v2/log/", limitBody(cfg.MaxRequestBody, gw))
-	mux.Handle("/quire/v1/", limitBody(cfg.MaxRequestBody, gw))
+	api := limitBody(cfg.MaxRequestBody, budget.http(cfg.MaxRequestBody, gw))
+	mux.Handle("/api/v2/log/", api)
+	mux.Handle("/quire/v1/", api)
 	// Rekor v2 routes GET /api/v2/checkpoint and /api/v2/tile/… to its gRPC reads; the tlog-tiles
 	// handler answers them here instead, byte-exact and with cache headers.
 	tileReads.register(mux, "")
 	tileReads.register(mux, "/api/v2")
 	mux.HandleFunc("/healthz", s.serveHealth)
-	mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, newAPIError(codes.NotFound, http.StatusNotFound, r.URL.Path+" is not a Quire API path"))
-	})
-	s.handler = m.instrumentHTTP(refuseUncleanPaths(mux))
+	mux.HandleFunc("/readyz", s.serveReady)
+	mux.HandleFunc(StatusPath, s.serveStatusJSON)
+	mux.Handle(OpenAPIPath, serveOpenAPI())
+	mux.Handle(web.StaticPrefix, web.Static())
+	mux.HandleFunc("/", s.serveStatusPage)
+	var h http.Handler = refuseUncleanPaths(mux)
+	if cfg.LogRequests {
+		h = s.logRequests(h)
+	}
+	s.handler = m.instrumentHTTP(h)
 
 	s.http = &http.Server{
 		Handler:           s.handler,
@@ -221,10 +276,21 @@ func New(cfg Config) (*Server, error) {
 // Handler is the HTTP handler Serve uses, for embedding the API in another server.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// MetricsHandler serves /metrics (Config.Registry in the Prometheus text format), /healthz and
+// /readyz: the handler of an operator's listener, kept off the public one.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry}))
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	return mux
+}
+
 // Serve answers HTTP on httpLis and gRPC on grpcLis until Shutdown, and returns the first error
 // that stopped either; after Shutdown it returns nil.
 func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(readService, healthpb.HealthCheckResponse_SERVING)
+	go s.followReadiness(s.stopReady)
 	if s.tiles != nil && s.http.TLSConfig == nil {
 		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics)
 		s.lane.Store(lane)
@@ -270,6 +336,7 @@ func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.shutdownOnce.Do(func() {
+		close(s.stopReady)
 		s.health.Shutdown()
 		grpcDone := make(chan struct{})
 		go func() {
@@ -291,19 +358,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	})
 	return err
-}
-
-// serveHealth is ready when the log can read its published checkpoint, i.e. storage is open and
-// has published at least once.
-func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.cfg.Reader.ReadCheckpoint(r.Context()); err != nil {
-		s.cfg.Logger.WarnContext(r.Context(), "health check failed", "error", err)
-		writeError(w, newAPIError(codes.Unavailable, http.StatusServiceUnavailable, "log storage not ready"))
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write([]byte("ok\n"))
 }
 
 // recoverInterceptor turns a panic in a handler into Internal for that call instead of a crash of

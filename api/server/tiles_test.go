@@ -565,7 +565,7 @@ func TestTilesEntryBundlesAreGzippedOnRequest(t *testing.T) {
 func TestTilesTesseraClientVerifiesTheServedLog(t *testing.T) {
 	l := newPOSIXLog(t, 1, 255, 2, 300, 70)
 	srv := serve(t, l.reader)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	hasher := rfc6962.DefaultHasher
 

@@ -371,6 +371,9 @@ func TestServeEndToEnd(t *testing.T) {
 			`quire_witness_log_cosigned_size{origin="example.com/a"} 5`,
 			`quire_witness_http_requests_total{code="409",route="add-checkpoint"} 1`,
 			`quire_witness_http_requests_total{code="200",route="add-checkpoint"} 2`,
+			`quire_witness_add_checkpoint_total{log="example.com/a",outcome="cosigned"} 1`,
+			`quire_witness_add_checkpoint_total{log="example.com/a",outcome="conflict"} 1`,
+			`quire_witness_build_info{goversion="go1.`,
 		} {
 			if !strings.Contains(r.body, want) {
 				t.Errorf("metrics lack %q", want)

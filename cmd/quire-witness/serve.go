@@ -20,6 +20,7 @@ import (
 
 	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/cmd/internal/keyfile"
+	"github.com/quirelog/quire/cmd/internal/logging"
 	"github.com/quirelog/quire/witness"
 )
 
@@ -28,11 +29,13 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	dataDir := fs.String("data-dir", "", "`DIR` of the witness state (Pebble); created if missing (required)")
 	keyFile := fs.String("key", "", "witness private key `FILE` from keygen, mode 0600 (required)")
 	listen := fs.String("listen", "127.0.0.1:3030", "serve HTTP on `ADDR`")
-	logList := fs.String("log-list", "", `read logs from `+"`FILE`"+`: one "VKEY" or "ORIGIN VKEY" per line, # comments`)
+	logList := fs.String("log-list", "", `read logs from `+"`FILE`"+`: one "VKEY" or "ORIGIN VKEY" per line (the key is the last field, so an origin may have spaces), # comments`)
 	rateLimit := fs.Float64("rate-limit", float64(witness.DefaultRateLimit), "add-checkpoint requests per second allowed per log")
 	rateBurst := fs.Int("rate-burst", witness.DefaultRateBurst, "burst allowed per log above --rate-limit")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus /metrics on `ADDR` instead of on --listen, or \"off\"")
+	logOpts := logging.AddFlags(fs.FlagSet)
 	var logLines logFlags
-	fs.Var(&logLines, "log", "`VKEY` of a log to witness (its origin is the key's name), or \"ORIGIN VKEY\"; repeatable, also as \"log\" lines in the --config file")
+	fs.Var(&logLines, "log", "`VKEY` of a log to witness (its origin is the key's name), or \"ORIGIN VKEY\" (the key is the last field, so an origin may have spaces); repeatable, also as \"log\" lines in the --config file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,7 +45,10 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if *rateLimit <= 0 || *rateBurst <= 0 {
 		return cli.Usagef("--rate-limit and --rate-burst must be positive")
 	}
-	logger := slog.New(slog.NewTextHandler(inv.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger, err := logOpts.New(inv.Stderr)
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
 
 	var logs []witness.Log
 	for _, line := range logLines {
@@ -79,6 +85,10 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		cli.ReadBuild().Collector("quire_witness_build_info", "Always 1; its labels say what quire-witness was built from."))
+	m := newMetrics(reg, logs)
 	w, err := witness.New(witness.Config{
 		Path:      *dataDir,
 		Signer:    cosigner,
@@ -86,21 +96,22 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		RateLimit: rate.Limit(*rateLimit),
 		RateBurst: *rateBurst,
 		Logger:    logger,
+		Observe:   m.observe,
 	})
 	if err != nil {
 		return err
 	}
 	defer w.Close()
+	reg.MustRegister(sizeCollector{w})
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := newMetrics(reg, w)
-
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	mux := http.NewServeMux()
 	mux.Handle("/", m.instrument(w.Handler()))
 	mux.HandleFunc("GET /{$}", func(rw http.ResponseWriter, r *http.Request) { statusPage(rw, cosigner, w) })
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "ok\n") })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if *metricsListen == "" {
+		mux.Handle("GET /metrics", metricsHandler)
+	}
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -122,6 +133,11 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	logger.Info("quire-witness listening", "addr", ln.Addr().String(), "name", cosigner.Name(),
 		"vkey", cosigner.VerifierKey(), "logs", strings.Join(origins, ","), "data_dir", *dataDir)
 
+	stopMetrics, err := serveMetrics(*metricsListen, metricsHandler, logger)
+	if err != nil {
+		return errors.Join(err, ln.Close())
+	}
+	defer stopMetrics()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -166,9 +182,12 @@ func statusPage(rw http.ResponseWriter, c *witness.Cosigner, w *witness.Witness)
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	checks   *prometheus.CounterVec
 }
 
-func newMetrics(reg *prometheus.Registry, w *witness.Witness) *metrics {
+// newMetrics makes the witness's series. Per-log series are labelled by the configured origins
+// only (witness.Config.Observe reports "" for any other), so the label set is bounded.
+func newMetrics(reg *prometheus.Registry, logs []witness.Log) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "quire_witness_http_requests_total",
@@ -179,9 +198,37 @@ func newMetrics(reg *prometheus.Registry, w *witness.Witness) *metrics {
 			Help:    "Time to answer witness API requests, including the synced state write.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
 		}, []string{"route"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quire_witness_add_checkpoint_total",
+			Help: "add-checkpoint requests by log origin (empty for none configured) and outcome (cosigned, conflict, inconsistent, unverified, unknown_log, malformed, too_large, rate_limited, failed).",
+		}, []string{"log", "outcome"}),
 	}
-	reg.MustRegister(m.requests, m.duration, sizeCollector{w})
+	for _, l := range logs {
+		m.checks.WithLabelValues(l.Origin, witness.Outcome(http.StatusOK))
+	}
+	reg.MustRegister(m.requests, m.duration, m.checks)
 	return m
+}
+
+func (m *metrics) observe(origin, outcome string) {
+	m.checks.WithLabelValues(origin, outcome).Inc()
+}
+
+// serveMetrics serves h on its own listener at addr; "" (metrics on the main listener) and "off"
+// start nothing. The returned function stops it.
+func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (func(), error) {
+	if addr == "" || addr == "off" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for metrics on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 15 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() { _ = srv.Serve(ln) }()
+	logger.Info("quire-witness metrics", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
 
 type statusWriter struct {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/quirelog/quire/cmd/internal/identity"
 	"github.com/quirelog/quire/storage/pebble"
 )
 
@@ -44,8 +45,8 @@ func createAutoKey(dataDir, origin string, logger *slog.Logger) error {
 // has one), and only when the new origin was asked for (--origin, --public-url) or the old one is
 // a loopback name, which no log that others use keeps. It returns nil when key must stay.
 //
-// The log and index databases go with the old key: they hold an empty tree and checkpoints
-// signed by it, nothing else. The order of removal leaves a restartable directory after a crash
+// The log and index databases and the recorded identity go with the old key: they hold an empty
+// tree and checkpoints signed by it, nothing else. The order of removal leaves a restartable directory after a crash
 // at any point: databases first, the marker last, so a half-done adoption is redone.
 func adoptOrigin(ctx context.Context, f *serveFlags, key *logKey, logger *slog.Logger) (*logKey, error) {
 	if !f.originSet && !isLoopbackName(key.origin) {
@@ -68,7 +69,7 @@ func adoptOrigin(ctx context.Context, f *serveFlags, key *logKey, logger *slog.L
 	if size > 0 {
 		return nil, nil
 	}
-	for _, name := range []string{logDBDir, indexDBDir, keyFileName, pubFileName, autoKeyFile} {
+	for _, name := range []string{logDBDir, indexDBDir, identity.FileName, keyFileName, pubFileName, autoKeyFile} {
 		if err := os.RemoveAll(filepath.Join(f.dataDir, name)); err != nil {
 			return nil, fmt.Errorf("removing the empty log made for origin %q: %w", key.origin, err)
 		}

@@ -158,10 +158,21 @@ func TestDefaultsFollowHTTPListen(t *testing.T) {
 		name                      string
 		args                      []string
 		grpc, publicURL, origin   string
+		metrics                   string // checked when set
 		originSet, wantUsageError bool
 	}{
 		{name: "no flags give a log on 127.0.0.1 named 127.0.0.1",
-			grpc: "127.0.0.1:3001", publicURL: "http://127.0.0.1:3000", origin: "127.0.0.1"},
+			grpc: "127.0.0.1:3001", publicURL: "http://127.0.0.1:3000", origin: "127.0.0.1", metrics: "127.0.0.1:3002"},
+		{name: "metrics stay on the loopback interface when the log serves the world", args: []string{"--http-listen", "0.0.0.0:8080"},
+			grpc: "0.0.0.0:8081", publicURL: "http://" + host + ":8080", origin: host, metrics: "127.0.0.1:8082"},
+		{name: "a given metrics address stays", args: []string{"--metrics-listen", "10.0.0.1:9464"},
+			grpc: "127.0.0.1:3001", publicURL: "http://127.0.0.1:3000", origin: "127.0.0.1", metrics: "10.0.0.1:9464"},
+		{name: "metrics can be turned off", args: []string{"--metrics-listen", "off"},
+			grpc: "127.0.0.1:3001", publicURL: "http://127.0.0.1:3000", origin: "127.0.0.1", metrics: "off"},
+		{name: "a port two below the last leaves metrics no port to follow", args: []string{"--http-listen", "127.0.0.1:65534"}, wantUsageError: true},
+		{name: "an unknown log format is a usage error", args: []string{"--log-format", "xml"}, wantUsageError: true},
+		{name: "an unknown log level is a usage error", args: []string{"--log-level", "loud"}, wantUsageError: true},
+		{name: "a republish interval below the checkpoint interval is a usage error", args: []string{"--checkpoint-republish-interval", "1ms"}, wantUsageError: true},
 		{name: "gRPC and the public URL follow another port", args: []string{"--http-listen", "127.0.0.1:8080"},
 			grpc: "127.0.0.1:8081", publicURL: "http://127.0.0.1:8080", origin: "127.0.0.1"},
 		{name: "a wildcard address is reached at this machine's name", args: []string{"--http-listen", "0.0.0.0:8080"},
@@ -173,7 +184,7 @@ func TestDefaultsFollowHTTPListen(t *testing.T) {
 		{name: "a specific address is its own public host", args: []string{"--http-listen", "192.0.2.7:443"},
 			grpc: "192.0.2.7:444", publicURL: "http://192.0.2.7:443", origin: "192.0.2.7"},
 		{name: "any free port for HTTP means any free port for gRPC", args: []string{"--http-listen", "127.0.0.1:0"},
-			grpc: "127.0.0.1:0", publicURL: "http://127.0.0.1:0", origin: "127.0.0.1"},
+			grpc: "127.0.0.1:0", publicURL: "http://127.0.0.1:0", origin: "127.0.0.1", metrics: "127.0.0.1:0"},
 		{name: "TLS makes the public URL https", args: []string{"--tls-cert", "c.pem", "--tls-key", "k.pem"},
 			grpc: "127.0.0.1:3001", publicURL: "https://127.0.0.1:3000", origin: "127.0.0.1"},
 		{name: "a given public URL names the origin", args: []string{"--public-url", "https://log.example.org"},
@@ -197,6 +208,9 @@ func TestDefaultsFollowHTTPListen(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.metrics != "" && f.metricsListen != tc.metrics {
+				t.Fatalf("metrics on %q, want %q", f.metricsListen, tc.metrics)
 			}
 			if f.grpcListen != tc.grpc || f.publicURL != tc.publicURL || f.origin != tc.origin || f.originSet != tc.originSet {
 				t.Fatalf("grpc %q, public URL %q, origin %q (set %t); want %q, %q, %q (set %t)",

@@ -13,16 +13,23 @@ import (
 )
 
 // followDefaults fills in the serve settings whose defaults follow others, so that moving the log
-// by --http-listen alone moves everything with it: gRPC listens on the same host one port up, the
-// public URL is where --http-listen is reached, and the origin is the public URL's host.
+// by --http-listen alone moves everything with it: gRPC listens on the same host one port up,
+// metrics on the loopback interface two ports up, the public URL is where --http-listen is
+// reached, and the origin is the public URL's host.
 func (f *serveFlags) followDefaults() error {
 	host, port, err := net.SplitHostPort(f.httpListen)
 	if err != nil {
 		return cli.Usagef("--http-listen %q: %v", f.httpListen, err)
 	}
 	if f.grpcListen == "" {
-		if f.grpcListen, err = nextPort(host, port); err != nil {
+		if f.grpcListen, err = portAbove(host, port, 1); err != nil {
 			return cli.Usagef("--http-listen %q: %v, so give --grpc-listen", f.httpListen, err)
+		}
+	}
+	if f.metricsListen == "" {
+		// Metrics stay on the loopback interface whatever --http-listen serves the world on.
+		if f.metricsListen, err = portAbove("127.0.0.1", port, 2); err != nil {
+			return cli.Usagef("--http-listen %q: %v, so give --metrics-listen", f.httpListen, err)
 		}
 	}
 	f.publicURLSet = f.publicURL != ""
@@ -39,18 +46,18 @@ func (f *serveFlags) followDefaults() error {
 	return nil
 }
 
-// nextPort is the address one port above host:port; port 0 (any free port) stays 0.
-func nextPort(host, port string) (string, error) {
+// portAbove is the address on host by ports above port; port 0 (any free port) stays 0.
+func portAbove(host, port string, by uint64) (string, error) {
 	n, err := strconv.ParseUint(port, 10, 16)
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("port %q is not a number", port)
 	case n == 0:
 		return net.JoinHostPort(host, "0"), nil
-	case n == 65535:
-		return "", fmt.Errorf("port %d has no port above it", n)
+	case n+by > 65535:
+		return "", fmt.Errorf("port %d has no port %d above it", n, by)
 	}
-	return net.JoinHostPort(host, strconv.FormatUint(n+1, 10)), nil
+	return net.JoinHostPort(host, strconv.FormatUint(n+by, 10)), nil
 }
 
 // publicURLFor is the URL of a listener on host:port as clients would reach it. A wildcard host

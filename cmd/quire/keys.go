@@ -1,9 +1,9 @@
 package main
 
 import (
-	"crypto/ed25519"
+	"context"
+	"crypto"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,23 +11,32 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/quirelog/quire/api/notekey"
-	"github.com/quirelog/quire/api/rekor"
+	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/cmd/internal/keyfile"
+	"github.com/quirelog/quire/log/logkey"
 )
 
 const (
-	keyFileName = "log.key"
-	pubFileName = "log.pub"
+	keyFileName    = "log.key"
+	pubFileName    = "log.pub"
+	pemKeyFileName = "log.pem"
+	pemPubFileName = "log.pub.pem"
 )
 
-// logKey is the log's checkpoint key: a C2SP signed-note Ed25519 key whose name is the log's origin.
+// logKey is the log's checkpoint key: its origin is the key name in checkpoints; vkey is its C2SP
+// signed-note verifier key (Ed25519, or ECDSA P-256 for a PEM or KMS key) and logID the
+// logId.keyId of its answers. signer is nil for a key read from its public half.
 type logKey struct {
 	origin   string
 	signer   note.Signer
 	verifier note.Verifier
 	vkey     string
-	public   ed25519.PublicKey
+	public   crypto.PublicKey
+	logID    []byte
+}
+
+func fromLogKey(k *logkey.Key) *logKey {
+	return &logKey{origin: k.Origin, signer: k.Signer, verifier: k.Verifier, vkey: k.VerifierKey, public: k.Public, logID: k.LogID}
 }
 
 // writeNewKey generates a note key for origin and writes DIR/log.key (0600, the signer key) and
@@ -45,73 +54,119 @@ func writeNewKey(dir, origin string) (keyPath, pubPath string, err error) {
 	return keyPath, pubPath, nil
 }
 
-// loadSignerKey reads a signer key file written by writeNewKey. A key readable by group or other is
-// refused: whoever reads it can sign checkpoints in the log's name.
-func loadSignerKey(path string) (*logKey, error) {
-	b, err := keyfile.ReadPrivate(path)
+// writeNewPEMKey generates a PEM key of algorithm alg and writes DIR/log.pem (0600, PKCS#8,
+// encrypted with password if it is not empty), DIR/log.pub.pem (the PKIX public key, for trusted
+// roots made by other tools) and DIR/log.pub (the verifier key, named origin).
+func writeNewPEMKey(dir, origin, alg string, password []byte) (keyPath, pubPath string, err error) {
+	priv, pubPEM, err := logkey.GeneratePEM(alg, password)
+	if err != nil {
+		return "", "", err
+	}
+	pub, err := logkey.FromPublicPEM(pubPEM, origin)
+	if err != nil {
+		return "", "", err
+	}
+	keyPath = filepath.Join(dir, pemKeyFileName)
+	pubPath = filepath.Join(dir, pubFileName)
+	if err := keyfile.WritePair(keyPath, priv, pubPath, []byte(pub.VerifierKey+"\n")); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, pemPubFileName), pubPEM, 0o644); err != nil {
+		return "", "", fmt.Errorf("writing public key: %w", err)
+	}
+	return keyPath, pubPath, nil
+}
+
+// keySource says where the checkpoint key comes from: a key file (a note signer key or a PEM
+// private key, with its password) or a KMS URI. A PEM or KMS key has no name of its own, so it
+// takes origin.
+type keySource struct {
+	path     string
+	password string
+	kms      string
+	origin   string
+}
+
+// load loads the signer key src names. A key file readable by group or other is refused: whoever
+// reads it can sign checkpoints in the log's name.
+func (src keySource) load(ctx context.Context) (*logKey, error) {
+	if src.kms != "" {
+		k, err := logkey.FromKMS(ctx, src.kms, src.origin)
+		if err != nil {
+			return nil, err
+		}
+		return fromLogKey(k), nil
+	}
+	b, err := keyfile.ReadPrivate(src.path)
 	if err != nil {
 		return nil, err
 	}
-	k, err := parseSignerKey(strings.TrimSpace(string(b)))
+	if logkey.IsPEM(b) {
+		k, err := logkey.FromPEM(ctx, b, []byte(src.password), src.origin)
+		if err != nil {
+			return nil, fmt.Errorf("key file %s: %w", src.path, err)
+		}
+		return fromLogKey(k), nil
+	}
+	k, err := parseSignerKey(string(b))
 	if err != nil {
-		return nil, fmt.Errorf("parsing key file %s: %w", path, err)
+		return nil, fmt.Errorf("parsing key file %s: %w", src.path, err)
 	}
 	return k, nil
 }
 
-// errMalformedKey never includes the key text: a private key must not reach logs through an error.
-var errMalformedKey = errors.New("not a note signer key (PRIVATE+KEY+name+hash+base64)")
-
-// parseSignerKey parses a C2SP signed-note Ed25519 signer key and derives its public half, which
-// note.Signer does not expose but the trust root needs.
-func parseSignerKey(skey string) (*logKey, error) {
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		return nil, errMalformedKey
-	}
-	// note.NewSigner has checked the layout, the algorithm and that the hash matches the key.
-	k, err := notekey.ParseSigner(skey)
-	if err != nil || k.Type != notekey.TypeEd25519 || len(k.Material) != ed25519.SeedSize {
-		return nil, errMalformedKey
-	}
-	pub := ed25519.NewKeyFromSeed(k.Material).Public().(ed25519.PublicKey)
-	vkey, err := note.NewEd25519VerifierKey(signer.Name(), pub)
-	if err != nil {
-		return nil, fmt.Errorf("encoding verifier key: %w", err)
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		return nil, fmt.Errorf("building verifier: %w", err)
-	}
-	return &logKey{origin: signer.Name(), signer: signer, verifier: verifier, vkey: vkey, public: pub}, nil
+// loadSignerKey reads a note signer key file written by writeNewKey.
+func loadSignerKey(path string) (*logKey, error) {
+	return keySource{path: path}.load(context.Background())
 }
 
-// parseVerifierKey parses a C2SP signed-note Ed25519 verifier key (name+hash+base64(0x01||key)).
+// parseSignerKey parses a C2SP signed-note Ed25519 signer key.
+func parseSignerKey(skey string) (*logKey, error) {
+	k, err := logkey.FromNoteSigner(skey)
+	if err != nil {
+		return nil, err
+	}
+	return fromLogKey(k), nil
+}
+
+// parseVerifierKey parses a log's verifier key: Ed25519 (name+hash+base64(0x01||key)) or ECDSA
+// P-256 (0x02).
 func parseVerifierKey(vkey string) (*logKey, error) {
-	verifier, pub, err := rekor.ParseEd25519VerifierKey(vkey)
+	k, err := logkey.FromVerifierKey(vkey)
 	if err != nil {
 		return nil, fmt.Errorf("parsing verifier key: %w", err)
 	}
-	return &logKey{origin: verifier.Name(), verifier: verifier, vkey: strings.TrimSpace(vkey), public: pub}, nil
+	return fromLogKey(k), nil
 }
 
-// readPublicKey reads either a signer key file or a verifier key file and returns the public half.
-func readPublicKey(path string) (*logKey, error) {
+// readPublicKey reads the public half of a log key from a file: a note signer key, a verifier key,
+// a PEM private key (password-protected ones with password) or a PEM public key. A PEM key has no
+// name of its own and takes origin.
+func readPublicKey(path, password, origin string) (*logKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading key file: %w", err)
 	}
 	text := strings.TrimSpace(string(b))
-	if strings.HasPrefix(text, "PRIVATE+KEY+") {
-		k, err := loadSignerKey(path)
+	switch {
+	case strings.HasPrefix(text, "-----BEGIN PUBLIC KEY-----"):
+		k, err := logkey.FromPublicPEM(b, origin)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("key file %s: %w", path, err)
 		}
-		return k, nil
+		return fromLogKey(k), nil
+	case logkey.IsPEM(b), strings.HasPrefix(text, "PRIVATE+KEY+"):
+		return keySource{path: path, password: password, origin: origin}.load(context.Background())
 	}
 	k, err := parseVerifierKey(text)
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// addKeyFlags adds the flags that go with --key to a command that signs checkpoints.
+func addKeyFlags(fs *cli.FlagSet, password, kms *string) {
+	fs.StringVar(password, "key-password", "", "password of an encrypted PEM --key (as rekor-tiles' --signer-password); prefer the environment variable to the command line")
+	fs.StringVar(kms, "kms", "", "checkpoint key in a KMS, by sigstore `URI`: awskms://, gcpkms://, azurekms:// or hashivault:// (ECDSA P-256 or Ed25519; credentials from the provider's usual environment)")
 }

@@ -30,6 +30,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/quirelog/quire/storage/mysql/mysqltest"
 )
 
 var (
@@ -41,6 +43,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	mysqltest.Stop()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
@@ -70,9 +73,11 @@ func quireBinary(t *testing.T) string {
 // runQuire runs a short subcommand and returns its exit code, stdout and stderr.
 func runQuire(t *testing.T, dir string, args ...string) (int, string, string) {
 	t.Helper()
+	// Build first: the timeout is for the command, not for compiling it on a busy machine.
+	bin := quireBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, quireBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -88,13 +93,14 @@ func runQuire(t *testing.T, dir string, args ...string) (int, string, string) {
 
 // serveProc is a running `quire serve` process.
 type serveProc struct {
-	t        *testing.T
-	cmd      *exec.Cmd
-	baseURL  string
-	grpcAddr string
-	client   *http.Client
-	stderr   *syncBuffer
-	done     chan error
+	t          *testing.T
+	cmd        *exec.Cmd
+	baseURL    string
+	grpcAddr   string
+	metricsURL string // --metrics-listen, always plain HTTP
+	client     *http.Client
+	stderr     *syncBuffer
+	done       chan error
 }
 
 type syncBuffer struct {
@@ -114,14 +120,37 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var httpAddrRE = regexp.MustCompile(`msg="quire serving" http=(127\.0\.0\.1:\d+) grpc=(127\.0\.0\.1:\d+)`)
+var httpAddrRE = regexp.MustCompile(`msg="quire serving" http=(127\.0\.0\.1:\d+) grpc=(127\.0\.0\.1:\d+) metrics=(127\.0\.0\.1:\d+|off)`)
 
 // startServe runs `quire serve` in dir on random ports and waits for it to be healthy.
 func startServe(t *testing.T, dir string, args ...string) *serveProc {
 	t.Helper()
+	return startServeWith(t, dir, nil, nil, args...)
+}
+
+// startServeWrapped is startServe with the command run through wrap (a program and its arguments
+// that ends by running the rest of its command line, as unshare or sudo do), whose process must
+// become quire's (exec) so that stop's signal reaches it.
+func startServeWrapped(t *testing.T, dir string, wrap []string, args ...string) *serveProc {
+	t.Helper()
+	return startServeWith(t, dir, wrap, nil, args...)
+}
+
+// startServeEnv is startServe with env added to the test's environment.
+func startServeEnv(t *testing.T, dir string, env []string, args ...string) *serveProc {
+	t.Helper()
+	return startServeWith(t, dir, nil, env, args...)
+}
+
+func startServeWith(t *testing.T, dir string, wrap, env []string, args ...string) *serveProc {
+	t.Helper()
 	args = append([]string{"serve", "--http-listen", "127.0.0.1:0", "--grpc-listen", "127.0.0.1:0"}, args...)
-	cmd := exec.Command(quireBinary(t), args...)
+	argv := append(append(slices.Clone(wrap), quireBinary(t)), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	pr, pw := io.Pipe()
 	s := &serveProc{t: t, cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), client: http.DefaultClient}
 	scheme := "http://"
@@ -161,7 +190,7 @@ func startServe(t *testing.T, dir string, args ...string) *serveProc {
 		if !ok {
 			t.Fatalf("quire serve exited before serving:\n%s", s.stderr)
 		}
-		s.baseURL, s.grpcAddr = scheme+a[0], a[1]
+		s.baseURL, s.grpcAddr, s.metricsURL = scheme+a[0], a[1], "http://"+a[2]
 	case <-time.After(30 * time.Second):
 		t.Fatalf("quire serve did not report its address within 30s:\n%s", s.stderr)
 	}

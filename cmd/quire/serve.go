@@ -13,14 +13,15 @@ import (
 	"time"
 
 	"github.com/transparency-dev/tessera"
-	"k8s.io/klog/v2"
 
 	"github.com/quirelog/quire/api/server"
 	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/cmd/internal/keyfile"
+	"github.com/quirelog/quire/cmd/internal/logging"
 	quirelog "github.com/quirelog/quire/log"
-	"github.com/quirelog/quire/storage/index"
-	"github.com/quirelog/quire/storage/pebble"
+	"github.com/quirelog/quire/log/status"
+	"github.com/quirelog/quire/log/witnessing"
+	"github.com/quirelog/quire/storage/backup"
 )
 
 // Defaults of `quire serve`; they aim, on a 2-core machine, at an answer with a proof in about half
@@ -33,14 +34,20 @@ const (
 	defaultCheckpointInterval = 100 * time.Millisecond
 	defaultPushback           = 16384
 	defaultShutdownTimeout    = 30 * time.Second
+	// defaultRepublishInterval republishes an idle log's checkpoint once a minute, so witnesses,
+	// monitors and readiness see a live publisher even when nobody writes.
+	defaultRepublishInterval = time.Minute
 
-	logDBDir   = "log"
-	indexDBDir = "index"
+	logDBDir   = backup.LogDir
+	indexDBDir = backup.IndexDir
 )
 
 type serveFlags struct {
 	dataDir            string
+	storage            string
 	keyPath            string
+	keyPassword        string
+	kms                string
 	origin             string
 	httpListen         string
 	grpcListen         string
@@ -50,25 +57,36 @@ type serveFlags struct {
 	checkpointInterval time.Duration
 	pushback           uint
 	maxRequestBody     int64
+	maxInFlightBytes   int64
 	readOnly           bool
 	dedup              bool
 	shutdownTimeout    time.Duration
 	witnessPolicy      string
 	witnessTimeout     time.Duration
 	witnessFailOpen    bool
+	writeTimeout       time.Duration
 	tlsCert            string
 	tlsKey             string
+	republishInterval  time.Duration
+	readyMaxAge        time.Duration
+	metricsListen      string
+	logRequests        bool
+	logging            *logging.Options
 	// publicURLSet says --public-url was given; otherwise it follows --http-listen.
 	publicURLSet bool
 	// originSet says --origin or --public-url was given, so the key must match it.
 	originSet bool
+	// mysqlDSN is the go-sql-driver DSN of --storage mysql://…; empty for Pebble.
+	mysqlDSN string
 }
 
 func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	f := &serveFlags{}
 	fset := inv.Flags()
 	fset.StringVar(&f.dataDir, "data-dir", defaultDataDir, "`DIR` holding the Pebble databases and, by default, the log key; created on first start")
-	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key `FILE`, mode 0600 (default: DATA-DIR/"+keyFileName+", made on first start and, while the log has no entry, made anew for a new origin)")
+	fset.StringVar(&f.storage, "storage", storagePebble, "where the log lives: "+storagePebble+" (in --data-dir) or mysql://USER:PASS@tcp(HOST:PORT)/DB, a MySQL or MariaDB database that any number of front ends share (each with the same --key); the URL holds a password, so give it in QUIRE_STORAGE or --config rather than on the command line, which ps shows")
+	fset.StringVar(&f.keyPath, "key", "", "checkpoint signer key `FILE`, mode 0600: a note signer key, or a PEM private key (PKCS#8 Ed25519 or ECDSA P-256, as rekor-tiles' --signer-filepath) (default: DATA-DIR/"+keyFileName+", made on first start and, while the log has no entry, made anew for a new origin)")
+	addKeyFlags(fset, &f.keyPassword, &f.kms)
 	fset.StringVar(&f.origin, "origin", "", "the log's origin, the name in its checkpoints (default: the host of --public-url)")
 	fset.StringVar(&f.httpListen, "http-listen", defaultHTTPListen, "listen on `ADDR` for REST and tlog-tiles reads")
 	fset.StringVar(&f.grpcListen, "grpc-listen", "", "listen on `ADDR` for gRPC (default: the --http-listen host, its port + 1)")
@@ -77,23 +95,59 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.DurationVar(&f.batchMaxAge, "batch-max-age", defaultBatchMaxAge, "longest an entry waits for its batch to fill")
 	fset.DurationVar(&f.checkpointInterval, "checkpoint-interval", defaultCheckpointInterval, "how often a checkpoint is published; writes are answered once one covers them")
 	fset.UintVar(&f.pushback, "pushback", defaultPushback, "entries sequenced but not integrated beyond which writes get 503 and Retry-After")
-	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond)")
-	fset.BoolVar(&f.readOnly, "read-only", false, "serve a frozen log: reads only, writes get 405")
+	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond); a hashedrekord request is at most 64 KiB whatever this says")
+	fset.Int64Var(&f.maxInFlightBytes, "max-inflight-bytes", server.DefaultMaxInFlightBytes, "request bodies held at once, in bytes, HTTP and gRPC together (at least --max-request-body); beyond it a request waits a second, then gets 503 (gRPC RESOURCE_EXHAUSTED) and Retry-After")
+	fset.BoolVar(&f.readOnly, "read-only", false, "serve reads only (writes get 405), opening the databases read-only, so a log on read-only media serves; a frozen log (quire freeze) is always read-only")
 	fset.BoolVar(&f.dedup, "dedup", true, "give a resubmitted entry the first copy's index (409) instead of logging it again")
 	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "`FILE` with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
 	fset.DurationVar(&f.witnessTimeout, "witness-timeout", tessera.DefaultWitnessTimeout, "how long publication waits for witnesses")
 	fset.BoolVar(&f.witnessFailOpen, "witness-fail-open", false, "publish a checkpoint even when the witness quorum is not met in time (as rekor-tiles does)")
+	fset.DurationVar(&f.writeTimeout, "write-timeout", quirelog.DefaultWriteTimeout, "longest a write waits for a published checkpoint covering its entry; then it gets 503 with X-Log-Index and Retry-After, and the same request sent again gets 409 with the index once one covers it")
 	fset.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `FILE` for HTTPS and gRPC over TLS; with --tls-key")
 	fset.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `FILE` of --tls-cert, mode 0600")
 	fset.DurationVar(&f.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout, "how long shutdown waits for in-flight writes")
+	fset.DurationVar(&f.republishInterval, "checkpoint-republish-interval", defaultRepublishInterval, "republish the checkpoint of a tree that has not grown this often (witnesses cosign it anew)")
+	fset.DurationVar(&f.readyMaxAge, "ready-max-checkpoint-age", 0, "/readyz fails when the latest checkpoint is older (default: twice --checkpoint-republish-interval plus --witness-timeout)")
+	fset.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on `ADDR`, or \"off\" (default: 127.0.0.1 and the --http-listen port + 2)")
+	fset.BoolVar(&f.logRequests, "log-requests", false, "log every HTTP request and gRPC call")
+	f.logging = logging.AddFlags(fset.FlagSet)
 	if err := fset.Parse(args); err != nil {
 		return nil, err
+	}
+	if _, err := logging.ParseLevel(f.logging.Level); err != nil {
+		return nil, cli.Usagef("--log-level: %v", err)
+	}
+	if f.logging.Format != "text" && f.logging.Format != "json" {
+		return nil, cli.Usagef("--log-format %q: want text or json", f.logging.Format)
+	}
+	if f.republishInterval < f.checkpointInterval || f.readyMaxAge < 0 {
+		return nil, cli.Usagef("--checkpoint-republish-interval must be at least --checkpoint-interval, and --ready-max-checkpoint-age not negative")
+	}
+	if f.readyMaxAge == 0 {
+		f.readyMaxAge = defaultReadyMaxAge(f.republishInterval, f.witnessTimeout)
 	}
 	if f.batchMaxSize == 0 || f.batchMaxAge <= 0 || f.checkpointInterval <= 0 || f.pushback == 0 || f.maxRequestBody <= 0 {
 		return nil, cli.Usagef("--batch-max-size, --batch-max-age, --checkpoint-interval, --pushback and --max-request-body must be positive")
 	}
+	if f.maxInFlightBytes < f.maxRequestBody {
+		return nil, cli.Usagef("--max-inflight-bytes (%d) must be at least --max-request-body (%d)", f.maxInFlightBytes, f.maxRequestBody)
+	}
+	if f.writeTimeout <= 0 || f.writeTimeout >= server.DefaultWriteTimeout {
+		return nil, cli.Usagef("--write-timeout must be positive and below %v, the longest the server spends writing an answer", server.DefaultWriteTimeout)
+	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, cli.Usagef("--tls-cert and --tls-key go together")
+	}
+	if f.kms != "" && f.keyPath != "" {
+		return nil, cli.Usagef("give --key or --kms, not both")
+	}
+	var err error
+	if f.mysqlDSN, err = parseStorage(f.storage); err != nil {
+		return nil, err
+	}
+	if f.mysqlDSN != "" && f.keyPath == "" && f.kms == "" {
+		// A key made per --data-dir would differ between front ends of one database.
+		return nil, cli.Usagef("--storage mysql://… needs --key or --kms: every front end of the database signs with the same key")
 	}
 	f.originSet = f.origin != "" || f.publicURL != ""
 	if err := f.followDefaults(); err != nil {
@@ -110,13 +164,24 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(inv.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	// Tessera logs through klog; routing it into slog keeps one structured log stream.
-	klog.SetSlogLogger(logger)
+	logger, err := f.logging.New(inv.Stderr)
+	if err != nil {
+		return cli.Usagef("%v", err)
+	}
+	build := cli.ReadBuild()
+	registry, stopMetrics, err := newMetrics(build)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(context.Background())
 	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
 	key, err := openOrCreateKey(ctx, f, logger)
+	if err != nil {
+		return err
+	}
+	recorded, err := checkIdentity(f.dataDir, key)
 	if err != nil {
 		return err
 	}
@@ -126,6 +191,12 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	}
 	if err := checkWitnessFlags(f, witnesses, logger); err != nil {
 		return err
+	}
+	var tracker *witnessing.Tracker
+	if f.witnessPolicy != "" {
+		if tracker, err = witnessing.New(witnesses, f.witnessFailOpen, registry); err != nil {
+			return err
+		}
 	}
 	tlsConfig, err := loadTLS(f.tlsCert, f.tlsKey)
 	if err != nil {
@@ -137,43 +208,49 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	bg, cancelBG := context.WithCancel(context.Background())
 	defer cancelBG()
 
-	drv, err := pebble.New(bg, pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger})
+	be, err := openBackend(bg, f, key, recorded, witnesses, logger, registry, tracker)
 	if err != nil {
-		return fmt.Errorf("opening log storage: %w", err)
-	}
-	storage := drv.(*pebble.Storage)
-	appender, shutdownAppender, reader, err := startAppender(bg, f, drv, storage, key, witnesses)
-	if err != nil {
-		return errors.Join(err, storage.Close())
-	}
-	idx, err := index.Open(filepath.Join(f.dataDir, indexDBDir), logger)
-
-	if err != nil {
-		return errors.Join(fmt.Errorf("opening search index: %w", err), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return err
 	}
 	lg, err := quirelog.New(bg, quirelog.Config{
-		Appender:    appender,
-		Reader:      reader,
-		Awaiter:     storage,
-		History:     storage,
-		Index:       idx,
-		VerifierKey: key.vkey,
-		ReadOnly:    f.readOnly,
-		Logger:      logger,
+		Appender:     be.appender,
+		Reader:       be.reader,
+		Awaiter:      be.awaiter,
+		History:      be.history,
+		Index:        be.index,
+		VerifierKey:  key.vkey,
+		ReadOnly:     be.readOnly,
+		Frozen:       be.frozen,
+		FinalSize:    be.finalSize,
+		NoFollow:     be.noFollow,
+		Health:       be.health,
+		WriteTimeout: f.writeTimeout,
+		Logger:       logger,
+		Metrics:      registry,
 	})
 	if err != nil {
-		return errors.Join(fmt.Errorf("starting log: %w", err), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return errors.Join(fmt.Errorf("starting log: %w", err), be.close())
 	}
 	closeAll := func() error {
-		return errors.Join(lg.Close(), idx.Close(), shutdownStorage(shutdownAppender, storage, f.shutdownTimeout))
+		return errors.Join(lg.Close(), be.close())
 	}
 
+	statusSource, err := status.New(status.Config{Log: lg, Published: be.published, Witnesses: tracker, Version: build.String(), ReadOnly: be.readOnly})
+	if err != nil {
+		return errors.Join(err, closeAll())
+	}
+	go statusSource.Run(bg)
 	srv, err := server.New(server.Config{
-		Log:            lg,
-		Reader:         reader,
-		MaxRequestBody: f.maxRequestBody,
-		TLS:            tlsConfig,
-		Logger:         logger,
+		Log:              lg,
+		Reader:           be.reader,
+		MaxRequestBody:   f.maxRequestBody,
+		MaxInFlightBytes: f.maxInFlightBytes,
+		TLS:              tlsConfig,
+		Logger:           logger,
+		Registry:         registry,
+		Ready:            readinessChecks(f, be, tracker),
+		Status:           statusSource,
+		LogRequests:      f.logRequests,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())
@@ -186,12 +263,16 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("listening for gRPC: %w", err), httpLis.Close(), closeAll())
 	}
+	metricsSrv, err := startMetricsServer(f.metricsListen, srv.MetricsHandler(), logger)
+	if err != nil {
+		return errors.Join(err, httpLis.Close(), grpcLis.Close(), closeAll())
+	}
 	f.settlePublicURL(httpLis.Addr())
 	warnIfOriginIsNotPublicHost(f, key, logger)
 	logger.Info("quire serving",
-		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(),
-		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir,
-		"verifier_key", key.vkey, "read_only", f.readOnly, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
+		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "metrics", metricsSrv.addr(),
+		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir, "storage", be.describe,
+		"verifier_key", key.vkey, "read_only", be.readOnly, "frozen", be.frozen, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLis, grpcLis) }()
@@ -208,6 +289,9 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
+	if err := metricsSrv.shutdown(sctx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("stopping the metrics server: %w", err))
+	}
 	if runErr == nil {
 		runErr = <-serveErr
 	}
@@ -223,17 +307,9 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 // startAppender starts Tessera's appender lifecycle on the driver. A read-only (frozen) log gets
 // none: nothing sequences, integrates or republishes, and reads come straight from storage, which
 // is itself the driver's tessera.LogReader.
-func startAppender(ctx context.Context, f *serveFlags, drv tessera.Driver, storage *pebble.Storage, key *logKey, witnesses tessera.WitnessGroup) (*tessera.Appender, func(context.Context) error, tessera.LogReader, error) {
-	if f.readOnly {
+func startAppender(ctx context.Context, readOnly bool, drv tessera.Driver, storage tessera.LogReader, opts *tessera.AppendOptions) (*tessera.Appender, func(context.Context) error, tessera.LogReader, error) {
+	if readOnly {
 		return nil, func(context.Context) error { return nil }, storage, nil
-	}
-	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(key.signer).
-		WithBatching(f.batchMaxSize, f.batchMaxAge).
-		WithCheckpointInterval(f.checkpointInterval).
-		WithPushback(f.pushback)
-	if f.witnessPolicy != "" {
-		opts = opts.WithWitnesses(witnesses, &tessera.WitnessOptions{Timeout: f.witnessTimeout, FailOpen: f.witnessFailOpen})
 	}
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, drv, opts)
 	if err != nil {
@@ -242,25 +318,13 @@ func startAppender(ctx context.Context, f *serveFlags, drv tessera.Driver, stora
 	return appender, shutdown, reader, nil
 }
 
-// shutdownStorage drains the appender (every entry it handed an index to gets integrated and a
-// checkpoint published) and only then closes the database.
-func shutdownStorage(shutdownAppender func(context.Context) error, storage *pebble.Storage, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var err error
-	if e := shutdownAppender(ctx); e != nil {
-		err = fmt.Errorf("draining appender: %w", e)
-	}
-	if e := storage.Close(); e != nil {
-		err = errors.Join(err, fmt.Errorf("closing log storage: %w", e))
-	}
-	return err
-}
-
 // openOrCreateKey loads the log key; on a first start with the default key path it creates one, so
 // `quire serve` with no flags gives a working log. Such a key follows a new origin while the log
 // is empty (adoptOrigin).
 func openOrCreateKey(ctx context.Context, f *serveFlags, logger *slog.Logger) (*logKey, error) {
+	if f.kms != "" {
+		return keySource{kms: f.kms, origin: f.origin}.load(ctx)
+	}
 	path := f.keyPath
 	explicit := path != ""
 	if !explicit {
@@ -271,7 +335,7 @@ func openOrCreateKey(ctx context.Context, f *serveFlags, logger *slog.Logger) (*
 			return nil, err
 		}
 	}
-	key, err := loadSignerKey(path)
+	key, err := keySource{path: path, password: f.keyPassword, origin: f.origin}.load(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -93,36 +93,8 @@ func TestRealPeersAgree(t *testing.T) {
 	}
 
 	artifact := []byte("signed by sigstore-go, logged by quire")
-	kp, err := sign.NewEphemeralKeypair(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb, err := sign.Bundle(&sign.PlainData{Data: artifact}, kp, sign.BundleOptions{
-		Context:          ctx,
-		TransparencyLogs: []sign.Transparency{sign.NewRekor(&sign.RekorOptions{BaseURL: s.baseURL, Version: 2, Timeout: 30 * time.Second})},
-	})
-	if err != nil {
-		t.Fatalf("sigstore-go signing and submitting: %v", err)
-	}
-	b, err := bundle.NewBundle(pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyMaterial := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
-		v, err := signature.LoadVerifier(kp.GetPublicKey(), crypto.SHA256)
-		if err != nil {
-			return nil, err
-		}
-		return root.NewExpiringKey(v, time.Time{}, time.Time{}), nil
-	})
-	verifyWith := func(tr root.TrustedMaterial, artifact []byte) error {
-		v, err := verify.NewVerifier(root.TrustedMaterialCollection{tr, keyMaterial}, verify.WithTransparencyLog(1), verify.WithNoObserverTimestamps())
-		if err != nil {
-			return err
-		}
-		_, err = v.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(artifact)), verify.WithKey()))
-		return err
-	}
+	signed := sigstoreSign(ctx, t, s.baseURL, artifact)
+	verifyWith := func(tr root.TrustedMaterial, artifact []byte) error { return signed.verify(tr, artifact) }
 
 	t.Run("sigstore-go verifies the bundle against the trust-root output", func(t *testing.T) {
 		if err := verifyWith(trustedRoot, artifact); err != nil {
@@ -205,7 +177,7 @@ func TestTrustRoot(t *testing.T) {
 			if len(logs) != 1 {
 				t.Fatalf("%d logs in the trusted root, want 1", len(logs))
 			}
-			key, err := readPublicKey(filepath.Join(dir, "keys", pubFileName))
+			key, err := readPublicKey(filepath.Join(dir, "keys", pubFileName), "", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,7 +212,8 @@ func mustKeyID(t *testing.T, vkey string) []byte {
 }
 
 // runFsck runs Tessera's fsck against the log at baseURL. fsck v1.0.4 reports a failed check in its
-// log and still exits 0, so success is its report of the completed ranges and no failure line.
+// log and still exits 0, so success is its "Successfully fsck'd log with size N" line, its report
+// of the completed ranges and no failure line.
 func runFsck(ctx context.Context, t *testing.T, baseURL, pubKey string) (string, error) {
 	t.Helper()
 	fctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -258,6 +231,55 @@ func runFsck(ctx context.Context, t *testing.T, baseURL, pubKey string) (string,
 		return string(out), fmt.Errorf("fsck reported a failure")
 	case !strings.Contains(string(out), "Completed ranges"):
 		return string(out), fmt.Errorf("fsck did not report completing")
+	case !strings.Contains(string(out), "Successfully fsck'd log with size"):
+		return string(out), fmt.Errorf("fsck did not report success")
 	}
 	return string(out), nil
+}
+
+// sigstoreBundle is a bundle sigstore-go made: it signed an artifact with a new key and logged it
+// through its own Rekor v2 client.
+type sigstoreBundle struct {
+	b   *bundle.Bundle
+	key root.TrustedMaterial
+}
+
+// sigstoreSign has sigstore-go sign artifact with a new key and log it at baseURL.
+func sigstoreSign(ctx context.Context, t *testing.T, baseURL string, artifact []byte) *sigstoreBundle {
+	t.Helper()
+	kp, err := sign.NewEphemeralKeypair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := sign.Bundle(&sign.PlainData{Data: artifact}, kp, sign.BundleOptions{
+		Context:          ctx,
+		TransparencyLogs: []sign.Transparency{sign.NewRekor(&sign.RekorOptions{BaseURL: baseURL, Version: 2, Timeout: 30 * time.Second})},
+	})
+	if err != nil {
+		t.Fatalf("sigstore-go signing and submitting to %s: %v", baseURL, err)
+	}
+	b, err := bundle.NewBundle(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyMaterial := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+		v, err := signature.LoadVerifier(kp.GetPublicKey(), crypto.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		return root.NewExpiringKey(v, time.Time{}, time.Time{}), nil
+	})
+	return &sigstoreBundle{b: b, key: keyMaterial}
+}
+
+// verify is cosign-style verification through sigstore-go: the bundle's entry must be in a log tr
+// trusts (its checkpoint verified with the log key by rekor-tiles' note verifier), for artifact,
+// signed by the bundle's key.
+func (sb *sigstoreBundle) verify(tr root.TrustedMaterial, artifact []byte) error {
+	v, err := verify.NewVerifier(root.TrustedMaterialCollection{tr, sb.key}, verify.WithTransparencyLog(1), verify.WithNoObserverTimestamps())
+	if err != nil {
+		return err
+	}
+	_, err = v.Verify(sb.b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(artifact)), verify.WithKey()))
+	return err
 }

@@ -8,6 +8,7 @@ import (
 
 	prototrustroot "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/quirelog/quire/api/rekor"
 )
@@ -37,6 +38,29 @@ func buildTrustMaterial(baseURL string, key *logKey, validFrom time.Time, operat
 		return nil, fmt.Errorf("--url: %w", err)
 	}
 	return &trustMaterial{trustedRoot: tr, signingConfig: sc}, nil
+}
+
+// appendTrustMaterial reads the trusted root and signing config in dir and adds the log at
+// baseURL to them as the newest shard (rekor.AppendLog).
+func appendTrustMaterial(dir, baseURL string, key *logKey, validFrom time.Time, operator string) (*trustMaterial, error) {
+	m := &trustMaterial{trustedRoot: &prototrustroot.TrustedRoot{}, signingConfig: &prototrustroot.SigningConfig{}}
+	for _, doc := range []struct {
+		name string
+		msg  proto.Message
+	}{{trustedRootFile, m.trustedRoot}, {signingConfigFile, m.signingConfig}} {
+		b, err := os.ReadFile(filepath.Join(dir, doc.name))
+		if err != nil {
+			return nil, fmt.Errorf("--append: %w", err)
+		}
+		if err := protojson.Unmarshal(b, doc.msg); err != nil {
+			return nil, fmt.Errorf("--append: parsing %s: %w", filepath.Join(dir, doc.name), err)
+		}
+	}
+	l := rekor.Log{URL: baseURL, VerifierKey: key.vkey, Start: validFrom, Operator: operator}
+	if err := rekor.AppendLog(m.trustedRoot, m.signingConfig, l); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // write stores both documents in dir as indented protobuf JSON (camelCase names, as Sigstore's own

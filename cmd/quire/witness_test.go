@@ -315,7 +315,8 @@ func (l *witnessedLog) postWithDeadline(t *testing.T, body []byte, seconds int) 
 }
 
 func TestWitnessedLogFailsClosed(t *testing.T) {
-	l := startWitnessedLog(t)
+	// The write waiting for a quorum below must outlast both witness outages of this test.
+	l := startWitnessedLog(t, "--write-timeout", "55s")
 	k := newECDSA(t)
 
 	ok := t.Run("the policy is logged by witness name and URL, never with the log's key", func(t *testing.T) {
@@ -432,8 +433,9 @@ func TestWitnessedLogFailsClosed(t *testing.T) {
 		if status, body := l.get(fmt.Sprintf("/tile/entries/%s.p/%d", tileIndexPath(stalled/256), stalled%256+2)); status != http.StatusOK {
 			t.Fatalf("the entries waiting for a quorum are not integrated: status %d: %s", status, body)
 		}
-		// Once the publisher has tried, and failed, to publish the tree holding both waiting
-		// entries, nothing it publishes later can come from that attempt.
+		// The publisher has had its chance once it reports refusing the tree that holds both
+		// waiting entries; only then does an unchanged /checkpoint show that the missing quorum,
+		// and not timing, held them back.
 		l.awaitRefusedPublication(t, stalled+2)
 		if raw, size := l.checkpoint(t); size != stalled {
 			t.Fatalf("/checkpoint grew from %d to %d without a quorum:\n%s", stalled, size, raw)
@@ -479,6 +481,69 @@ func TestWitnessedLogFailsClosed(t *testing.T) {
 	if ok {
 		l.stop()
 	}
+}
+
+func TestAWriteWithoutAQuorumIsAnsweredInTimeWithItsIndex(t *testing.T) {
+	l := startWitnessedLog(t, "--write-timeout", "3s")
+	k := newECDSA(t)
+	if status, _ := l.write(t, hashedRekord(t, k, []byte("with a quorum"))); status != http.StatusCreated {
+		t.Fatalf("a write with the quorum up: status %d", status)
+	}
+	l.witnesses[0].kill()
+	l.witnesses[1].kill()
+	body := hashedRekord(t, k, []byte("without a quorum"))
+	var index string
+	t.Run("with fail-closed witnessing and no quorum a write gets 503 with its index and Retry-After", func(t *testing.T) {
+		// The client would wait a minute: the bound must be the server's.
+		client := &http.Client{Timeout: time.Minute}
+		start := time.Now()
+		resp, err := client.Post(l.baseURL+"/api/v2/log/entries", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("the write was not answered: %v", err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("status %d after %v, want 503: %s", resp.StatusCode, time.Since(start), answer)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("answered after %v with --write-timeout 3s", d)
+		}
+		index = resp.Header.Get("X-Log-Index")
+		if _, err := strconv.ParseUint(index, 10, 64); err != nil {
+			t.Fatalf("X-Log-Index %q is not an index: %s", index, answer)
+		}
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra <= 0 {
+			t.Fatalf("Retry-After %q, want a number of seconds", resp.Header.Get("Retry-After"))
+		}
+	})
+	if index == "" {
+		return
+	}
+	t.Run("once a witness is back the same request gets 409 with that index", func(t *testing.T) {
+		l.witnesses[0].start()
+		deadline := time.Now().Add(40 * time.Second)
+		for {
+			resp, err := http.Post(l.baseURL+"/api/v2/log/entries", "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusConflict:
+				if got := resp.Header.Get("X-Log-Index"); got != index {
+					t.Fatalf("409 with X-Log-Index %q, want the %s the 503 gave", got, index)
+				}
+				l.stop()
+				return
+			case resp.StatusCode != http.StatusServiceUnavailable:
+				t.Fatalf("retry: status %d, want 409 (or 503 until publication resumes): %s", resp.StatusCode, answer)
+			case time.Now().After(deadline):
+				t.Fatalf("still 503 40s after a witness came back: %s", answer)
+			}
+		}
+	})
 }
 
 func TestWitnessedLogFailsOpen(t *testing.T) {

@@ -18,7 +18,7 @@ func runBench(ctx context.Context, inv *cli.Invocation, args []string) error {
 	var keyType string
 	var asJSON, strict bool
 	var recordPath string
-	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:3000", "base `URL` of the Rekor v2 compatible log")
+	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:3000", "base `URL` of the Rekor v2 compatible log; the URLs of several front ends of one log, separated by commas, get the requests in turn")
 	fs.IntVar(&cfg.Workers, "workers", loadgen.DefaultWorkers, "concurrent requests (closed loop), or the most in flight with --rate")
 	fs.DurationVar(&cfg.Duration, "duration", loadgen.DefaultDuration, "how long to send requests")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "offered arrivals per second (open loop); 0 for closed-loop workers")

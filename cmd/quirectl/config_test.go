@@ -54,7 +54,7 @@ func TestExitStatuses(t *testing.T) {
 		{name: "a URL that is not http is a usage error", args: []string{"monitor", "--url", "ftp://log.example", "--log-key", logVKey, "--state", filepath.Join(dir, "s")}, code: 2, stderr: "--url"},
 		{name: "a log key that is no key is a usage error", args: []string{"mirror", "--url", "http://127.0.0.1:1", "--log-key", "not a key", "--out", dir}, code: 2, stderr: "--log-key"},
 		{name: "a key type it does not know is a usage error", args: []string{"keygen", "--out", dir, "--type", "dsa"}, code: 2, stderr: "--type"},
-		{name: "a command that fails exits 1", args: []string{"verify", "--bundle", filepath.Join(dir, "missing.json"), "--artifact", "a", "--trusted-root", "r"}, code: 1, stderr: "missing.json"},
+		{name: "a command that fails exits 1", args: []string{"verify", "--bundle", filepath.Join(dir, "missing.json"), "--artifact", "a", "--trusted-root", "r", "--key", "k.pub"}, code: 1, stderr: "missing.json"},
 		{name: "a witness key is no log key", args: []string{"mirror", "--url", "http://127.0.0.1:1", "--log-key", witnessVKey, "--out", dir}, code: 2, stderr: "--log-key"},
 		{name: "version succeeds and names the Go version", args: []string{"version"}, stdout: "go " + runtime.Version()},
 	}

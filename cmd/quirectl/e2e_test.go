@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -22,8 +24,9 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
-// quireServer builds cmd/quire and runs `quire serve` on free 127.0.0.1 ports until the test ends.
-func quireServer(t *testing.T) (url, dataDir string) {
+// quireServer builds cmd/quire and runs `quire serve` on free 127.0.0.1 ports, with extra flags,
+// until the test ends.
+func quireServer(t *testing.T, extra ...string) (url, dataDir string) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "quire")
@@ -34,7 +37,8 @@ func quireServer(t *testing.T) (url, dataDir string) {
 	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
 	url = "http://" + httpAddr
 	dataDir = filepath.Join(dir, "data")
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-listen", httpAddr, "--grpc-listen", grpcAddr, "--public-url", url)
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--http-listen", httpAddr, "--grpc-listen", grpcAddr, "--public-url", url, "--metrics-listen", "127.0.0.1:0")
+	cmd.Args = append(cmd.Args, extra...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -113,11 +117,41 @@ func TestSubmitVerifyMonitorMirrorAgainstQuireServe(t *testing.T) {
 	}
 	bundle0, art0, root := p("bundle-0.json"), p("artifact-0.txt"), p("trusted_root.json")
 
-	t.Run("a submitted bundle verifies offline", func(t *testing.T) {
-		for i := range 3 {
-			if code, out := quirectl(t, "verify", "--bundle", p(fmt.Sprintf("bundle-%d.json", i)), "--artifact", p(fmt.Sprintf("artifact-%d.txt", i)), "--trusted-root", root); code != 0 || !strings.HasPrefix(out, "OK:") {
+	pubKey := func(kt string) string { return filepath.Join(p("keys-"+kt), "key.pub") }
+	t.Run("a submitted bundle verifies offline and names its signer", func(t *testing.T) {
+		for i, kt := range []string{"ecdsa-p256", "ed25519", "rsa-2048"} {
+			code, out := quirectl(t, "verify", "--bundle", p(fmt.Sprintf("bundle-%d.json", i)), "--artifact", p(fmt.Sprintf("artifact-%d.txt", i)), "--trusted-root", root, "--key", pubKey(kt))
+			if code != 0 || !strings.HasPrefix(out, "OK:") {
 				t.Fatalf("verify bundle %d: exit %d: %s", i, code, out)
 			}
+			raw, err := os.ReadFile(pubKey(kt))
+			if err != nil {
+				t.Fatal(err)
+			}
+			block, _ := pem.Decode(raw)
+			sum := sha256.Sum256(block.Bytes)
+			if want := "signed by key SHA256:" + hex.EncodeToString(sum[:]); !strings.Contains(out, want) {
+				t.Errorf("verify of bundle %d does not say %q:\n%s", i, want, out)
+			}
+		}
+	})
+	t.Run("verify without an expected signer is a usage error", func(t *testing.T) {
+		code, out := quirectl(t, "verify", "--bundle", p("bundle-0.json"), "--artifact", p("artifact-0.txt"), "--trusted-root", root)
+		if code != 2 || !strings.Contains(out, "who must have signed") {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+	})
+	t.Run("verify fails the signer check for a bundle another key signed", func(t *testing.T) {
+		code, out := quirectl(t, "verify", "--bundle", p("bundle-0.json"), "--artifact", p("artifact-0.txt"), "--trusted-root", root, "--key", pubKey("ed25519"))
+		if code != 1 || !strings.Contains(out, "FAILED signer check") {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+	})
+	t.Run("verify by certificate identity fails for a bundle signed by a bare key", func(t *testing.T) {
+		code, out := quirectl(t, "verify", "--bundle", p("bundle-0.json"), "--artifact", p("artifact-0.txt"), "--trusted-root", root,
+			"--certificate-identity", "release@example.com", "--certificate-oidc-issuer", "https://accounts.example.com")
+		if code != 1 || !strings.Contains(out, "FAILED signer check") {
+			t.Fatalf("exit %d: %s", code, out)
 		}
 	})
 
@@ -174,7 +208,7 @@ func TestSubmitVerifyMonitorMirrorAgainstQuireServe(t *testing.T) {
 		{"verify fails for an unmet witness policy", bundle0, art0, root, policy, "witness policy"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"verify", "--bundle", tc.bundle, "--artifact", tc.artifact, "--trusted-root", tc.root}
+			args := []string{"verify", "--bundle", tc.bundle, "--artifact", tc.artifact, "--trusted-root", tc.root, "--key", pubKey("ecdsa-p256")}
 			if tc.policy != "" {
 				args = append(args, "--witness-policy", tc.policy)
 			}

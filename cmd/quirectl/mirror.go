@@ -31,7 +31,7 @@ func runMirror(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := tilesFetcher(*logURL)
+	f, err := tilesFetcher(*logURL, httpClient(inv.Stderr))
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/quirelog/quire/api/client/monitor"
+	"github.com/quirelog/quire/api/rekor"
 	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
@@ -26,21 +28,22 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// loadLogVerifier accepts a log's verifier key inline or as the path of a file holding it.
+// loadLogVerifier accepts a log's verifier key (Ed25519, or ECDSA P-256 as type 0x02) inline or
+// as the path of a file holding it.
 func loadLogVerifier(s string) (note.Verifier, error) {
 	vkey := s
 	if data, err := os.ReadFile(s); err == nil {
 		vkey = strings.TrimSpace(string(data))
 	}
-	v, err := note.NewVerifier(vkey)
+	v, _, err := rekor.ParseVerifierKey(vkey)
 	if err != nil {
 		return nil, cli.Usagef("--log-key: not a verifier key or a file holding one: %w", err)
 	}
 	return v, nil
 }
 
-// tilesFetcher reads tlog-tiles from the log's base URL.
-func tilesFetcher(base string) (*client.HTTPFetcher, error) {
+// tilesFetcher reads tlog-tiles from the log's base URL with hc.
+func tilesFetcher(base string, hc *http.Client) (*client.HTTPFetcher, error) {
 	u, err := url.Parse(strings.TrimSuffix(base, "/") + "/")
 	if err != nil {
 		return nil, cli.Usagef("--url: %w", err)
@@ -48,7 +51,7 @@ func tilesFetcher(base string) (*client.HTTPFetcher, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, cli.Usagef("--url %q: scheme must be http or https", base)
 	}
-	return client.NewHTTPFetcher(u, nil)
+	return client.NewHTTPFetcher(u, hc)
 }
 
 func runMonitor(ctx context.Context, inv *cli.Invocation, args []string) error {
@@ -71,7 +74,7 @@ func runMonitor(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := tilesFetcher(*logURL)
+	f, err := tilesFetcher(*logURL, httpClient(inv.Stderr))
 	if err != nil {
 		return err
 	}

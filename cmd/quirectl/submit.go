@@ -70,7 +70,7 @@ func runSubmit(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.New(*logURL)
+	c, err := client.New(*logURL, client.WithHTTPClient(httpClient(inv.Stderr)), client.WithUserAgent("quirectl"))
 	if err != nil {
 		return cli.Usagef("--url: %w", err)
 	}

@@ -19,6 +19,16 @@
 //
 //	witness cycles=N cosigned=M inconsistent=0
 //
+// With -scaleout N, the log instead runs as N `quire serve` front ends on one MySQL database
+// under load spread over them: copies of acknowledged entries go to other front ends and must get
+// the first copy's index, entries sent to two front ends at once must get true answers, one front
+// end is SIGKILLed mid-load and brought back, every acknowledged entry is re-read through two front
+// ends, every checkpoint seen on any of them is proven a prefix of the final tree, every answered
+// checkpoint must be in each front end's history, and Tessera's fsck command must print its
+// success line. It prints
+//
+//	scaleout frontends=N killed=1 acknowledged=M lost=0 inconsistent=0 duplicates=D dup_wrong=0 ...
+//
 // and exits 1 on any loss or inconsistency. scripts/crashtest/run builds the binaries and runs it.
 package main
 
@@ -47,7 +57,11 @@ type options struct {
 	sample        int
 	quick         bool
 	verbose       bool
+	scaleout      int
 }
+
+// scaleoutDSNEnv names the environment variable with the DSN of the database -scaleout uses.
+const scaleoutDSNEnv = "QUIRE_CRASHTEST_MYSQL_DSN"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -76,7 +90,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	failed := false
-	if o.quireBin != "" {
+	if o.quireBin != "" && o.scaleout > 0 {
+		if !runScaleoutCmd(ctx, o, stdout, stderr, logf) {
+			failed = true
+		}
+	} else if o.quireBin != "" {
 		dir, err := os.MkdirTemp(o.workDir, "quire-")
 		if err != nil {
 			fmt.Fprintf(stderr, "crashtest: %v\n", err)
@@ -142,6 +160,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.sample, "sample", 300, "older acknowledged entries re-read after each restart")
 	fs.BoolVar(&o.quick, "quick", false, "a short run: 5 cycles each, 16 writers, kills within 600ms")
 	fs.BoolVar(&o.verbose, "v", false, "log each cycle")
+	fs.IntVar(&o.scaleout, "scaleout", 0, "instead of the log test, run `N` quire serve front ends on the MySQL database of $"+scaleoutDSNEnv+" under load and SIGKILL one of them, -max-up into the load")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -161,6 +180,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			o.maxUp = 600 * time.Millisecond
 		}
 	}
+	if o.scaleout == 1 || o.scaleout < 0 {
+		return nil, fmt.Errorf("-scaleout takes at least 2 front ends")
+	}
 	if o.witnessCycles == 0 {
 		o.witnessCycles = o.cycles
 	}
@@ -171,4 +193,37 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("nothing to test: give -quire and/or -quire-witness")
 	}
 	return o, nil
+}
+
+// runScaleoutCmd runs the scale-out test and prints its line; it reports whether it passed.
+func runScaleoutCmd(ctx context.Context, o *options, stdout, stderr io.Writer, logf func(string, ...any)) bool {
+	dsn := os.Getenv(scaleoutDSNEnv)
+	if dsn == "" {
+		fmt.Fprintf(stderr, "crashtest: -scaleout needs $%s, the DSN of a MySQL database (scripts/mariadb start DIR prints one)\n", scaleoutDSNEnv)
+		return false
+	}
+	dir, err := os.MkdirTemp(o.workDir, "scaleout-")
+	if err != nil {
+		fmt.Fprintf(stderr, "crashtest: %v\n", err)
+		return false
+	}
+	res, err := runScaleout(ctx, scaleoutConfig{
+		QuireBin: o.quireBin, FsckBin: o.fsckBin, WorkDir: dir, DSN: dsn, FrontEnds: o.scaleout,
+		Writers: o.writers, Load: o.maxUp, Logf: logf,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "crashtest: scale-out: %v (files in %s)\n", err, dir)
+		return false
+	}
+	fmt.Fprintf(stdout, "scaleout frontends=%d killed=1 acknowledged=%d lost=%d inconsistent=%d duplicates=%d dup_wrong=%d raced=%d raced_wrong=%d history_wrong=%d fsck_size=%d\n",
+		res.FrontEnds, res.Acknowledged, res.Lost, res.Inconsistent, res.Duplicates, res.DupWrong, res.RacedPairs, res.RacedWrong, res.HistoryWrong, res.FsckSize)
+	logf("final tree size %d, distinct checkpoints checked %d, raced entries logged once %d and twice %d, history lookups %d",
+		res.TreeSize, res.Checkpoints, res.RacedOnce, res.RacedTwice, res.HistoryChecked)
+	if res.Lost != 0 || res.Inconsistent != 0 || res.DupWrong != 0 || res.RacedWrong != 0 || res.HistoryWrong != 0 ||
+		res.Acknowledged == 0 || res.Duplicates == 0 || res.FsckSize < res.TreeSize {
+		fmt.Fprintf(stderr, "crashtest: scale-out FAILED (files kept in %s)\n", dir)
+		return false
+	}
+	os.RemoveAll(dir)
+	return true
 }

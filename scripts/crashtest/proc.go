@@ -22,12 +22,21 @@ type proc struct {
 }
 
 func startProc(bin string, args []string, logPath string) (*proc, error) {
+	return startProcEnv(bin, args, nil, logPath)
+}
+
+// startProcEnv is startProc with env added to this process's environment; env is not logged,
+// since it may hold a password.
+func startProcEnv(bin string, args, env []string, logPath string) (*proc, error) {
 	out, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening process log %s: %w", logPath, err)
 	}
 	fmt.Fprintf(out, "=== %s start %s %q\n", time.Now().UTC().Format(time.RFC3339Nano), bin, args)
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		out.Close()
@@ -145,7 +154,12 @@ func tail(path string, n int64) string {
 // in a cycle is ready for load; on failure the process is killed and its log
 // tail is part of the error.
 func startHealthy(ctx context.Context, hc *http.Client, bin string, args []string, logPath, healthURL string) (*proc, error) {
-	p, err := startProc(bin, args, logPath)
+	return startHealthyEnv(ctx, hc, bin, args, nil, logPath, healthURL)
+}
+
+// startHealthyEnv is startHealthy with env added to the environment (see startProcEnv).
+func startHealthyEnv(ctx context.Context, hc *http.Client, bin string, args, env []string, logPath, healthURL string) (*proc, error) {
+	p, err := startProcEnv(bin, args, env, logPath)
 	if err != nil {
 		return nil, err
 	}

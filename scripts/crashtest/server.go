@@ -274,6 +274,7 @@ func (t *serverTest) setup(ctx context.Context) error {
 	t.args = []string{"serve",
 		"--data-dir", t.dataDir, "--key", t.keyPath, "--origin", crashOrigin, "--public-url", t.baseURL,
 		"--http-listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--grpc-listen", fmt.Sprintf("127.0.0.1:%d", grpcPort),
+		"--metrics-listen", "127.0.0.1:0",
 		"--checkpoint-interval", "50ms", "--batch-max-age", "20ms", "--batch-max-size", "256",
 	}
 	t.hc = &http.Client{
@@ -324,14 +325,7 @@ func (t *serverTest) writer(ctx context.Context, c *client.Client) {
 		return
 	}
 	for ctx.Err() == nil {
-		digest := make([]byte, crypto.SHA256.Size())
-		_, _ = rand.Read(digest)
-		req, err := client.NewHashedRekordRequest(signer, digest)
-		if err != nil {
-			t.cfg.Logf("writer: %v", err)
-			return
-		}
-		body, err := client.MarshalCreateEntryRequest(req)
+		body, digest, err := freshRequest(signer)
 		if err != nil {
 			t.cfg.Logf("writer: %v", err)
 			return
@@ -348,6 +342,21 @@ func (t *serverTest) writer(ctx context.Context, c *client.Client) {
 		}
 		t.recordAnswer(raw, digest)
 	}
+}
+
+// freshRequest is a really signed hashedrekord request for a new random digest, and the digest.
+func freshRequest(signer crypto.Signer) ([]byte, []byte, error) {
+	digest := make([]byte, crypto.SHA256.Size())
+	_, _ = rand.Read(digest)
+	req, err := client.NewHashedRekordRequest(signer, digest)
+	if err != nil {
+		return nil, nil, err
+	}
+	body, err := client.MarshalCreateEntryRequest(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return body, digest, nil
 }
 
 // recordAnswer keeps a 201 as acknowledged, and first checks it on its own terms: the inclusion

@@ -17,6 +17,7 @@
 package index
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/quirelog/quire/storage/pebblelog"
+	"github.com/quirelog/quire/storage/readonly"
 )
 
 var progressKey = []byte("\x00progress")
@@ -43,11 +45,32 @@ type DB struct {
 // Open opens (creating if needed) the index database in directory path. Pebble's messages go to
 // logger (nil: slog.Default()); failures that matter also reach the caller as errors.
 func Open(path string, logger *slog.Logger) (*DB, error) {
-	db, err := pebble.Open(path, &pebble.Options{Logger: pebblelog.New(logger)})
+	return open(path, &pebble.Options{Logger: pebblelog.New(logger)})
+}
+
+// OpenReadOnly opens an existing index database for lookups only, on read-only media too (see
+// storage/readonly); Add then fails.
+func OpenReadOnly(path string, logger *slog.Logger) (*DB, error) {
+	opts := &pebble.Options{Logger: pebblelog.New(logger)}
+	readonly.Options(opts)
+	return open(path, opts)
+}
+
+func open(path string, opts *pebble.Options) (*DB, error) {
+	db, err := pebble.Open(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening index database %s: %w", path, err)
 	}
 	return &DB{db: db}, nil
+}
+
+// Backup writes a consistent copy of the index to dir, which must not exist, while it is in use
+// (a Pebble checkpoint, as storage/pebble's Backup).
+func (d *DB) Backup(dir string) error {
+	if err := d.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("checkpointing the index database into %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -102,11 +125,14 @@ func (d *DB) Add(ctx context.Context, keys [][]byte, indices []uint64, next uint
 	return nil
 }
 
-// Lookup returns at most limit indices recorded for key, smallest first
-// (limit <= 0: all of them).
-func (d *DB) Lookup(ctx context.Context, key []byte, limit int) ([]uint64, error) {
+// Lookup returns at most limit indices recorded for key, smallest first,
+// starting at the first one at or above from (limit <= 0: all of them). The
+// start is a seek in the index, so every page costs the same however deep it
+// is.
+func (d *DB) Lookup(ctx context.Context, key []byte, from uint64, limit int) ([]uint64, error) {
 	prefix := postingPrefix(key)
-	it, err := d.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	lower := binary.BigEndian.AppendUint64(bytes.Clone(prefix), from)
+	it, err := d.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("looking up index key: %w", err)
 	}

@@ -19,7 +19,7 @@ func TestIndex(t *testing.T) {
 		if err != nil || p != 0 {
 			t.Fatalf("Progress() = %d, %v; want 0, nil", p, err)
 		}
-		got, err := d.Lookup(ctx, []byte("a"), 0)
+		got, err := d.Lookup(ctx, []byte("a"), 0, 0)
 		if err != nil || len(got) != 0 {
 			t.Fatalf("Lookup() = %v, %v; want none", got, err)
 		}
@@ -32,18 +32,23 @@ func TestIndex(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		key   []byte
+		from  uint64
 		limit int
 		want  []uint64
 	}{
-		{"a key returns its indices in increasing order", []byte("a"), 0, []uint64{2, 7, 1 << 40}},
-		{"a key that prefixes another does not see the other's postings", []byte("ab"), 0, []uint64{3}},
-		{"the limit caps the answer to the smallest indices", []byte("a"), 2, []uint64{2, 7}},
-		{"an empty key is a key like any other", []byte{}, 0, []uint64{5}},
-		{"an all-0xff key is found", []byte{0xff, 0xff}, 0, []uint64{6}},
-		{"an unknown key has no postings", []byte("c"), 0, nil},
+		{"a key returns its indices in increasing order", []byte("a"), 0, 0, []uint64{2, 7, 1 << 40}},
+		{"a key that prefixes another does not see the other's postings", []byte("ab"), 0, 0, []uint64{3}},
+		{"the limit caps the answer to the smallest indices", []byte("a"), 0, 2, []uint64{2, 7}},
+		{"a start index skips the smaller indices", []byte("a"), 3, 0, []uint64{7, 1 << 40}},
+		{"a start index that is an index includes it", []byte("a"), 7, 1, []uint64{7}},
+		{"a start index past every index finds none", []byte("a"), 1<<40 + 1, 0, nil},
+		{"a start index does not reach into the next key", []byte{}, 6, 0, nil},
+		{"an empty key is a key like any other", []byte{}, 0, 0, []uint64{5}},
+		{"an all-0xff key is found", []byte{0xff, 0xff}, 0, 0, []uint64{6}},
+		{"an unknown key has no postings", []byte("c"), 0, 0, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := d.Lookup(ctx, tc.key, tc.limit)
+			got, err := d.Lookup(ctx, tc.key, tc.from, tc.limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +61,7 @@ func TestIndex(t *testing.T) {
 		if err := d.Add(ctx, [][]byte{[]byte("z")}, []uint64{1}, 9); err == nil {
 			t.Fatal("Add with smaller progress succeeded")
 		}
-		if got, _ := d.Lookup(ctx, []byte("z"), 0); len(got) != 0 {
+		if got, _ := d.Lookup(ctx, []byte("z"), 0, 0); len(got) != 0 {
 			t.Fatalf("refused Add left postings %v", got)
 		}
 	})
@@ -78,7 +83,7 @@ func TestIndex(t *testing.T) {
 		if err != nil || p != 10 {
 			t.Fatalf("Progress() = %d, %v; want 10", p, err)
 		}
-		got, err := d2.Lookup(ctx, []byte("a"), 0)
+		got, err := d2.Lookup(ctx, []byte("a"), 0, 0)
 		if err != nil || !slices.Equal(got, []uint64{2, 7, 1 << 40}) {
 			t.Fatalf("Lookup after reopen = %v, %v", got, err)
 		}

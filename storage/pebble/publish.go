@@ -33,6 +33,15 @@ func (s *Storage) Appender(ctx context.Context, opts *tessera.AppendOptions) (*t
 		return nil, nil, errors.New("pebble storage is closed")
 	case s.started:
 		return nil, nil, errors.New("pebble storage: an appender is already running")
+	case s.importing:
+		return nil, nil, errors.New("pebble storage: an import is running")
+	case s.cfg.ReadOnly:
+		return nil, nil, errors.New("pebble storage: opened read-only")
+	}
+	if size, frozen, err := s.Frozen(); err != nil {
+		return nil, nil, err
+	} else if frozen {
+		return nil, nil, fmt.Errorf("the log was frozen at size %d: %w", size, ErrFrozen)
 	}
 
 	seq, err := newSequencer(s)
@@ -133,31 +142,45 @@ func (s *Storage) publishDue(interval, repub time.Duration) (time.Duration, bool
 }
 
 // publish signs a checkpoint for the current integrated tree, stores it (latest and history) in
-// one synced batch, and only then makes it visible and wakes Await callers.
+// one synced batch, and only then makes it visible and wakes Await callers. Config.OnPublish and
+// the publications metric hear of every attempt.
 func (s *Storage) publish(ctx context.Context, publish publishFn) error {
+	size, cp, err := s.publishOnce(ctx, publish)
+	result := publishOK
+	if err != nil {
+		result = publishFailed
+	}
+	s.metrics.publications.WithLabelValues(result).Inc()
+	if s.cfg.OnPublish != nil {
+		s.cfg.OnPublish(size, cp, err)
+	}
+	return err
+}
+
+func (s *Storage) publishOnce(ctx context.Context, publish publishFn) (uint64, []byte, error) {
 	head, prev := s.tree.Load(), s.pub.Load()
 	if prev.cp != nil && head.size < prev.size {
-		return fmt.Errorf("integrated size %d is below published size %d", head.size, prev.size)
+		return head.size, nil, fmt.Errorf("integrated size %d is below published size %d", head.size, prev.size)
 	}
 	cp, err := publish(ctx, head.size, head.root)
 	if err != nil {
-		return fmt.Errorf("signing checkpoint for size %d: %w", head.size, err)
+		return head.size, nil, fmt.Errorf("signing checkpoint for size %d: %w", head.size, err)
 	}
 	now := time.Now().UnixNano()
 	wb := s.db.NewBatch()
 	defer wb.Close()
 	if err := wb.Set([]byte{keyCheckpoint}, encodePublished(now, head.size, cp), nil); err != nil {
-		return fmt.Errorf("batching checkpoint for size %d: %w", head.size, err)
+		return head.size, nil, fmt.Errorf("batching checkpoint for size %d: %w", head.size, err)
 	}
 	if err := wb.Set(historyKey(head.size), cp, nil); err != nil {
-		return fmt.Errorf("batching checkpoint history for size %d: %w", head.size, err)
+		return head.size, nil, fmt.Errorf("batching checkpoint history for size %d: %w", head.size, err)
 	}
 	if err := wb.Commit(pdb.Sync); err != nil {
-		return fmt.Errorf("committing checkpoint for size %d: %w", head.size, err)
+		return head.size, nil, fmt.Errorf("committing checkpoint for size %d: %w", head.size, err)
 	}
 	s.pub.Store(&published{size: head.size, atNano: now, cp: cp, next: make(chan struct{})})
 	close(prev.next)
-	return nil
+	return head.size, cp, nil
 }
 
 // Await resolves f and then blocks until a published checkpoint covers its index, returning the

@@ -48,7 +48,8 @@ type batch struct {
 	results []tessera.Index // set by the sequencer before done is closed
 	err     error           // set by the sequencer before done is closed
 	done    chan struct{}
-	bytes   int // total entry data, for maxMergedBytes
+	bytes   int       // total entry data, for maxMergedBytes
+	created time.Time // when its first entry was queued, for the latency metric
 }
 
 // queue gathers entries into batches that flush by size or by age into the sequencer's channel,
@@ -75,7 +76,7 @@ func (q *queue) add(e *tessera.Entry) (*batch, int, error) {
 		return nil, 0, errors.New("pebble storage is closed")
 	}
 	if q.cur == nil {
-		b := &batch{entries: make([]*tessera.Entry, 0, min(q.maxSize, 1024)), done: make(chan struct{})}
+		b := &batch{entries: make([]*tessera.Entry, 0, min(q.maxSize, 1024)), done: make(chan struct{}), created: time.Now()}
 		q.cur = b
 		if q.maxAge > 0 {
 			time.AfterFunc(q.maxAge, func() { q.flushIf(b) })
@@ -133,6 +134,10 @@ type edgeTile struct {
 type sequencer struct {
 	s     *Storage
 	dedup bool
+	// keepDuplicates appends an entry already logged instead of answering with the first copy's
+	// index, for an import, which must reproduce its source index for index; the dedup record
+	// still names the first copy.
+	keepDuplicates bool
 
 	size   uint64
 	rng    *compact.Range
@@ -240,13 +245,18 @@ func (seq *sequencer) run(ctx context.Context, in <-chan *batch) {
 			seq.fail(group, fmt.Errorf("appender context done: %w", err))
 			continue
 		}
+		start, before := time.Now(), seq.size
 		if err := seq.commit(group); err != nil {
+			seq.s.commitFault.Store(&err)
 			seq.fail(group, err)
 			if rerr := seq.reload(); rerr != nil {
 				seq.s.setBroken(fmt.Errorf("after failed commit (%w), reloading state: %w", err, rerr))
 			}
 			continue
 		}
+		seq.s.commitFault.Store(nil)
+		now := time.Now()
+		seq.s.metrics.observeCommit(group, int(seq.size-before), now.Sub(start), now)
 		for _, b := range group {
 			seq.s.outstanding.Add(-int64(len(b.entries)))
 			close(b.done)
@@ -298,20 +308,22 @@ func (seq *sequencer) commit(group []*batch) error {
 		for i, e := range b.entries {
 			k++
 			if seq.dedup {
-				if idx, ok := seq.seen[string(e.Identity())]; ok {
-					b.results[i] = tessera.Index{Index: idx, IsDup: true}
-					continue
+				first, ok := seq.seen[string(e.Identity())]
+				if !ok && seq.stored[k] >= 0 {
+					first, ok = uint64(seq.stored[k]), true
 				}
-				if idx := seq.stored[k]; idx >= 0 {
-					b.results[i] = tessera.Index{Index: uint64(idx), IsDup: true}
+				switch {
+				case ok && !seq.keepDuplicates:
+					b.results[i] = tessera.Index{Index: first, IsDup: true}
 					continue
-				}
-				seq.seen[string(e.Identity())] = seq.size
-				seq.key = dedupKey(seq.key, e.Identity())
-				var v [8]byte
-				binary.BigEndian.PutUint64(v[:], seq.size)
-				if err := wb.Set(seq.key, v[:], nil); err != nil {
-					return fmt.Errorf("batching dedup key for index %d: %w", seq.size, err)
+				case !ok:
+					seq.seen[string(e.Identity())] = seq.size
+					seq.key = dedupKey(seq.key, e.Identity())
+					var v [8]byte
+					binary.BigEndian.PutUint64(v[:], seq.size)
+					if err := wb.Set(seq.key, v[:], nil); err != nil {
+						return fmt.Errorf("batching dedup key for index %d: %w", seq.size, err)
+					}
 				}
 			}
 			b.results[i] = tessera.Index{Index: seq.size}

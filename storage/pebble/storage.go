@@ -19,6 +19,7 @@
 //	"b" index u64                     entry bundle: entry count u8 (0 = 256) | tlog-tiles bundle
 //	"d" identity                      dedup: index u64 of the first entry with that identity
 //	"z" index u64                     gzip form of full entry bundle index (derived, see full.go)
+//	"f"                               frozen: final tree size u64 (see Freeze)
 //
 // A tile or bundle position has one key: the right-edge partial is overwritten as it grows and is
 // final once full. A request for a smaller partial width is served by truncation, which yields
@@ -39,12 +40,14 @@ import (
 
 	pdb "github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api/layout"
 
 	"github.com/quirelog/quire/api/tiles"
 	"github.com/quirelog/quire/storage/pebblelog"
+	"github.com/quirelog/quire/storage/readonly"
 )
 
 const (
@@ -58,6 +61,7 @@ const (
 	keyBundle     = 'b'
 	keyDedup      = 'd'
 	keyGzip       = 'z'
+	keyFrozen     = 'f'
 
 	hashSize = 32
 
@@ -93,6 +97,15 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives publishing failures and Pebble's own messages; nil means slog.Default().
 	Logger *slog.Logger
+	// ReadOnly opens an existing database for reading only, on read-only media too (see package
+	// storage/readonly); such a Storage serves reads and starts no appender.
+	ReadOnly bool
+	// Metrics, if set, receives the driver's Prometheus series (see metrics.go).
+	Metrics prometheus.Registerer
+	// OnPublish, if set, is called after every attempt to publish a checkpoint, from the
+	// publishing goroutine, with the tree size tried and either the checkpoint published (with
+	// any cosignatures) or the error. It must not block.
+	OnPublish func(size uint64, checkpoint []byte, err error)
 }
 
 func (c *Config) valid() error {
@@ -154,6 +167,9 @@ type Storage struct {
 	pubDone  chan struct{}
 	cancel   context.CancelFunc
 	nudgePub chan struct{}
+	// importing, guarded by mu, says an Import runs; Appender, Import and Freeze exclude each
+	// other under mu.
+	importing bool
 
 	// appendCtx is the appender's context; Add refuses new entries once it is done.
 	appendCtx      context.Context
@@ -161,6 +177,9 @@ type Storage struct {
 	// outstanding counts entries added but not yet resolved, for pushback.
 	outstanding atomic.Int64
 	broken      brokenState
+	metrics     *metrics
+	// commitFault is the error of the latest commit if it failed; nil once one succeeds.
+	commitFault atomic.Pointer[error]
 }
 
 // treeHead is an immutable snapshot of the integrated tree.
@@ -185,8 +204,10 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
-		return nil, fmt.Errorf("creating database directory %q: %w", cfg.Path, err)
+	if !cfg.ReadOnly {
+		if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
+			return nil, fmt.Errorf("creating database directory %q: %w", cfg.Path, err)
+		}
 	}
 	// Pebble reserves its memtables out of the block cache; without room for them on top, a
 	// write-heavy log is left with no cached blocks at all and every dedup lookup reads the disk.
@@ -200,13 +221,21 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 	}
 	// Most dedup lookups are misses; a bloom filter answers those without reading data blocks.
 	opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	if cfg.ReadOnly {
+		readonly.Options(opts)
+	}
 	db, err := pdb.Open(cfg.Path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble database %q: %w", cfg.Path, err)
 	}
-	s := &Storage{cfg: cfg, db: db, cache: newEdgeCache(cfg.CacheBytes)}
+	s := &Storage{cfg: cfg, db: db, cache: newEdgeCache(cfg.CacheBytes), metrics: newMetrics()}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
+	}
+	if cfg.Metrics != nil {
+		if err := s.register(cfg.Metrics); err != nil {
+			return nil, errors.Join(fmt.Errorf("registering metrics: %w", err), db.Close())
+		}
 	}
 	return s, nil
 }
@@ -215,6 +244,8 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 func (s *Storage) load() error {
 	v, err := s.get([]byte{keyVersion})
 	switch {
+	case errors.Is(err, os.ErrNotExist) && s.cfg.ReadOnly:
+		return fmt.Errorf("database %q holds no log", s.cfg.Path)
 	case errors.Is(err, os.ErrNotExist):
 		if err := s.db.Set([]byte{keyVersion}, []byte{formatVersion}, pdb.Sync); err != nil {
 			return fmt.Errorf("writing format version: %w", err)

@@ -11,7 +11,8 @@
 // Requests are signed before the clock starts (a pool sized from Rate×Duration, or from PoolSize),
 // so the generator spends its CPU on HTTP, not on ECDSA, while the log is measured. If the pool runs
 // dry, background signers top it up and the report says how many were signed during the run.
-// Every request goes through one http.Transport with an idle pool as large as Workers.
+// Every request goes through one http.Transport with an idle pool as large as Workers; several
+// front ends of one log (a comma-separated URL) get the requests in turn.
 //
 // The wire format is the client package's (rekor-tiles v2.3 CreateEntry over REST).
 package loadgen
@@ -29,6 +30,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +56,8 @@ const (
 
 // Config describes one run.
 type Config struct {
-	// URL is the log's base URL (http://127.0.0.1:3000).
+	// URL is the log's base URL (http://127.0.0.1:3000), or the base URLs of several front ends
+	// of one log separated by commas, which get the requests in turn.
 	URL string
 	// Workers is the number of concurrent requests (closed loop) or the most in flight (open loop).
 	Workers int
@@ -168,9 +171,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer tr.CloseIdleConnections()
 		hc = &http.Client{Transport: tr}
 	}
-	c, err := client.New(cfg.URL, client.WithHTTPClient(hc), client.WithUserAgent("quirectl-bench"))
-	if err != nil {
-		return nil, err
+	var clients []*client.Client
+	for _, u := range strings.Split(cfg.URL, ",") {
+		c, err := client.New(strings.TrimSpace(u), client.WithHTTPClient(hc), client.WithUserAgent("quirectl-bench"))
+		if err != nil {
+			return nil, err
+		}
+		clients = append(clients, c)
 	}
 	gen, err := NewGenerator(cfg.KeyType, cfg.Keys)
 	if err != nil {
@@ -182,7 +189,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer src.stop()
 
-	r := &run{cfg: cfg, c: c, src: src, errs: map[string]int64{}}
+	r := &run{cfg: cfg, clients: clients, src: src, errs: map[string]int64{}}
 	cpu0, cpuOK := processCPU()
 	start := time.Now()
 	deadline := start.Add(cfg.Duration)
@@ -206,9 +213,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // run is the state shared by the workers of one Run.
 type run struct {
-	cfg Config
-	c   *client.Client
-	src *source
+	cfg     Config
+	clients []*client.Client
+	next    atomic.Uint64 // which client sends the next request
+	src     *source
 
 	mu         sync.Mutex
 	latencies  []time.Duration // of 201s, all workers; appended in per-worker chunks
@@ -257,7 +265,8 @@ func (r *run) do(ctx context.Context, ws *workerStats, sched, deadline time.Time
 		return
 	}
 	reqCtx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
-	raw, err := r.c.PostEntry(reqCtx, body)
+	c := r.clients[r.next.Add(1)%uint64(len(r.clients))]
+	raw, err := c.PostEntry(reqCtx, body)
 	cancel()
 	done := time.Now()
 	lat := done.Sub(sched)

@@ -174,6 +174,33 @@ func TestClosedLoopSendsDistinctSignedRequests(t *testing.T) {
 	}
 }
 
+func TestSeveralFrontEndsGetTheRequestsInTurn(t *testing.T) {
+	fes := []*checkingLog{newCheckingLog(t, time.Millisecond), newCheckingLog(t, time.Millisecond), newCheckingLog(t, time.Millisecond)}
+	rep, err := Run(context.Background(), Config{
+		URL:      fes[0].URL + "," + fes[1].URL + ", " + fes[2].URL,
+		Workers:  6,
+		Duration: 500 * time.Millisecond,
+		PoolSize: 1000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i, l := range fes {
+		l.mu.Lock()
+		n, rejected := l.created, len(l.rejected)
+		l.mu.Unlock()
+		total += n
+		// In turn: no front end gets more than its share plus the workers' last round.
+		if n == 0 || rejected != 0 || int64(n) > rep.Sent/3+6 {
+			t.Errorf("front end %d created %d of %d (rejected %d)", i, n, rep.Sent, rejected)
+		}
+	}
+	if int64(total) != rep.Created+rep.CreatedAfterEnd {
+		t.Errorf("the front ends created %d, the report counts %d", total, rep.Created+rep.CreatedAfterEnd)
+	}
+}
+
 func TestOpenLoopChargesQueueingToLatency(t *testing.T) {
 	// Two workers against 50 ms answers can carry 40/s; 100/s offered must queue, and latency
 	// counted from the schedule must show it.

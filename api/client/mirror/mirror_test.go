@@ -53,6 +53,19 @@ type source struct {
 	n      atomic.Int64
 }
 
+// setOnRequest and setTamper change the source's behaviour while its handler may be running.
+func (s *source) setOnRequest(f func(path string, n int)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onRequest = f
+}
+
+func (s *source) setTamper(f func(path string, body []byte) []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tamper = f
+}
+
 func newSource(dir string) *source {
 	s := &source{dir: dir, counts: map[string]int{}}
 	fsrv := http.FileServer(http.Dir(dir))
@@ -209,13 +222,14 @@ func TestMirrorInterruptedResumedAndCaughtUp(t *testing.T) {
 	t.Run("an interrupted mirror leaves no checkpoint and only whole files", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		src.onRequest = func(p string, n int) {
+		src.setOnRequest(func(p string, n int) {
 			if n == 200 {
 				cancel()
 			}
-		}
+		})
 		_, err := Mirror(cctx, src.config(t, dir, v))
-		src.onRequest = nil
+		// Requests of the cancelled run may still be in flight.
+		src.setOnRequest(nil)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("interrupted mirror returned %v, want context.Canceled", err)
 		}
@@ -367,7 +381,7 @@ func TestMirrorRejectsABadSource(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			src := newSource(small)
 			defer src.srv.Close()
-			src.tamper = tc.tamper
+			src.setTamper(tc.tamper)
 			dir := t.TempDir()
 			_, err := Mirror(ctx, src.config(t, dir, v))
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

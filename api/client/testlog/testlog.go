@@ -47,17 +47,6 @@ type Log struct {
 // Open starts (or reopens) the log in dir, publishing checkpoints every 100ms.
 // The log's background work stops at Close.
 func Open(ctx context.Context, dir string, key Key) (*Log, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	l, err := open(ctx, dir, key)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	l.cancel = cancel
-	return l, nil
-}
-
-func open(ctx context.Context, dir string, key Key) (*Log, error) {
 	signer, err := note.NewSigner(key.SKey)
 	if err != nil {
 		return nil, fmt.Errorf("loading signer: %w", err)
@@ -66,6 +55,23 @@ func open(ctx context.Context, dir string, key Key) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading verifier: %w", err)
 	}
+	return OpenSigned(ctx, dir, signer, verifier)
+}
+
+// OpenSigned is Open for a log whose checkpoints signer signs (an ECDSA note signer, as
+// rekor-tiles makes of a PEM or KMS key) and verifier checks.
+func OpenSigned(ctx context.Context, dir string, signer note.Signer, verifier note.Verifier) (*Log, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	l, err := open(ctx, dir, signer, verifier)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	l.cancel = cancel
+	return l, nil
+}
+
+func open(ctx context.Context, dir string, signer note.Signer, verifier note.Verifier) (*Log, error) {
 	driver, err := posix.New(ctx, posix.Config{Path: dir})
 	if err != nil {
 		return nil, fmt.Errorf("opening POSIX storage in %s: %w", dir, err)

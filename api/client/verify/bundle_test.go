@@ -26,7 +26,7 @@ func TestATrustedRootForALogVerifiesItsBundles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Bundle(j, bytes.NewReader(l.artifact), Options{TrustedRoot: tr}); err != nil {
+	if _, err := Bundle(j, bytes.NewReader(l.artifact), Options{TrustedRoot: tr, PublicKey: l.signerPub}); err != nil {
 		t.Fatalf("a bundle from NewBundle does not verify with TrustedRootForLog: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"crypto"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,6 +14,7 @@ import (
 // fuzzFixture holds the checked-in bundle, its artifact and the trusted root it verifies under.
 type fuzzFixture struct {
 	bundle, artifact, trustedRoot []byte
+	signer                        crypto.PublicKey
 }
 
 func readFuzzFixture(f *testing.F) fuzzFixture {
@@ -24,7 +26,11 @@ func readFuzzFixture(f *testing.F) fuzzFixture {
 		}
 		return data
 	}
-	return fuzzFixture{bundle: read("bundle.json"), artifact: read("artifact.txt"), trustedRoot: read("trusted_root.json")}
+	signer, err := ParsePublicKeyPEM(read("signer.pub"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return fuzzFixture{bundle: read("bundle.json"), artifact: read("artifact.txt"), trustedRoot: read("trusted_root.json"), signer: signer}
 }
 
 // FuzzParseBundleRoundTrip checks that a bundle ParseBundle accepts survives MarshalBundle and a
@@ -75,7 +81,7 @@ func FuzzParseTrustedRoot(f *testing.F) {
 		if err != nil || !proto.Equal(tr, again) {
 			t.Fatalf("trusted root changed across marshal and parse (err %v):\n%s", err, j)
 		}
-		if _, err := Bundle(fx.bundle, bytes.NewReader(fx.artifact), Options{TrustedRoot: tr}); err != nil && checkOf(err) == "" {
+		if _, err := Bundle(fx.bundle, bytes.NewReader(fx.artifact), Options{TrustedRoot: tr, PublicKey: fx.signer}); err != nil && checkOf(err) == "" {
 			t.Fatalf("error %v is not a verify.Error", err)
 		}
 	})
@@ -110,7 +116,7 @@ func FuzzParseWitnessPolicy(f *testing.F) {
 				t.Fatalf("endpoint %q has a verifier whose key is not in the policy text", url)
 			}
 		}
-		_, err = Bundle(fx.bundle, bytes.NewReader(fx.artifact), Options{TrustedRoot: tr, WitnessPolicy: wg})
+		_, err = Bundle(fx.bundle, bytes.NewReader(fx.artifact), Options{TrustedRoot: tr, WitnessPolicy: wg, PublicKey: fx.signer})
 		if err != nil && checkOf(err) != CheckWitnessPolicy {
 			t.Fatalf("an accepted policy made the fixture fail another check: %v", err)
 		}

@@ -8,13 +8,17 @@
 //  2. CheckArtifactDigest: the artifact's digest equals the bundle's messageDigest.
 //  3. CheckSignature: the signature verifies over that digest with the signer's key (a certificate in
 //     the bundle, or, for a public key hint, the key recorded in the log entry).
-//  4. CheckCanonicalBody: the Rekor v2 canonical body rebuilt from the bundle (RFC 8785 JCS of the
+//  4. CheckSigner: the signer is the one expected, as cosign verify-blob requires one: the key
+//     given (Options.PublicKey), or a certificate that chains to a certificate authority of the
+//     trusted root, at a time a timestamp authority of the trusted root vouches for, and names the
+//     identity and issuer given (Options.Identity).
+//  5. CheckCanonicalBody: the Rekor v2 canonical body rebuilt from the bundle (RFC 8785 JCS of the
 //     protojson form of rekor-tiles' Entry) is byte-identical to the entry's canonicalizedBody.
-//  5. CheckInclusionProof: the RFC 6962 leaf hash of that body is proven into the tree by the
+//  6. CheckInclusionProof: the RFC 6962 leaf hash of that body is proven into the tree by the
 //     inclusion proof (RFC 9162 §2.1.3.2).
-//  6. CheckCheckpoint: the checkpoint (C2SP tlog-checkpoint) is signed by a log key from the trusted
+//  7. CheckCheckpoint: the checkpoint (C2SP tlog-checkpoint) is signed by a log key from the trusted
 //     root and commits to the proof's tree size and root hash.
-//  7. CheckWitnessPolicy: with a policy, the checkpoint's cosignatures (C2SP tlog-cosignature)
+//  8. CheckWitnessPolicy: with a policy, the checkpoint's cosignatures (C2SP tlog-cosignature)
 //     satisfy it.
 package verify
 
@@ -53,6 +57,7 @@ const (
 	CheckBundle         Check = "bundle"
 	CheckArtifactDigest Check = "artifact digest"
 	CheckSignature      Check = "signature"
+	CheckSigner         Check = "signer"
 	CheckCanonicalBody  Check = "canonical body"
 	CheckInclusionProof Check = "inclusion proof"
 	CheckCheckpoint     Check = "checkpoint signature"
@@ -79,14 +84,19 @@ var bundleMediaTypes = []string{
 	"application/vnd.dev.sigstore.bundle+json;version=0.3",
 }
 
-// Options say what the caller trusts.
+// Options say what the caller trusts and whom it expects to have signed. One of PublicKey and
+// Identity is required: a bundle proves that someone signed, and only the caller knows who should
+// have.
 type Options struct {
-	// TrustedRoot holds the logs whose Ed25519 keys may sign checkpoints. Required.
+	// TrustedRoot holds the logs whose Ed25519 keys may sign checkpoints and, for Identity, the
+	// certificate and timestamp authorities. Required.
 	TrustedRoot *prototrust.TrustedRoot
 	// WitnessPolicy, when set, must be satisfied by the checkpoint's cosignatures.
 	WitnessPolicy *tessera.WitnessGroup
 	// PublicKey, when set, is the only signer key accepted.
 	PublicKey crypto.PublicKey
+	// Identity, when set, is who the signing certificate must name (see CheckSigner).
+	Identity *Identity
 }
 
 // Result describes a bundle that passed every check.
@@ -98,6 +108,8 @@ type Result struct {
 	Digest []byte
 	// SignerKey is the PKIX DER of the key that made the signature.
 	SignerKey []byte
+	// Signer says who signed: the key and, with a certificate, the identity it names.
+	Signer Signer
 }
 
 // ParseBundle decodes bundle JSON, rejecting unknown fields.
@@ -142,6 +154,9 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 	if opts.TrustedRoot == nil {
 		return nil, errors.New("verify: Options.TrustedRoot is required")
 	}
+	if opts.PublicKey == nil && opts.Identity == nil {
+		return nil, errors.New("verify: say who must have signed: Options.PublicKey or Options.Identity")
+	}
 	parts, err := bundleParts(b)
 	if err != nil {
 		return nil, err
@@ -162,22 +177,13 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 	}
 
 	// Step 3: the signature, with the key the log recorded or the bundle's certificate.
-	sigVerifier, keyDER, err := signerOf(b, parts.body)
+	sigVerifier, keyDER, cert, err := signerOf(b, parts.body)
 	if err != nil {
 		return nil, &Error{Check: CheckSignature, Err: err}
 	}
 	pub, err := x509.ParsePKIXPublicKey(keyDER)
 	if err != nil {
 		return nil, fail(CheckSignature, "parsing signer key: %w", err)
-	}
-	if opts.PublicKey != nil {
-		want, err := x509.MarshalPKIXPublicKey(opts.PublicKey)
-		if err != nil {
-			return nil, fail(CheckSignature, "encoding the expected key: %w", err)
-		}
-		if !bytes.Equal(want, keyDER) {
-			return nil, fail(CheckSignature, "signed by a different key than the one expected")
-		}
 	}
 	keyDetails := parts.body.GetSignature().GetVerifier().GetKeyDetails()
 	want, err := rekor.HashForKeyDetails(keyDetails)
@@ -191,7 +197,13 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 		return nil, &Error{Check: CheckSignature, Err: err}
 	}
 
-	// Step 4: rebuild the leaf from what the bundle says, never trusting the stored body.
+	// Step 4: the signer is the one the caller expects.
+	signer, err := checkSigner(b, keyDER, cert, opts)
+	if err != nil {
+		return nil, &Error{Check: CheckSigner, Err: err}
+	}
+
+	// Step 5: rebuild the leaf from what the bundle says, never trusting the stored body.
 	sigVerifier.KeyDetails = keyDetails
 	rebuilt, err := rekor.HashedRekordBody(digest, parts.msg.GetMessageDigest().GetAlgorithm(), &rekorpb.Signature{
 		Content:  parts.msg.GetSignature(),
@@ -204,36 +216,59 @@ func ParsedBundle(b *protobundle.Bundle, artifact io.Reader, opts Options) (*Res
 		return nil, fail(CheckCanonicalBody, "rebuilt body %q differs from the logged body %q", rebuilt, parts.tle.GetCanonicalizedBody())
 	}
 
-	// Step 5: RFC 9162 §2.1.3.2 inclusion of the leaf in the tree the proof names.
-	ip := parts.tle.GetInclusionProof()
-	if ip.GetLogIndex() < 0 || ip.GetTreeSize() < 0 || ip.GetLogIndex() != parts.tle.GetLogIndex() {
-		return nil, fail(CheckInclusionProof, "proof index %d, entry index %d, tree size %d", ip.GetLogIndex(), parts.tle.GetLogIndex(), ip.GetTreeSize())
+	// Steps 6 to 8: the leaf is in the tree a trusted, witnessed checkpoint names.
+	res, err := included(parts.tle, rebuilt, opts)
+	if err != nil {
+		return nil, err
+	}
+	res.Digest, res.SignerKey, res.Signer = digest, keyDER, signer
+	return res, nil
+}
+
+// Entry checks a log entry as a log serves it (Quire's GET /quire/v1/entries/{index}): that its
+// canonicalized body is in the tree its inclusion proof ends at, and that a log key of
+// opts.TrustedRoot signed the checkpoint of that tree (and opts.WitnessPolicy holds, if set), the
+// checks CheckInclusionProof, CheckCheckpoint and CheckWitnessPolicy of Bundle. It does not check
+// the entry's signature: with no artifact there is nothing to check it against. Result's Digest
+// and SignerKey are left empty.
+func Entry(tle *protorekor.TransparencyLogEntry, opts Options) (*Result, error) {
+	if opts.TrustedRoot == nil {
+		return nil, errors.New("verify: Options.TrustedRoot is required")
+	}
+	return included(tle, tle.GetCanonicalizedBody(), opts)
+}
+
+// included runs steps 6 to 8 for the entry whose canonical body is body.
+func included(tle *protorekor.TransparencyLogEntry, body []byte, opts Options) (*Result, error) {
+	// Step 6: RFC 9162 §2.1.3.2 inclusion of the leaf in the tree the proof names.
+	ip := tle.GetInclusionProof()
+	if ip.GetLogIndex() < 0 || ip.GetTreeSize() < 0 || ip.GetLogIndex() != tle.GetLogIndex() {
+		return nil, fail(CheckInclusionProof, "proof index %d, entry index %d, tree size %d", ip.GetLogIndex(), tle.GetLogIndex(), ip.GetTreeSize())
 	}
 	index, size := uint64(ip.GetLogIndex()), uint64(ip.GetTreeSize())
-	leaf := rfc6962.DefaultHasher.HashLeaf(rebuilt)
+	leaf := rfc6962.DefaultHasher.HashLeaf(body)
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leaf, ip.GetHashes(), ip.GetRootHash()); err != nil {
 		return nil, fail(CheckInclusionProof, "entry %d in tree of size %d: %w", index, size, err)
 	}
 
-	// Step 6: the checkpoint, signed by a trusted log key, names the same tree.
+	// Step 7: the checkpoint, signed by a trusted log key, names the same tree.
 	envelope := []byte(ip.GetCheckpoint().GetEnvelope())
 	cp, logKey, err := openCheckpoint(envelope, opts.TrustedRoot)
 	if err != nil {
 		return nil, &Error{Check: CheckCheckpoint, Err: err}
 	}
-	if id := parts.tle.GetLogId().GetKeyId(); len(id) > 0 && !bytes.Equal(id, rekor.Ed25519KeyID(cp.Origin, logKey)) {
+	if id := tle.GetLogId().GetKeyId(); len(id) > 0 && !bytes.Equal(id, rekor.Ed25519KeyID(cp.Origin, logKey)) {
 		return nil, fail(CheckCheckpoint, "entry's log ID %x is not the checkpoint key's %x", id, rekor.Ed25519KeyID(cp.Origin, logKey))
 	}
 	if cp.Size != size || !bytes.Equal(cp.Hash, ip.GetRootHash()) {
 		return nil, fail(CheckCheckpoint, "checkpoint is for size %d root %x, proof for size %d root %x", cp.Size, cp.Hash, size, ip.GetRootHash())
 	}
 
-	// Step 7: cosignatures, per the policy's groups and thresholds.
+	// Step 8: cosignatures, per the policy's groups and thresholds.
 	if opts.WitnessPolicy != nil && !opts.WitnessPolicy.Satisfied(envelope) {
 		return nil, fail(CheckWitnessPolicy, "the checkpoint's cosignatures do not satisfy the witness policy")
 	}
-
-	return &Result{LogIndex: index, TreeSize: size, Origin: cp.Origin, Digest: digest, SignerKey: keyDER}, nil
+	return &Result{LogIndex: index, TreeSize: size, Origin: cp.Origin}, nil
 }
 
 type parts struct {
@@ -279,10 +314,11 @@ func bundleParts(b *protobundle.Bundle) (*parts, error) {
 	return &parts{msg: msg, tle: tle, body: body}, nil
 }
 
-// signerOf returns the verifier to put in the rebuilt body and the signer's PKIX DER key. A
-// certificate comes from the bundle; a public key hint names a key out of band, so the key is the one
-// the log recorded, which the canonical body and inclusion checks then bind to this signature.
-func signerOf(b *protobundle.Bundle, body *rekorpb.HashedRekordLogEntryV002) (*rekorpb.Verifier, []byte, error) {
+// signerOf returns the verifier to put in the rebuilt body, the signer's PKIX DER key and, when the
+// bundle has one, its certificate. A certificate comes from the bundle; a public key hint names a
+// key out of band, so the key is the one the log recorded, which the canonical body and inclusion
+// checks then bind to this signature.
+func signerOf(b *protobundle.Bundle, body *rekorpb.HashedRekordLogEntryV002) (*rekorpb.Verifier, []byte, *x509.Certificate, error) {
 	vm := b.GetVerificationMaterial()
 	var certDER []byte
 	switch {
@@ -293,21 +329,21 @@ func signerOf(b *protobundle.Bundle, body *rekorpb.HashedRekordLogEntryV002) (*r
 	case vm.GetPublicKey() != nil:
 		raw := body.GetSignature().GetVerifier().GetPublicKey().GetRawBytes()
 		if len(raw) == 0 {
-			return nil, nil, errors.New("the bundle has a public key hint but the log entry holds no public key")
+			return nil, nil, nil, errors.New("the bundle has a public key hint but the log entry holds no public key")
 		}
 		if hint := vm.GetPublicKey().GetHint(); hint != "" && hint != KeyHint(raw) {
-			return nil, nil, fmt.Errorf("public key hint %q does not name the logged key (%q)", hint, KeyHint(raw))
+			return nil, nil, nil, fmt.Errorf("public key hint %q does not name the logged key (%q)", hint, KeyHint(raw))
 		}
-		return &rekorpb.Verifier{Verifier: &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: raw}}}, raw, nil
+		return &rekorpb.Verifier{Verifier: &rekorpb.Verifier_PublicKey{PublicKey: &rekorpb.PublicKey{RawBytes: raw}}}, raw, nil, nil
 	default:
-		return nil, nil, errors.New("the bundle has no certificate and no public key hint")
+		return nil, nil, nil, errors.New("the bundle has no certificate and no public key hint")
 	}
 	cert, err := x509.ParseCertificate(certDER)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parsing the signing certificate: %w", err)
+		return nil, nil, nil, fmt.Errorf("parsing the signing certificate: %w", err)
 	}
 	return &rekorpb.Verifier{Verifier: &rekorpb.Verifier_X509Certificate{X509Certificate: &protocommon.X509Certificate{RawBytes: certDER}}},
-		cert.RawSubjectPublicKeyInfo, nil
+		cert.RawSubjectPublicKeyInfo, cert, nil
 }
 
 // KeyHint is the public key hint sigstore-go writes into bundles: base64 of SHA-256 of the PKIX DER

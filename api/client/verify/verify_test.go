@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -367,9 +368,9 @@ func TestBundleNamesTheFirstFailedCheck(t *testing.T) {
 			want: CheckSignature,
 		},
 		{
-			name:   "an unexpected signer key fails the signature check",
+			name:   "an unexpected signer key fails the signer check",
 			mutate: func(_ *signedLog, o *Options) { o.PublicKey = other.key.Public() },
-			want:   CheckSignature,
+			want:   CheckSigner,
 		},
 		{
 			name: "a wrong key hint fails the signature check",
@@ -434,7 +435,7 @@ func TestBundleNamesTheFirstFailedCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			opts := Options{TrustedRoot: l.trustedRoot, WitnessPolicy: anyPolicy}
+			opts := Options{TrustedRoot: l.trustedRoot, WitnessPolicy: anyPolicy, PublicKey: l.signerPub}
 			if _, err := Bundle(marshalBundle(t, l.bundle), bytes.NewReader(l.artifact), opts); err != nil {
 				t.Fatalf("the unmodified bundle does not verify: %v", err)
 			}
@@ -453,7 +454,7 @@ func TestEveryChangedBundleByteFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{TrustedRoot: l.trustedRoot, WitnessPolicy: policy}
+	opts := Options{TrustedRoot: l.trustedRoot, WitnessPolicy: policy, PublicKey: l.signerPub}
 	orig := marshalBundle(t, l.bundle)
 	if _, err := Bundle(orig, bytes.NewReader(l.artifact), opts); err != nil {
 		t.Fatalf("the unmodified bundle does not verify: %v", err)
@@ -494,6 +495,7 @@ func TestFixtureInTestdataVerifies(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, data := range map[string][]byte{
+			"signer.pub":              pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: mustPKIX(t, l.signerPub)}),
 			"bundle.json":             b,
 			"artifact.txt":            l.artifact,
 			"trusted_root.json":       tr,
@@ -516,6 +518,10 @@ func TestFixtureInTestdataVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	signer, err := ParsePublicKeyPEM(read("signer.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		policy string
@@ -526,7 +532,7 @@ func TestFixtureInTestdataVerifies(t *testing.T) {
 		{name: "the fixture fails a policy needing a witness that did not cosign", policy: "witness-policy-2of3.txt", want: CheckWitnessPolicy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := Options{TrustedRoot: tr}
+			opts := Options{TrustedRoot: tr, PublicKey: signer}
 			if tc.policy != "" {
 				p, err := ParseWitnessPolicy(read(tc.policy))
 				if err != nil {
@@ -569,7 +575,11 @@ func FuzzBundle(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	want, err := Bundle(b, bytes.NewReader(artifact), Options{TrustedRoot: tr})
+	signer, err := ParsePublicKeyPEM(read("signer.pub"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	want, err := Bundle(b, bytes.NewReader(artifact), Options{TrustedRoot: tr, PublicKey: signer})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -577,7 +587,7 @@ func FuzzBundle(f *testing.F) {
 	f.Add(bytes.Replace(b, []byte(`"logIndex"`), []byte(`"log_index"`), 1))
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := Bundle(data, bytes.NewReader(artifact), Options{TrustedRoot: tr})
+		got, err := Bundle(data, bytes.NewReader(artifact), Options{TrustedRoot: tr, PublicKey: signer})
 		if err != nil {
 			if checkOf(err) == "" {
 				t.Fatalf("error %v is not a verify.Error", err)

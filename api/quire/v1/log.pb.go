@@ -364,7 +364,8 @@ type SearchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Artifact digest, "sha256:" and 64 hex digits.
 	Digest string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
-	// Only indices at or above this one are listed; for paging.
+	// Only indices at or above this one are listed: for the next page, give
+	// the previous answer's next_from_index.
 	FromIndex     uint64 `protobuf:"varint,2,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -416,11 +417,14 @@ func (x *SearchRequest) GetFromIndex() uint64 {
 
 type SearchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Indices of the entries for the digest, ascending, at most 1000; empty
+	// Indices of the entries for the digest at or above from_index, ascending,
+	// at most the log's page size (1000 unless its operator set another); empty
 	// when the log holds none.
 	Indices []uint64 `protobuf:"varint,1,rep,packed,name=indices,proto3" json:"indices,omitempty"`
-	// When more indices remain, the from_index to ask for next; otherwise 0.
-	NextFromIndex uint64 `protobuf:"varint,2,opt,name=next_from_index,json=nextFromIndex,proto3" json:"next_from_index,omitempty"`
+	// Present only when more indices remain: the from_index of the next page.
+	// Absent on the last page, so paging until it is absent reaches every
+	// entry.
+	NextFromIndex *uint64 `protobuf:"varint,2,opt,name=next_from_index,json=nextFromIndex,proto3,oneof" json:"next_from_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -463,8 +467,8 @@ func (x *SearchResponse) GetIndices() []uint64 {
 }
 
 func (x *SearchResponse) GetNextFromIndex() uint64 {
-	if x != nil {
-		return x.NextFromIndex
+	if x != nil && x.NextFromIndex != nil {
+		return *x.NextFromIndex
 	}
 	return 0
 }
@@ -544,12 +548,13 @@ const file_quire_v1_log_proto_rawDesc = "" +
 	"\rSearchRequest\x12\x1b\n" +
 	"\x06digest\x18\x01 \x01(\tB\x03\xe0A\x02R\x06digest\x12\x1d\n" +
 	"\n" +
-	"from_index\x18\x02 \x01(\x04R\tfromIndex\"R\n" +
+	"from_index\x18\x02 \x01(\x04R\tfromIndex\"k\n" +
 	"\x0eSearchResponse\x12\x18\n" +
-	"\aindices\x18\x01 \x03(\x04R\aindices\x12&\n" +
-	"\x0fnext_from_index\x18\x02 \x01(\x04R\rnextFromIndex\"*\n" +
+	"\aindices\x18\x01 \x03(\x04R\aindices\x12+\n" +
+	"\x0fnext_from_index\x18\x02 \x01(\x04H\x00R\rnextFromIndex\x88\x01\x01B\x12\n" +
+	"\x10_next_from_index\"*\n" +
 	"\x14GetCheckpointRequest\x12\x12\n" +
-	"\x04size\x18\x01 \x01(\x04R\x04size2\xeb\v\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size2\xfd\v\n" +
 	"\x03Log\x12\xfc\x01\n" +
 	"\bGetEntry\x12\x19.quire.v1.GetEntryRequest\x1a\x0f.quire.v1.Entry\"\xc3\x01\x92A\x9e\x01\x12@Entry by index, with an inclusion proof to the latest checkpointJZ\n" +
 	"\x03404\x12S\n" +
@@ -568,8 +573,8 @@ const file_quire_v1_log_proto_rawDesc = "" +
 	"\x14\x1a\x12.google.rpc.StatusJR\n" +
 	"\x03404\x12K\n" +
 	"1second exceeds the latest checkpoint's tree size.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\x82\xd3\xe4\x93\x02\x1d\x12\x1b/quire/v1/proof/consistency\x12\xde\x01\n" +
-	"\x06Search\x12\x17.quire.v1.SearchRequest\x1a\x18.quire.v1.SearchResponse\"\xa0\x01\x92A\x84\x01\x12-Indices of the entries for an artifact digestJS\n" +
+	"\x14\x1a\x12.google.rpc.Status\x82\xd3\xe4\x93\x02\x1d\x12\x1b/quire/v1/proof/consistency\x12\xf0\x01\n" +
+	"\x06Search\x12\x17.quire.v1.SearchRequest\x1a\x18.quire.v1.SearchResponse\"\xb2\x01\x92A\x96\x01\x12?Indices of the entries for an artifact digest, a page at a timeJS\n" +
 	"\x03400\x12L\n" +
 	"2digest is not \"sha256:\" followed by 64 hex digits.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\x82\xd3\xe4\x93\x02\x12\x12\x10/quire/v1/search\x12\xf2\x01\n" +
@@ -640,6 +645,7 @@ func file_quire_v1_log_proto_init() {
 		return
 	}
 	file_quire_v1_log_proto_msgTypes[2].OneofWrappers = []any{}
+	file_quire_v1_log_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

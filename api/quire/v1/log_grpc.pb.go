@@ -64,7 +64,8 @@ type LogClient interface {
 	// GetConsistencyProof proves that the tree of size first is a prefix of
 	// the tree of size second.
 	GetConsistencyProof(ctx context.Context, in *GetConsistencyProofRequest, opts ...grpc.CallOption) (*ConsistencyProof, error)
-	// Search lists the indices of the entries made for an artifact digest.
+	// Search lists the indices of the entries made for an artifact digest, a
+	// page at a time: ask again from next_from_index until it is absent.
 	Search(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error)
 	// GetCheckpoint returns a checkpoint that the log signed and published,
 	// so that monitors can fetch the one a proof or a witness refers to.
@@ -145,7 +146,8 @@ type LogServer interface {
 	// GetConsistencyProof proves that the tree of size first is a prefix of
 	// the tree of size second.
 	GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*ConsistencyProof, error)
-	// Search lists the indices of the entries made for an artifact digest.
+	// Search lists the indices of the entries made for an artifact digest, a
+	// page at a time: ask again from next_from_index until it is absent.
 	Search(context.Context, *SearchRequest) (*SearchResponse, error)
 	// GetCheckpoint returns a checkpoint that the log signed and published,
 	// so that monitors can fetch the one a proof or a witness refers to.

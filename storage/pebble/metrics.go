@@ -1,0 +1,112 @@
+package pebble
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the driver's own Prometheus series: what Tessera's appender metrics cannot see from
+// outside a driver (how entries group into commits, what a commit costs, how long an entry waits
+// to be durable, what publication does, the disk). Label sets are fixed and small.
+type metrics struct {
+	batchEntries *prometheus.HistogramVec
+	commit       prometheus.Histogram
+	wait         prometheus.Histogram
+	publications *prometheus.CounterVec
+}
+
+// Outcomes of a checkpoint publication, the result label of quire_checkpoint_publications_total.
+const (
+	publishOK     = "ok"
+	publishFailed = "failed"
+)
+
+func newMetrics() *metrics {
+	return &metrics{
+		batchEntries: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "quire_sequencer_batch_entries",
+			Help:    "Entries in one sequencer commit (one synced Pebble batch), by whether they were new or duplicates.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}, []string{"entries"}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "quire_sequencer_commit_duration_seconds",
+			Help:    "Time to sequence, integrate and durably commit one batch: dedup lookups, tiles, the synced write.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		wait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "quire_sequencing_latency_seconds",
+			Help:    "Time from a batch's first entry being queued to the batch being durably committed: the longest any of its entries waited for an index.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}),
+		publications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "quire_checkpoint_publications_total",
+			Help: "Attempts to publish a checkpoint (sign, gather cosignatures, store), by result (ok, failed).",
+		}, []string{"result"}),
+	}
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.batchEntries, m.commit, m.wait, m.publications}
+}
+
+// observeCommit records one committed group: its new and duplicate entries, the commit's cost,
+// and how long its oldest batch waited.
+func (m *metrics) observeCommit(group []*batch, fresh int, took time.Duration, now time.Time) {
+	total, oldest := 0, now
+	for _, b := range group {
+		total += len(b.entries)
+		if b.created.Before(oldest) {
+			oldest = b.created
+		}
+	}
+	m.batchEntries.WithLabelValues("new").Observe(float64(fresh))
+	m.batchEntries.WithLabelValues("duplicate").Observe(float64(total - fresh))
+	m.commit.Observe(took.Seconds())
+	m.wait.Observe(now.Sub(oldest).Seconds())
+}
+
+var (
+	integratedDesc = prometheus.NewDesc("quire_integrated_tree_size",
+		"Entries integrated into the tree (durable, possibly not yet in a published checkpoint).", nil, nil)
+	publishedDesc = prometheus.NewDesc("quire_published_tree_size",
+		"Tree size of the latest checkpoint the driver published.", nil, nil)
+	ageDesc = prometheus.NewDesc("quire_checkpoint_age_seconds",
+		"Seconds since the latest checkpoint was published (absent before the first).", nil, nil)
+	diskFreeDesc = prometheus.NewDesc("quire_storage_disk_free_bytes",
+		"Bytes free to the log on the file system of its Pebble database.", nil, nil)
+	outstandingDesc = prometheus.NewDesc("quire_sequencer_outstanding_entries",
+		"Entries added but not yet sequenced; writes are pushed back beyond --pushback.", nil, nil)
+)
+
+// collector reads the driver's state at scrape time, so gauges are never stale.
+type collector struct{ s *Storage }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{integratedDesc, publishedDesc, ageDesc, diskFreeDesc, outstandingDesc} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	ch <- prometheus.MustNewConstMetric(integratedDesc, prometheus.GaugeValue, float64(s.tree.Load().size))
+	ch <- prometheus.MustNewConstMetric(outstandingDesc, prometheus.GaugeValue, float64(s.outstanding.Load()))
+	if p := s.pub.Load(); p.cp != nil {
+		ch <- prometheus.MustNewConstMetric(publishedDesc, prometheus.GaugeValue, float64(p.size))
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, time.Since(time.Unix(0, p.atNano)).Seconds())
+	}
+	if free, err := s.freeBytes(); err == nil {
+		ch <- prometheus.MustNewConstMetric(diskFreeDesc, prometheus.GaugeValue, float64(free))
+	}
+}
+
+// register adds the driver's series to reg.
+func (s *Storage) register(reg prometheus.Registerer) error {
+	for _, c := range append(s.metrics.collectors(), collector{s}) {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
