@@ -36,9 +36,22 @@ import (
 // simplest requests: parseLaneRequest accepts a request only if net/http reads the same one
 // (FuzzParseLaneRequest), and each answer is the one net/http gives, headers and bytes
 // (TestLaneAnswersAsNetHTTPDoes). It counts its requests in the same metrics.
+//
+// It keeps net/http's limits: a new connection has ReadHeaderTimeout to send its first headers, a
+// kept-alive one IdleTimeout to start the next request and then ReadHeaderTimeout to finish its
+// headers; an answer has WriteTimeout. A connection in the lane holds at most laneBufSize of
+// request, laneJSONKeep of answer buffer between requests, and while it writes a full tile or
+// bundle, the one stored value it sends (Pebble lends it without a copy, as it does to net/http's
+// handler); net/http holds a 4 KiB reader and a 4 KiB writer per connection. It is on by default and
+// off with Config.DisableFastLane (quire serve --fast-lane=false), with TLS and with LogRequests.
 
 // laneBufSize bounds a request the lane reads: a tile GET from any client is a few hundred bytes.
-const laneBufSize = 4 << 10
+// laneJSONKeep bounds the answer buffer a connection keeps between requests; a larger answer (an
+// entry with a long certificate chain) gets a buffer of its own that is dropped once written.
+const (
+	laneBufSize  = 4 << 10
+	laneJSONKeep = 16 << 10
+)
 
 // laneKind says what a lane request reads.
 type laneKind int
@@ -428,15 +441,18 @@ func (l *laneListener) serve(c *laneConn) {
 		}
 	}()
 	c.writeFull = c.writeFullBody
-	var readDeadline time.Time
-	for {
+	// As net/http does, a new connection has ReadHeaderTimeout to send its first request's
+	// headers, and a kept-alive one IdleTimeout to start its next request.
+	readDeadline := time.Now().Add(l.cfg.ReadHeaderTimeout)
+	_ = c.SetReadDeadline(readDeadline)
+	for first := true; ; first = false {
 		if !c.idle(l) {
 			c.Close()
 			return
 		}
 		now := time.Now()
 		// Deadlines are refreshed once a second, not per request: they are timers in the runtime.
-		if now.Add(l.cfg.IdleTimeout).Sub(readDeadline) > time.Second {
+		if !first && now.Add(l.cfg.IdleTimeout).Sub(readDeadline) > time.Second {
 			readDeadline = now.Add(l.cfg.IdleTimeout)
 			_ = c.SetReadDeadline(readDeadline)
 		}
@@ -470,7 +486,10 @@ func (l *laneListener) serve(c *laneConn) {
 func (l *laneListener) readRequest(c *laneConn, readDeadline *time.Time) (req laneRequest, n int, ok bool, err error) {
 	for {
 		b, _ := c.r.Peek(c.r.Buffered())
-		if bytes.Contains(b, []byte("\r\n\r\n")) {
+		// net/http ends a header block at its first empty line, whose line ends may be bare LFs;
+		// parseLaneRequest accepts only CRLF and leaves the rest to net/http, which must then get
+		// the request now rather than after the lane waited for a CRLF CRLF that never comes.
+		if bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n")) {
 			req, n, ok = parseLaneRequest(b)
 			return req, n, ok, nil
 		}
@@ -527,11 +546,13 @@ func (l *laneListener) answer(c *laneConn, req laneRequest) bool {
 		if !ok {
 			return false
 		}
-		c.out.json = body
 		c.write(body, contentTypeJSON, "")
+		// An idle connection keeps at most laneJSONKeep bytes of answer buffer.
+		if cap(body) <= laneJSONKeep {
+			c.out.json = body
+		}
 	}
 	l.metrics.observe(req, c.start)
-	l.answered.Add(1)
 	if c.werr != nil {
 		// The client went away mid-answer; the connection is done.
 		_ = c.Close()
@@ -553,6 +574,8 @@ func (c *laneConn) write(body []byte, contentType, etag string) {
 		c.writeDeadline = d
 		_ = c.SetWriteDeadline(d)
 	}
+	// Counted before the client can see the answer, so a test that has read it sees the count.
+	c.l.answered.Add(1)
 	c.werr = c.out.write(c.Conn, body, c.req.head)
 }
 
@@ -665,7 +688,8 @@ type laneKey struct {
 	head  bool
 }
 
-var laneRoutes = []string{"tile", "entry_bundle", "quire_v1"}
+// laneRoutes are route's labels for what the lane answers.
+var laneRoutes = []string{route("/tile/0/000"), route("/tile/entries/000"), route("/quire/v1/entries/0"), route("/quire/v1/proof/inclusion")}
 
 func newLaneMetrics(m *metrics) *laneMetrics {
 	lm := &laneMetrics{requests: map[laneKey]prometheus.Counter{}, duration: map[string]prometheus.Observer{}}
@@ -678,12 +702,16 @@ func newLaneMetrics(m *metrics) *laneMetrics {
 }
 
 func (m *laneMetrics) observe(req laneRequest, start time.Time) {
-	rt := "quire_v1"
-	if req.kind == laneTile {
-		rt = "tile"
-		if req.res.Kind == tiles.EntryBundle {
-			rt = "entry_bundle"
-		}
+	var rt string
+	switch {
+	case req.kind == laneProof:
+		rt = laneRoutes[3]
+	case req.kind == laneEntry:
+		rt = laneRoutes[2]
+	case req.res.Kind == tiles.EntryBundle:
+		rt = laneRoutes[1]
+	default:
+		rt = laneRoutes[0]
 	}
 	m.requests[laneKey{rt, req.head}].Inc()
 	m.duration[rt].Observe(time.Since(start).Seconds())

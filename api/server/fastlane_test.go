@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -163,6 +164,8 @@ func TestLaneHandsOffWhatItDoesNotAnswer(t *testing.T) {
 		{"an entry past the tree", "GET /quire/v1/entries/600 HTTP/1.1\r\nHost: x\r\n\r\n", 404, false},
 		{"HEAD of an entry", "HEAD /quire/v1/entries/6 HTTP/1.1\r\nHost: x\r\n\r\n", 405, false},
 		{"health", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, false},
+		{"a tile read with bare LF line ends", "GET /tile/0/000 HTTP/1.1\nHost: x\n\n", 200, false},
+		{"a tile read ending its headers with LF CR LF", "GET /tile/0/000 HTTP/1.1\r\nHost: x\n\r\n", 200, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" is net/http's", func(t *testing.T) {
@@ -190,6 +193,21 @@ func TestLaneHandsOffWhatItDoesNotAnswer(t *testing.T) {
 	t.Run("an HTTP/1.0 request is net/http's", func(t *testing.T) {
 		before := server.LaneAnswered(l.srv)
 		resp := rawExchange(t, l.baseURL, "GET /tile/0/000 HTTP/1.0\r\n\r\n", "GET")[0]
+		if resp.StatusCode != 200 || len(bodyOf(resp)) != 8192 || server.LaneAnswered(l.srv) != before {
+			t.Errorf("status %d, %d bytes, lane answered %d", resp.StatusCode, len(bodyOf(resp)), server.LaneAnswered(l.srv)-before)
+		}
+	})
+	t.Run("a revalidation with the tile's own ETag is net/http's, and gets 304", func(t *testing.T) {
+		tag := rawExchange(t, l.baseURL, tile, "GET")[0].Header.Get("Etag")
+		before := server.LaneAnswered(l.srv)
+		resp := rawExchange(t, l.baseURL, "GET /tile/0/000 HTTP/1.1\r\nHost: x\r\nIf-None-Match: "+tag+"\r\n\r\n", "GET")[0]
+		if resp.StatusCode != http.StatusNotModified || len(bodyOf(resp)) != 0 || server.LaneAnswered(l.srv) != before {
+			t.Errorf("status %d, %d bytes, lane answered %d", resp.StatusCode, len(bodyOf(resp)), server.LaneAnswered(l.srv)-before)
+		}
+	})
+	t.Run("a request with bare LF line ends, alone on its connection, is net/http's at once", func(t *testing.T) {
+		before := server.LaneAnswered(l.srv)
+		resp := rawExchange(t, l.baseURL, "GET /tile/0/000 HTTP/1.1\nHost: x\n\n", "GET")[0]
 		if resp.StatusCode != 200 || len(bodyOf(resp)) != 8192 || server.LaneAnswered(l.srv) != before {
 			t.Errorf("status %d, %d bytes, lane answered %d", resp.StatusCode, len(bodyOf(resp)), server.LaneAnswered(l.srv)-before)
 		}
@@ -242,5 +260,83 @@ func TestLaneClosesIdleConnectionsOnShutdown(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("the idle connection read %d bytes, %v; want EOF", n, err)
+	}
+}
+
+// TestLaneCanBeTurnedOff reads a full tile from servers whose configuration keeps the lane off:
+// net/http answers, with the same bytes.
+func TestLaneCanBeTurnedOff(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		set  func(*server.Config)
+	}{
+		{"DisableFastLane", func(c *server.Config) { c.DisableFastLane = true }},
+		{"LogRequests, whose logger the lane would bypass", func(c *server.Config) { c.LogRequests = true }},
+	} {
+		t.Run(tt.name+" leaves every request to net/http", func(t *testing.T) {
+			l := startLog(t, withServerConfig(tt.set))
+			addEntries(t, rekorpb.NewRekorClient(dialGRPC(t, l)), 256, "off")
+			resp := rawExchange(t, l.baseURL, "GET /tile/0/000 HTTP/1.1\r\nHost: x\r\n\r\n", "GET")[0]
+			if resp.StatusCode != 200 || len(bodyOf(resp)) != 8192 {
+				t.Fatalf("status %d, %d bytes", resp.StatusCode, len(bodyOf(resp)))
+			}
+			if n := server.LaneAnswered(l.srv); n != 0 {
+				t.Errorf("the lane answered %d requests", n)
+			}
+		})
+	}
+}
+
+// TestLaneGivesASilentConnectionWhatNetHTTPGives opens connections that send nothing, with the
+// lane on and off: both must be closed after ReadHeaderTimeout, not IdleTimeout, so that idle
+// sockets cannot pin memory for longer in the lane than in net/http.
+func TestLaneGivesASilentConnectionWhatNetHTTPGives(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("with the lane off %v, a silent connection is closed", off), func(t *testing.T) {
+			l := startLog(t, withServerConfig(func(c *server.Config) {
+				c.DisableFastLane = off
+				c.ReadHeaderTimeout = 200 * time.Millisecond
+				c.IdleTimeout = time.Hour
+			}))
+			c, err := net.Dial("tcp", strings.TrimPrefix(l.baseURL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// Far beyond ReadHeaderTimeout, far below IdleTimeout.
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.ReadAll(c); err != nil {
+				t.Fatalf("the server did not close a connection that sent nothing: %v", err)
+			}
+		})
+	}
+}
+
+// TestLaneCountsRequestsAsNetHTTPDoes reads through the lane and through net/http and checks both
+// land in the same metric series.
+func TestLaneCountsRequestsAsNetHTTPDoes(t *testing.T) {
+	l := startLog(t)
+	addEntries(t, rekorpb.NewRekorClient(dialGRPC(t, l)), 256, "metrics")
+	before := server.LaneAnswered(l.srv)
+	rawExchange(t, l.baseURL, "GET /tile/0/000 HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /tile/entries/000 HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /quire/v1/entries/3 HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /quire/v1/proof/inclusion?index=3 HTTP/1.1\r\nHost: x\r\n\r\n"+
+		// The same four through net/http.
+		"GET /tile/0/000?x HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /tile/entries/000?x HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /quire/v1/entries/3?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"+
+		"GET /quire/v1/proof/inclusion?index=3&x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+		slices.Repeat([]string{"GET"}, 8)...)
+	if got := server.LaneAnswered(l.srv) - before; got != 4 {
+		t.Fatalf("the lane answered %d requests, want 4", got)
+	}
+	rec := httptest.NewRecorder()
+	l.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, route := range []string{"tile", "entry_bundle", "quire_v1_entry", "quire_v1_inclusion_proof"} {
+		want := fmt.Sprintf(`quire_http_requests_total{code="200",method="GET",route=%q} 2`, route)
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 }

@@ -116,8 +116,13 @@ type Config struct {
 	Ready []Check
 	// Status, if set, serves the status page at / and its JSON at /quire/v1/status.
 	Status *logstatus.Source
-	// LogRequests logs every HTTP request and gRPC call at info level.
+	// LogRequests logs every HTTP request and gRPC call at info level. It turns the fast lane off,
+	// since the lane's answers do not pass through the request logger.
 	LogRequests bool
+	// DisableFastLane leaves every HTTP request to net/http; see fastlane.go for what the lane
+	// answers. The lane also stays off with TLS, with LogRequests, and on storage that cannot lend
+	// full tiles (MySQL).
+	DisableFastLane bool
 }
 
 func (c *Config) setDefaults() {
@@ -174,8 +179,8 @@ type Server struct {
 	health  *health.Server
 	handler http.Handler
 
-	// tiles and laneMetrics make the fast lane (fastlane.go) when storage is a fullReader; lane is
-	// the one Serve started, if any.
+	// tiles and laneMetrics make the fast lane (fastlane.go) when it is on (Config.DisableFastLane)
+	// and storage is a fullReader; lane is the one Serve started, if any.
 	tiles       *tileHandler
 	laneMetrics *laneMetrics
 	lane        atomic.Pointer[laneListener]
@@ -235,7 +240,7 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	tileReads := newTileHandler(cfg.Reader, cfg.Logger)
-	if tileReads.full != nil {
+	if tileReads.full != nil && !cfg.DisableFastLane && !cfg.LogRequests && cfg.TLS == nil {
 		s.tiles, s.laneMetrics = tileReads, newLaneMetrics(m)
 	}
 	mux := http.NewServeMux()
@@ -291,7 +296,7 @@ func (s *Server) MetricsHandler() http.Handler {
 func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 	s.health.SetServingStatus(readService, healthpb.HealthCheckResponse_SERVING)
 	go s.followReadiness(s.stopReady)
-	if s.tiles != nil && s.http.TLSConfig == nil {
+	if s.tiles != nil {
 		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics)
 		s.lane.Store(lane)
 		httpLis = lane

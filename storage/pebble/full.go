@@ -85,7 +85,7 @@ func (s *Storage) ViewFull(_ context.Context, res tiles.Resource, coding string,
 
 // PutCoded stores body as the coding form of full entry bundle res, for ViewFull. The form can
 // be derived again from the bundle, so it is written without a sync: a crash may lose it, and
-// the next reader that wants it stores it again.
+// the next reader that wants it stores it again. A read-only Storage keeps it in its cache only.
 func (s *Storage) PutCoded(_ context.Context, res tiles.Resource, coding string, body []byte) error {
 	if res.Kind != tiles.EntryBundle || res.Partial() || coding != CodingGzip {
 		return fmt.Errorf("storing %s in coding %q: only full entry bundles have a stored %q form", res.Path(), coding, CodingGzip)
@@ -95,8 +95,12 @@ func (s *Storage) PutCoded(_ context.Context, res tiles.Resource, coding string,
 	if s.closed {
 		return errors.New("pebble storage is closed")
 	}
-	if err := s.db.Set(gzipKey(nil, res.Index), body, pdb.NoSync); err != nil {
-		return fmt.Errorf("storing the %s form of %s: %w", coding, res.Path(), err)
+	// A read-only database (a frozen log, read-only media) keeps the form in memory only, so its
+	// readers are not left compressing every bundle on every request.
+	if !s.cfg.ReadOnly {
+		if err := s.db.Set(gzipKey(nil, res.Index), body, pdb.NoSync); err != nil {
+			return fmt.Errorf("storing the %s form of %s: %w", coding, res.Path(), err)
+		}
 	}
 	s.cache.put(cacheKey{kind: keyGzip, index: res.Index}, bytes.Clone(body))
 	return nil

@@ -126,4 +126,20 @@ func TestViewFull(t *testing.T) {
 			t.Errorf("ViewFull after Close = %v, want an error other than not found", err)
 		}
 	})
+	t.Run("a read-only storage keeps a gzip form in memory", func(t *testing.T) {
+		d, err := New(ctx, Config{Path: cfg.Path, ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ro := d.(*Storage)
+		defer ro.Close()
+		bundle0 := tiles.Resource{Kind: tiles.EntryBundle, Index: 0}
+		gz := []byte("stand-in for bundle 0's gzip bytes")
+		if err := ro.PutCoded(ctx, bundle0, CodingGzip, gz); err != nil {
+			t.Fatalf("PutCoded on a read-only storage: %v", err)
+		}
+		if got, _, err := viewFull(ro, bundle0, CodingGzip); err != nil || !bytes.Equal(got, gz) {
+			t.Errorf("gzip form %q (%v), want %q", got, err, gz)
+		}
+	})
 }
