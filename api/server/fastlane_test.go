@@ -190,28 +190,25 @@ func TestLaneHandsOffWhatItDoesNotAnswer(t *testing.T) {
 			}
 		})
 	}
-	t.Run("an HTTP/1.0 request is net/http's", func(t *testing.T) {
-		before := server.LaneAnswered(l.srv)
-		resp := rawExchange(t, l.baseURL, "GET /tile/0/000 HTTP/1.0\r\n\r\n", "GET")[0]
-		if resp.StatusCode != 200 || len(bodyOf(resp)) != 8192 || server.LaneAnswered(l.srv) != before {
-			t.Errorf("status %d, %d bytes, lane answered %d", resp.StatusCode, len(bodyOf(resp)), server.LaneAnswered(l.srv)-before)
-		}
-	})
-	t.Run("a revalidation with the tile's own ETag is net/http's, and gets 304", func(t *testing.T) {
-		tag := rawExchange(t, l.baseURL, tile, "GET")[0].Header.Get("Etag")
-		before := server.LaneAnswered(l.srv)
-		resp := rawExchange(t, l.baseURL, "GET /tile/0/000 HTTP/1.1\r\nHost: x\r\nIf-None-Match: "+tag+"\r\n\r\n", "GET")[0]
-		if resp.StatusCode != http.StatusNotModified || len(bodyOf(resp)) != 0 || server.LaneAnswered(l.srv) != before {
-			t.Errorf("status %d, %d bytes, lane answered %d", resp.StatusCode, len(bodyOf(resp)), server.LaneAnswered(l.srv)-before)
-		}
-	})
-	t.Run("a request with bare LF line ends, alone on its connection, is net/http's at once", func(t *testing.T) {
-		before := server.LaneAnswered(l.srv)
-		resp := rawExchange(t, l.baseURL, "GET /tile/0/000 HTTP/1.1\nHost: x\n\n", "GET")[0]
-		if resp.StatusCode != 200 || len(bodyOf(resp)) != 8192 || server.LaneAnswered(l.srv) != before {
-			t.Errorf("status %d, %d bytes, lane answered %d", resp.StatusCode, len(bodyOf(resp)), server.LaneAnswered(l.srv)-before)
-		}
-	})
+	// Requests alone on their connection, so that nothing after them completes a header block.
+	tag := rawExchange(t, l.baseURL, tile, "GET")[0].Header.Get("Etag")
+	for _, tt := range []struct {
+		name, raw string
+		status    int
+		size      int
+	}{
+		{"an HTTP/1.0 request", "GET /tile/0/000 HTTP/1.0\r\n\r\n", 200, 8192},
+		{"a revalidation with the tile's own ETag, which gets 304,", "GET /tile/0/000 HTTP/1.1\r\nHost: x\r\nIf-None-Match: " + tag + "\r\n\r\n", http.StatusNotModified, 0},
+		{"a request with bare LF line ends", "GET /tile/0/000 HTTP/1.1\nHost: x\n\n", 200, 8192},
+	} {
+		t.Run(tt.name+" is net/http's at once", func(t *testing.T) {
+			before := server.LaneAnswered(l.srv)
+			resp := rawExchange(t, l.baseURL, tt.raw, "GET")[0]
+			if resp.StatusCode != tt.status || len(bodyOf(resp)) != tt.size || server.LaneAnswered(l.srv) != before {
+				t.Errorf("status %d, %d bytes, lane answered %d", resp.StatusCode, len(bodyOf(resp)), server.LaneAnswered(l.srv)-before)
+			}
+		})
+	}
 	t.Run("pipelined tile reads are all the lane's", func(t *testing.T) {
 		before := server.LaneAnswered(l.srv)
 		resps := rawExchange(t, l.baseURL, strings.Repeat(tile, 20), slices.Repeat([]string{"GET"}, 20)...)
