@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -438,6 +439,13 @@ func (l *laneListener) serve(c *laneConn) {
 		if c.r != nil {
 			c.r.Reset(nil)
 			laneReaders.Put(c.r)
+		}
+	}()
+	defer func() {
+		// As net/http does for a handler, a panic ends this connection, not the process.
+		if p := recover(); p != nil {
+			l.cfg.Logger.Error("panic in the fast lane", "panic", p, "stack", string(debug.Stack()))
+			c.Close()
 		}
 	}()
 	c.writeFull = c.writeFullBody
