@@ -416,9 +416,10 @@ func (s *Storage) Close() error {
 	s.closed = true
 	// Flushing the memtables now (up to 64 MiB, well under a second) spares the next start from
 	// replaying them from the WAL, which took seconds on a busy machine (scripts/bench-scale's
-	// restart time). A crash still replays the WAL, as it must.
+	// restart time). A crash still replays the WAL, as it must. A database with a fault is not
+	// flushed: Pebble treats a failure to start a new WAL as fatal and would end the process.
 	var flushErr error
-	if !s.cfg.ReadOnly {
+	if !s.cfg.ReadOnly && s.fault() == nil {
 		if err := s.db.Flush(); err != nil {
 			flushErr = fmt.Errorf("flushing pebble memtables: %w", err)
 		}
