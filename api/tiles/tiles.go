@@ -20,15 +20,21 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 )
 
-// Reader is the read side of a log that Read uses; every tessera.LogReader is one.
-type Reader interface {
-	// ReadCheckpoint, ReadTile and ReadEntryBundle return the resource, or an error wrapping
-	// fs.ErrNotExist when it does not exist. Asked for a partial width, ReadTile and
-	// ReadEntryBundle may answer with a wider version (Tessera's drivers answer with the full
-	// one once it exists).
+// Fetcher reads the resources of a tlog-tiles log, local or remote: Tessera's
+// client.HTTPFetcher and client.FileFetcher are ones, and so is every tessera.LogReader.
+// ReadCheckpoint, ReadTile and ReadEntryBundle return the resource, or an error wrapping
+// fs.ErrNotExist when it does not exist.
+type Fetcher interface {
 	ReadCheckpoint(ctx context.Context) ([]byte, error)
 	ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)
 	ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error)
+}
+
+// Reader is the read side of a log that Read uses; every tessera.LogReader is one. Asked for a
+// partial width, its ReadTile and ReadEntryBundle may answer with a wider version (Tessera's
+// drivers answer with the full one once it exists).
+type Reader interface {
+	Fetcher
 	// IntegratedSize is the size of the tree the reader holds tiles for, at least that of the
 	// latest checkpoint.
 	IntegratedSize(ctx context.Context) (uint64, error)

@@ -36,13 +36,6 @@ import (
 	"github.com/quirelog/quire/api/tiles"
 )
 
-// Fetcher reads a tlog-tiles log; Tessera's client.HTTPFetcher is one.
-type Fetcher interface {
-	ReadCheckpoint(ctx context.Context) ([]byte, error)
-	ReadTile(ctx context.Context, l, i uint64, p uint8) ([]byte, error)
-	ReadEntryBundle(ctx context.Context, i uint64, p uint8) ([]byte, error)
-}
-
 // DefaultParallel is the number of concurrent fetches when Config.Parallel is zero.
 const DefaultParallel = 8
 
@@ -52,7 +45,7 @@ const tmpDir = ".quire-mirror-tmp"
 // Config configures a mirror run.
 type Config struct {
 	// Fetcher reads the source log. Required.
-	Fetcher Fetcher
+	Fetcher tiles.Fetcher
 	// LogVerifier verifies the source's checkpoint; its name is the log origin. Required.
 	LogVerifier note.Verifier
 	// Dir is the mirror's root directory. Required.

@@ -38,14 +38,8 @@ import (
 
 	"github.com/quirelog/quire/api/client/atomicfile"
 	"github.com/quirelog/quire/api/rekor"
+	"github.com/quirelog/quire/api/tiles"
 )
-
-// Fetcher reads a tlog-tiles log; Tessera's client.HTTPFetcher is one.
-type Fetcher interface {
-	ReadCheckpoint(ctx context.Context) ([]byte, error)
-	ReadTile(ctx context.Context, l, i uint64, p uint8) ([]byte, error)
-	ReadEntryBundle(ctx context.Context, i uint64, p uint8) ([]byte, error)
-}
 
 // DefaultParallel is how many entry bundles are fetched at once when Config.Parallel is zero.
 const DefaultParallel = 4
@@ -53,7 +47,7 @@ const DefaultParallel = 4
 // Config configures a Monitor.
 type Config struct {
 	// Fetcher reads the log. Required.
-	Fetcher Fetcher
+	Fetcher tiles.Fetcher
 	// LogVerifier verifies the log's checkpoints; its name is the log origin. Required.
 	LogVerifier note.Verifier
 	// StatePath is the file holding the last verified checkpoint. Required.
