@@ -113,6 +113,24 @@ func BenchmarkInclusionProof(b *testing.B) {
 			i += 7919
 		}
 	})
+	b.Run("Log.InclusionProof, as a reader asks for it", func(b *testing.B) {
+		i := uint64(0)
+		for b.Loop() {
+			if _, err := tl.InclusionProof(ctx, i%cp.size, 0); err != nil {
+				b.Fatal(err)
+			}
+			i += 7919
+		}
+	})
+	b.Run("Log.Entry", func(b *testing.B) {
+		i := uint64(0)
+		for b.Loop() {
+			if _, err := tl.Entry(ctx, i%cp.size); err != nil {
+				b.Fatal(err)
+			}
+			i += 7919
+		}
+	})
 	b.Run("tessera ProofBuilder", func(b *testing.B) {
 		pb, err := client.NewProofBuilder(ctx, cp.size, tl.readTile)
 		if err != nil {

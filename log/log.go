@@ -395,7 +395,7 @@ func (l *Log) proofTo(ctx context.Context, index uint64, leaf []byte, cp *checkp
 	}
 	// Checking costs about log2(size) hashes and catches a storage fault
 	// before a client sees a proof that does not verify.
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.size, leaf, hashes, cp.root); err != nil {
+	if err := proof.VerifyInclusion(hasher, index, cp.size, leaf, hashes, cp.root); err != nil {
 		return nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: %w", index, cp.size, err)
 	}
 	ip := &rekorv1.InclusionProof{
@@ -460,11 +460,14 @@ func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) (*reko
 	if index >= cp.size {
 		return nil, invalid("index", "%d is not below tree size %d", index, cp.size)
 	}
-	body, err := l.readEntry(ctx, index, cp.size)
+	// The leaf hash is in the level-0 tile the proof starts in, so the
+	// entry's bundle need not be read; proofTo still checks it against the
+	// root.
+	leaf, err := l.proofs.leaf(ctx, index, cp.size)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading leaf hash of entry %d: %w", index, err)
 	}
-	return l.proofTo(ctx, index, rfc6962.DefaultHasher.HashLeaf(body), cp)
+	return l.proofTo(ctx, index, leaf, cp)
 }
 
 // InclusionProofByLeafHash is InclusionProof for the first entry whose RFC
@@ -548,7 +551,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, first, second uint64) (*Cons
 			return nil, fmt.Errorf("building consistency proof %d→%d: %w", first, big.size, err)
 		}
 	}
-	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, c.First, c.Second, c.Hashes, c.FirstRoot, c.SecondRoot); err != nil {
+	if err := proof.VerifyConsistency(hasher, c.First, c.Second, c.Hashes, c.FirstRoot, c.SecondRoot); err != nil {
 		return nil, fmt.Errorf("consistency proof %d→%d does not verify: %w", c.First, c.Second, err)
 	}
 	return c, nil

@@ -2,81 +2,69 @@ package log
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 
 	"github.com/quirelog/quire/api/tiles"
 )
 
-// proofCacheSizes is how many tree sizes keep their computed nodes. Writes
-// ask for proofs to the newest checkpoint or two; a few more absorb readers.
-const proofCacheSizes = 8
+// proofCacheTiles bounds the tiles whose nodes proofCache keeps: up to twice
+// this many, each at most 16 KiB (its 256 hashes and the 255 nodes they
+// build), so about 64 MiB. Proofs for writes touch only the right edge; the
+// rest absorbs readers asking for proofs all over the tree (a tile per
+// 256 entries, so 2 × 2,048 tiles cover a million entries at level 0).
+const proofCacheTiles = 2048
 
-// maxTilesPerTree bounds the tiles one tree size keeps (each about 30 KiB
-// with its computed nodes). Writes touch only the right edge, but readers
-// asking for proofs all over a large tree could otherwise pull in all of it.
-const maxTilesPerTree = 256
+// hashSize is the size of an RFC 6962 SHA-256 node hash.
+const hashSize = sha256.Size
 
-// proofCache builds RFC 6962 proofs from tlog-tiles hash tiles, keeping, per
-// recent tree size, every node it has computed. Tessera's client.ProofBuilder
-// does the same job but recomputes a subtree root from up to 128 tile hashes
-// on every node lookup, which on the write path cost more than checking the
-// request's signature (BenchmarkInclusionProof, tree of 20,000: about 230 µs
-// per proof from a warm ProofBuilder against about 6 µs here); here each
-// tile's internal nodes are hashed once per tree size and thousands of writes
-// answered from one checkpoint share them. The node lists and ephemeral-node
-// rehashing are transparency-dev/merkle's (proof.Inclusion,
-// proof.Consistency, Nodes.Rehash), and tests check the proofs against
-// client.ProofBuilder.
+// proofCache builds RFC 6962 proofs from tlog-tiles hash tiles, keeping
+// every node of the tiles it has read. Tessera's client.ProofBuilder does the
+// same job but recomputes a subtree root from up to 128 tile hashes on every
+// node lookup, which on the write path cost more than checking the request's
+// signature (BenchmarkInclusionProof, tree of 20,000: about 230 µs per proof
+// from a warm ProofBuilder against a few µs here). A tile's nodes depend
+// only on the tile and its width, never on the tree size, so a full tile's
+// nodes serve every tree size, and the right-edge partial tiles every
+// checkpoint that shares them; thousands of writes answered from one
+// checkpoint share all of them. The node lists and ephemeral-node rehashing
+// are transparency-dev/merkle's (proof.Inclusion, proof.Consistency,
+// Nodes.Rehash), and tests check the proofs against client.ProofBuilder.
 type proofCache struct {
 	fetch client.TileFetcherFunc
 
-	mu    sync.Mutex
-	trees []*treeNodes // oldest first
+	// mu guards the two generations of tiles: lookups check cur and then
+	// old (moving a hit to cur); when cur is full it becomes old and the
+	// previous old is dropped, which keeps the recently used tiles at the
+	// cost of two maps. Tiles are read and built outside mu; two requests
+	// may build the same tile, and the second one is dropped.
+	mu       sync.Mutex
+	cur, old map[tileKey]*tileNodes
 }
 
-// treeNodes holds the computed nodes of the tree of one size.
-type treeNodes struct {
-	size  uint64
-	fetch client.TileFetcherFunc
-
-	mu    sync.Mutex // guards tiles; held while a tile is fetched
-	tiles map[tileKey]*tileNodes
+// tileKey names a tile of one width: a partial tile of width w holds the
+// first w hashes of every wider one, and its nodes never change.
+type tileKey struct {
+	level, index uint64
+	width        uint8 // 0: full
 }
-
-type tileKey struct{ level, index uint64 }
 
 // tileNodes are the nodes of one tile by height within it: rows[0] are the
-// tile's hashes, rows[k][i] the parent of rows[k-1][2i] and rows[k-1][2i+1].
+// tile's hashes, rows[k] holds the parent of hashes 2i and 2i+1 of rows[k-1]
+// at 32-byte slot i. Rows are never modified once built.
 type tileNodes struct {
-	rows [layout.TileHeight + 1][][]byte
+	rows [layout.TileHeight + 1][]byte
 }
 
 func newProofCache(f client.TileFetcherFunc) *proofCache {
-	return &proofCache{fetch: f}
-}
-
-func (c *proofCache) tree(size uint64) *treeNodes {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, t := range c.trees {
-		if t.size == size {
-			return t
-		}
-	}
-	t := &treeNodes{size: size, fetch: c.fetch, tiles: make(map[tileKey]*tileNodes)}
-	if len(c.trees) >= proofCacheSizes {
-		c.trees = append(c.trees[:0], c.trees[1:]...)
-	}
-	c.trees = append(c.trees, t)
-	return t
+	return &proofCache{fetch: f, cur: make(map[tileKey]*tileNodes)}
 }
 
 func (c *proofCache) inclusion(ctx context.Context, index, size uint64) ([][]byte, error) {
@@ -84,7 +72,7 @@ func (c *proofCache) inclusion(ctx context.Context, index, size uint64) ([][]byt
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof node list: %w", err)
 	}
-	return c.tree(size).hashes(ctx, nodes)
+	return c.hashes(ctx, size, nodes)
 }
 
 func (c *proofCache) consistency(ctx context.Context, first, second uint64) ([][]byte, error) {
@@ -92,63 +80,136 @@ func (c *proofCache) consistency(ctx context.Context, first, second uint64) ([][
 	if err != nil {
 		return nil, fmt.Errorf("consistency proof node list: %w", err)
 	}
-	return c.tree(second).hashes(ctx, nodes)
+	return c.hashes(ctx, second, nodes)
 }
 
-// hashes returns the proof hashes for nodes, folding the ephemeral node.
-func (t *treeNodes) hashes(ctx context.Context, nodes proof.Nodes) ([][]byte, error) {
+// leaf returns the leaf hash of entry index in the tree of size, from its
+// level-0 tile (the same tile an inclusion proof for it starts in).
+func (c *proofCache) leaf(ctx context.Context, index, size uint64) ([]byte, error) {
+	h, err := c.node(ctx, size, compact.NodeID{Level: 0, Index: index})
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), h...), nil
+}
+
+// hashes returns the proof hashes for nodes in the tree of size, folding the
+// ephemeral node. They are copies: callers may keep them.
+func (c *proofCache) hashes(ctx context.Context, size uint64, nodes proof.Nodes) ([][]byte, error) {
+	buf := make([]byte, len(nodes.IDs)*hashSize)
 	hs := make([][]byte, len(nodes.IDs))
-	t.mu.Lock()
 	for i, id := range nodes.IDs {
-		h, err := t.node(ctx, id)
+		h, err := c.node(ctx, size, id)
 		if err != nil {
-			t.mu.Unlock()
 			return nil, err
 		}
-		hs[i] = h
+		hs[i] = buf[i*hashSize : (i+1)*hashSize : (i+1)*hashSize]
+		copy(hs[i], h)
 	}
-	t.mu.Unlock()
-	out, err := nodes.Rehash(hs, rfc6962.DefaultHasher.HashChildren)
+	out, err := nodes.Rehash(hs, hasher.HashChildren)
 	if err != nil {
 		return nil, fmt.Errorf("rehashing proof: %w", err)
 	}
 	return out, nil
 }
 
-// node returns the hash of a node of the tree, which must lie wholly within
-// the tree (proof.Nodes.IDs only name such nodes). t.mu must be held.
-func (t *treeNodes) node(ctx context.Context, id compact.NodeID) ([]byte, error) {
+// node returns the hash of a node of the tree of size, which must lie wholly
+// within the tree (proof.Nodes.IDs only name such nodes). The slice is shared:
+// callers must not modify it.
+func (c *proofCache) node(ctx context.Context, size uint64, id compact.NodeID) ([]byte, error) {
 	tl, ti, nl, ni := layout.NodeCoordsToTileAddress(uint64(id.Level), id.Index)
-	k := tileKey{tl, ti}
-	tn, ok := t.tiles[k]
+	k := tileKey{level: tl, index: ti, width: layout.PartialTileSize(tl, ti, size)}
+	tn, err := c.tile(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	if row := tn.rows[nl]; (ni+1)*hashSize <= uint64(len(row)) {
+		return row[ni*hashSize : (ni+1)*hashSize], nil
+	}
+	return nil, fmt.Errorf("node %d/%d is not in tile %d/%d of tree size %d", id.Level, id.Index, tl, ti, size)
+}
+
+// tile returns the nodes of tile k, reading and building them on a miss.
+func (c *proofCache) tile(ctx context.Context, k tileKey) (*tileNodes, error) {
+	c.mu.Lock()
+	tn, ok := c.cur[k]
 	if !ok {
-		raw, err := t.fetch(ctx, tl, ti, layout.PartialTileSize(tl, ti, t.size))
-		if err != nil {
-			return nil, err
+		if tn, ok = c.old[k]; ok {
+			c.putLocked(k, tn)
 		}
-		var ht api.HashTile
-		if err := ht.UnmarshalText(raw); err != nil {
-			return nil, fmt.Errorf("parsing tile %d/%d: %w", tl, ti, err)
-		}
-		tn = &tileNodes{}
-		tn.rows[0] = ht.Nodes
-		for h := 1; h <= layout.TileHeight; h++ {
-			below := tn.rows[h-1]
-			row := make([][]byte, len(below)/2)
-			for i := range row {
-				row[i] = rfc6962.DefaultHasher.HashChildren(below[2*i], below[2*i+1])
-			}
-			tn.rows[h] = row
-		}
-		if len(t.tiles) >= maxTilesPerTree {
-			clear(t.tiles)
-		}
-		t.tiles[k] = tn
 	}
-	if row := tn.rows[nl]; ni < uint64(len(row)) {
-		return row[ni], nil
+	c.mu.Unlock()
+	if ok {
+		return tn, nil
 	}
-	return nil, fmt.Errorf("node %d/%d is not in tile %d/%d of tree size %d", id.Level, id.Index, tl, ti, t.size)
+	raw, err := c.fetch(ctx, k.level, k.index, k.width)
+	if err != nil {
+		return nil, err
+	}
+	if want := width(k.width) * hashSize; len(raw) != want {
+		return nil, fmt.Errorf("tile %d/%d of width %d is %d bytes, want %d", k.level, k.index, width(k.width), len(raw), want)
+	}
+	tn = buildTile(raw)
+	c.mu.Lock()
+	c.putLocked(k, tn)
+	c.mu.Unlock()
+	return tn, nil
+}
+
+func (c *proofCache) putLocked(k tileKey, tn *tileNodes) {
+	if len(c.cur) >= proofCacheTiles {
+		c.old, c.cur = c.cur, make(map[tileKey]*tileNodes, proofCacheTiles)
+	}
+	c.cur[k] = tn
+}
+
+// width is the number of hashes in a tile of partial width w (0: full).
+func width(w uint8) int {
+	if w == 0 {
+		return layout.TileWidth
+	}
+	return int(w)
+}
+
+// buildTile computes every node within a tile from its hashes, which it keeps
+// (the caller must not modify them), with hashChildrenInto, since a full tile
+// has 255 of them.
+func buildTile(hashes []byte) *tileNodes {
+	tn := &tileNodes{}
+	tn.rows[0] = hashes
+	for h := 1; h <= layout.TileHeight; h++ {
+		below := tn.rows[h-1]
+		row := make([]byte, len(below)/(2*hashSize)*hashSize)
+		for i := 0; i < len(row); i += hashSize {
+			hashChildrenInto(row[i:i+hashSize], below[2*i:2*i+hashSize], below[2*i+hashSize:2*i+2*hashSize])
+		}
+		tn.rows[h] = row
+	}
+	return tn
+}
+
+// hashChildrenInto writes the RFC 6962 section 2.1 interior node hash of left
+// and right, SHA-256(0x01 || left || right), to dst: what
+// rfc6962.Hasher.HashChildren computes, without its three allocations.
+func hashChildrenInto(dst, left, right []byte) {
+	var in [1 + 2*hashSize]byte
+	in[0] = rfc6962.RFC6962NodeHashPrefix
+	copy(in[1:], left)
+	copy(in[1+hashSize:], right)
+	sum := sha256.Sum256(in[:])
+	copy(dst, sum[:])
+}
+
+// hasher is rfc6962.DefaultHasher with HashChildren through hashChildrenInto,
+// for verifying and rehashing proofs (a few dozen nodes each).
+var hasher = nodeHasher{rfc6962.DefaultHasher}
+
+type nodeHasher struct{ *rfc6962.Hasher }
+
+func (nodeHasher) HashChildren(left, right []byte) []byte {
+	out := make([]byte, hashSize)
+	hashChildrenInto(out, left, right)
+	return out
 }
 
 // root computes the RFC 6962 root of the tree of size from the tiles.
@@ -177,7 +238,28 @@ func (l *Log) readBundle(ctx context.Context, index uint64, p uint8) ([]byte, er
 	return tiles.Read(ctx, l.reader, tiles.Resource{Kind: tiles.EntryBundle, Index: index, Width: p})
 }
 
+// bundleViewer is implemented by storage that lends out a full entry bundle
+// without copying it (storage/pebble's *Storage); readEntry then copies only
+// the entry it wants.
+type bundleViewer interface {
+	ViewFull(ctx context.Context, res tiles.Resource, coding string, fn func(body, version []byte) error) error
+}
+
 // readEntry returns the leaf data of entry index in the tree of size.
 func (l *Log) readEntry(ctx context.Context, index, size uint64) ([]byte, error) {
+	bi := index / layout.EntryBundleWidth
+	res := tiles.Resource{Kind: tiles.EntryBundle, Index: bi, Width: layout.PartialTileSize(0, bi, size)}
+	if v, ok := l.reader.(bundleViewer); ok && !res.Partial() {
+		var e []byte
+		err := v.ViewFull(ctx, res, "", func(body, _ []byte) error {
+			b, err := tiles.BundleEntry(body, int(index%layout.EntryBundleWidth))
+			e = append([]byte(nil), b...)
+			return err
+		})
+		if err == nil {
+			return e, nil
+		}
+		// Whatever went wrong, the general path below reads it again and says what.
+	}
 	return tiles.ReadEntry(ctx, l.reader, index, size)
 }

@@ -139,3 +139,12 @@ func equalHashes(a, b [][]byte) bool {
 	}
 	return true
 }
+
+func TestNodeHasherIsRFC6962(t *testing.T) {
+	for i := range 64 {
+		l, r := bytes.Repeat([]byte{byte(i)}, 32), bytes.Repeat([]byte{byte(255 - i)}, 32)
+		if got, want := hasher.HashChildren(l, r), rfc6962.DefaultHasher.HashChildren(l, r); !bytes.Equal(got, want) {
+			t.Fatalf("HashChildren(%x, %x) = %x, want %x", l, r, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -121,6 +122,12 @@ func FuzzParseEntry(f *testing.F) {
 	f.Add([]byte(`{"kind":"hashedrekord","apiVersion":"0.0.2","spec":{}}`))
 	f.Add([]byte(`{"kind":"dsse","apiVersion":"0.0.2","spec":{"dsseV002":{"payloadHash":{"algorithm":"SHA2_256","digest":"AA=="}}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		if fast, ok := parseHashedRekordFast(body); ok {
+			slow, err := parseEntryJSON(body)
+			if err != nil || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("%s: the hand-written parser reads %+v, encoding/json %+v (%v)", body, fast, slow, err)
+			}
+		}
 		info, err := ParseEntry(body)
 		if err != nil {
 			return
@@ -194,4 +201,24 @@ func BenchmarkHashedRekordBody(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestParseEntryReadsTheLeavesWithoutEncodingJSON checks that every hashedrekord leaf of the
+// rekor-tiles vectors takes the hand-written path, and reads what encoding/json reads.
+func TestParseEntryReadsTheLeavesWithoutEncodingJSON(t *testing.T) {
+	n := 0
+	for _, l := range readLeaves(t) {
+		slow, err := parseEntryJSON(l.body)
+		if err != nil || slow.Kind != KindHashedRekord {
+			continue
+		}
+		n++
+		fast, ok := parseHashedRekordFast(l.body)
+		if !ok || !reflect.DeepEqual(fast, slow) {
+			t.Errorf("%s: hand-written %+v (%v), encoding/json %+v", l.body, fast, ok, slow)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no hashedrekord leaf among the vectors")
+	}
 }

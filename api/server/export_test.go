@@ -3,3 +3,11 @@ package server
 // HTTPStatusOf is the HTTP status mapError gives err, so that tests in package server_test can
 // put a gRPC answer beside a REST one through the one mapping.
 func HTTPStatusOf(err error) int { return mapError(err).httpStatus }
+
+// LaneAnswered is how many requests the fast lane answered itself (0 when it is off).
+func LaneAnswered(s *Server) int64 {
+	if l := s.lane.Load(); l != nil {
+		return l.answered.Load()
+	}
+	return 0
+}

@@ -53,6 +53,8 @@ type testLog struct {
 	// addressLimit and proxies are the server's AddressLimit and TrustedProxies.
 	addressLimit *admission.Limiter
 	proxies      []netip.Prefix
+	// serverConfig, if set, changes the server's configuration before it is built.
+	serverConfig func(*server.Config)
 
 	baseURL  string
 	grpcAddr string
@@ -74,6 +76,11 @@ func pushback(n uint) logOption { return func(l *testLog) { l.pushback = n } }
 
 // searchLimit sets the log's search page size.
 func searchLimit(n int) logOption { return func(l *testLog) { l.searchLimit = n } }
+
+// withServerConfig lets f change the server's configuration before it is built.
+func withServerConfig(f func(*server.Config)) logOption {
+	return func(l *testLog) { l.serverConfig = f }
+}
 
 // captureLogs sends the server's and the log's messages to buf.
 func captureLogs(buf *logBuffer) logOption { return func(l *testLog) { l.logs = buf } }
@@ -163,12 +170,16 @@ func (l *testLog) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.srv, err = server.New(server.Config{
+	cfg := server.Config{
 		Log: l.lg, Reader: reader, MaxRequestBody: l.maxBody,
 		Logger:       logger,
 		Status:       src,
 		AddressLimit: l.addressLimit, TrustedProxies: l.proxies,
-	}); err != nil {
+	}
+	if l.serverConfig != nil {
+		l.serverConfig(&cfg)
+	}
+	if l.srv, err = server.New(cfg); err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
 	httpLis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -54,24 +56,51 @@ func newGatewayMux() *runtime.ServeMux {
 // would log the first and silently drop the rest.
 type singleValueJSONPb struct{ runtime.JSONPb }
 
+// NewDecoder decodes one JSON value per request. A CreateEntryRequest body is read whole first
+// and given to decodeHashedRekord, which decodes the usual request without protojson; what it
+// leaves goes through decodeOne as any other body does.
 func (m *singleValueJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		if req, ok := v.(*rekorpb.CreateEntryRequest); ok {
+			body, err := io.ReadAll(r)
+			if err != nil {
+				return fmt.Errorf("reading request body: %w", err)
+			}
+			if decodeHashedRekord(body, req) {
+				return nil
+			}
+			r = bytes.NewReader(body)
+		}
+		return m.decodeOne(r, v)
+	})
+}
+
+// decodeOne decodes exactly one JSON value from r into v.
+func (m *singleValueJSONPb) decodeOne(r io.Reader, v any) error {
 	d := json.NewDecoder(r)
 	inner := runtime.DecoderWrapper{Decoder: d, UnmarshalOptions: m.UnmarshalOptions}
-	return runtime.DecoderFunc(func(v any) error {
-		if err := inner.Decode(v); err != nil {
-			return err
-		}
-		var syntax *json.SyntaxError
-		switch _, err := d.Token(); {
-		case err == io.EOF:
-			return nil
-		case err == nil || errors.As(err, &syntax):
-			return errors.New("request body has data after the JSON object")
-		default:
-			// A failure of the body itself (over the size limit, a timeout) keeps its own error.
-			return fmt.Errorf("reading request body: %w", err)
-		}
-	})
+	if err := inner.Decode(v); err != nil {
+		return err
+	}
+	var syntax *json.SyntaxError
+	switch _, err := d.Token(); {
+	case err == io.EOF:
+		return nil
+	case err == nil || errors.As(err, &syntax):
+		return errors.New("request body has data after the JSON object")
+	default:
+		// A failure of the body itself (over the size limit, a timeout) keeps its own error.
+		return fmt.Errorf("reading request body: %w", err)
+	}
+}
+
+// Marshal writes the answers of writes, entries and proofs with appendAnswerJSON, and anything
+// else with protojson.
+func (m *singleValueJSONPb) Marshal(v any) ([]byte, error) {
+	if b, ok := appendAnswerJSON(nil, v); ok {
+		return b, nil
+	}
+	return m.JSONPb.Marshal(v)
 }
 
 // setCreated answers a successful CreateEntry with 201, as Rekor v2 does.

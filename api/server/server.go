@@ -26,6 +26,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -117,7 +118,8 @@ type Config struct {
 	Ready []Check
 	// Status, if set, serves the status page at / and its JSON at /quire/v1/status.
 	Status *logstatus.Source
-	// LogRequests logs every HTTP request and gRPC call at info level.
+	// LogRequests logs every HTTP request and gRPC call at info level. It turns the fast lane off,
+	// since the lane's answers do not pass through the request logger.
 	LogRequests bool
 	// AddressLimit, if set, rate-limits writes (CreateEntry) per client address: 429 and
 	// Retry-After beyond it. See addressLimit for what the address is.
@@ -125,6 +127,10 @@ type Config struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For names the client for AddressLimit;
 	// none by default, so the TCP peer is the client.
 	TrustedProxies []netip.Prefix
+	// DisableFastLane leaves every HTTP request to net/http; see fastlane.go for what the lane
+	// answers. The lane also stays off with TLS, with LogRequests, and on storage that cannot lend
+	// full tiles (MySQL).
+	DisableFastLane bool
 }
 
 func (c *Config) setDefaults() {
@@ -180,6 +186,12 @@ type Server struct {
 	http    *http.Server
 	health  *health.Server
 	handler http.Handler
+
+	// tiles and laneMetrics make the fast lane (fastlane.go) when it is on (Config.DisableFastLane)
+	// and storage is a fullReader; lane is the one Serve started, if any.
+	tiles       *tileHandler
+	laneMetrics *laneMetrics
+	lane        atomic.Pointer[laneListener]
 
 	shutdownOnce sync.Once
 	stopReady    chan struct{}
@@ -241,7 +253,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registering quire.v1 gateway: %w", err)
 	}
 
-	tileReads := &tileHandler{reader: cfg.Reader, logger: cfg.Logger}
+	tileReads := newTileHandler(cfg.Reader, cfg.Logger)
+	if tileReads.full != nil && !cfg.DisableFastLane && !cfg.LogRequests && cfg.TLS == nil {
+		s.tiles, s.laneMetrics = tileReads, newLaneMetrics(m)
+	}
 	mux := http.NewServeMux()
 	api := limitBody(cfg.MaxRequestBody, budget.http(cfg.MaxRequestBody, gw))
 	if rekor.limit != nil {
@@ -298,6 +313,11 @@ func (s *Server) MetricsHandler() http.Handler {
 func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 	s.health.SetServingStatus(readService, healthpb.HealthCheckResponse_SERVING)
 	go s.followReadiness(s.stopReady)
+	if s.tiles != nil {
+		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics)
+		s.lane.Store(lane)
+		httpLis = lane
+	}
 	errc := make(chan error, 2)
 	go func() {
 		var err error
@@ -346,6 +366,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			close(grpcDone)
 		}()
 		err = s.http.Shutdown(ctx)
+		if lane := s.lane.Load(); lane != nil {
+			lane.wait(ctx)
+		}
 		select {
 		case <-grpcDone:
 		case <-ctx.Done():

@@ -43,11 +43,33 @@ type posixLog struct {
 	checkpoints [][]byte
 }
 
-// newTestLog appends len(batches) batches of entries of varied lengths to a
+// newPOSIXLog appends len(batches) batches of entries of varied lengths to a
 // POSIX log, waiting for a checkpoint after each so that partial tiles of
 // several widths are written, then stops the appender so nothing changes
 // while the test reads.
 func newPOSIXLog(t testing.TB, batches ...int) *posixLog {
+	t.Helper()
+	return newTestLog(t, func(ctx context.Context, dir string) (tessera.Driver, error) {
+		return posix.New(ctx, posix.Config{Path: dir})
+	}, batches...)
+}
+
+// newPebbleLog is newPOSIXLog on Quire's Pebble driver: the same batches of
+// the same entries, so the same tiles and bundles. Its reader is the
+// *pebble.Storage, which stays open until the test ends. Deduplication is
+// off, as the POSIX log has none: some of the short entries repeat.
+func newPebbleLog(t testing.TB, batches ...int) *posixLog {
+	t.Helper()
+	return newTestLog(t, func(ctx context.Context, dir string) (tessera.Driver, error) {
+		d, err := pebble.New(ctx, pebble.Config{Path: dir, DisableDedup: true})
+		if err == nil {
+			t.Cleanup(func() { d.(*pebble.Storage).Close() })
+		}
+		return d, err
+	}, batches...)
+}
+
+func newTestLog(t testing.TB, open func(ctx context.Context, dir string) (tessera.Driver, error), batches ...int) *posixLog {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -65,9 +87,9 @@ func newPOSIXLog(t testing.TB, batches ...int) *posixLog {
 		t.Fatalf("making verifier: %v", err)
 	}
 	dir := t.TempDir()
-	driver, err := posix.New(ctx, posix.Config{Path: dir})
+	driver, err := open(ctx, dir)
 	if err != nil {
-		t.Fatalf("creating POSIX driver: %v", err)
+		t.Fatalf("creating driver: %v", err)
 	}
 	appender, shutdown, reader, err := tessera.NewAppender(ctx, driver, tessera.NewAppendOptions().
 		WithCheckpointSigner(signer).
@@ -117,7 +139,7 @@ func newPOSIXLog(t testing.TB, batches ...int) *posixLog {
 func serve(t *testing.T, r tiles.Reader) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
-	h := &tileHandler{reader: r, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := newTileHandler(r, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h.register(mux, "")
 	h.register(mux, "/api/v2")
 	srv := httptest.NewServer(mux)
@@ -233,52 +255,168 @@ func TestTilesHeaders(t *testing.T) {
 	}
 }
 
+// logKinds builds a test log on each driver: POSIX files read through Tessera's reader (the
+// general path) and Pebble (full tiles and bundles served by serveFull).
+var logKinds = []struct {
+	name string
+	new  func(t testing.TB, batches ...int) *posixLog
+}{
+	{"POSIX", newPOSIXLog},
+	{"Pebble", newPebbleLog},
+}
+
 func TestTilesConditionalAndHeadRequests(t *testing.T) {
-	l := newPOSIXLog(t, 300)
-	srv := serve(t, l.reader)
-	for _, path := range []string{"/checkpoint", "/tile/0/000", "/tile/0/001.p/44", "/tile/entries/000"} {
-		resp, body := get(t, http.MethodGet, srv.URL+path)
-		tag := resp.Header.Get("ETag")
-		t.Run(path+" is not modified for its own ETag", func(t *testing.T) {
-			resp, body := get(t, http.MethodGet, srv.URL+path, "If-None-Match", tag)
-			if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
-				t.Errorf("status %d with %d bytes, want 304 and no body", resp.StatusCode, len(body))
-			}
-			if got := resp.Header.Get("ETag"); got != tag {
-				t.Errorf("304 ETag %q, want %q", got, tag)
+	for _, kind := range logKinds {
+		l := kind.new(t, 300)
+		srv := serve(t, l.reader)
+		for _, path := range []string{"/checkpoint", "/tile/0/000", "/tile/0/001.p/44", "/tile/entries/000"} {
+			checkConditionalAndHead(t, kind.name+" "+path, srv.URL+path, "identity")
+		}
+		checkConditionalAndHead(t, kind.name+" gzipped /tile/entries/000", srv.URL+"/tile/entries/000", "gzip")
+	}
+}
+
+// checkConditionalAndHead asks url (as a client sending Accept-Encoding acceptEncoding) for its
+// representation, then checks how conditional, Range and HEAD requests are answered.
+func checkConditionalAndHead(t *testing.T, name, url, acceptEncoding string) {
+	t.Helper()
+	fetch := func(t *testing.T, method string, hdr ...string) (*http.Response, []byte) {
+		t.Helper()
+		return get(t, method, url, append([]string{"Accept-Encoding", acceptEncoding}, hdr...)...)
+	}
+	resp, body := fetch(t, http.MethodGet)
+	tag := resp.Header.Get("ETag")
+	t.Run(name+" is served again with the same ETag", func(t *testing.T) {
+		again, body2 := fetch(t, http.MethodGet)
+		if again.Header.Get("ETag") != tag || !bytes.Equal(body, body2) {
+			t.Errorf("second answer: ETag %q and %d bytes, first %q and %d bytes", again.Header.Get("ETag"), len(body2), tag, len(body))
+		}
+		if again.Header.Get("Content-Encoding") != resp.Header.Get("Content-Encoding") {
+			t.Errorf("Content-Encoding %q, then %q", resp.Header.Get("Content-Encoding"), again.Header.Get("Content-Encoding"))
+		}
+	})
+	t.Run(name+" answers a Range request with that part", func(t *testing.T) {
+		resp, part := fetch(t, http.MethodGet, "Range", "bytes=1-4")
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, body[1:5]) {
+			t.Errorf("status %d with %x, want 206 and %x", resp.StatusCode, part, body[1:5])
+		}
+	})
+	t.Run(name+" is not modified for its own ETag", func(t *testing.T) {
+		resp, body := fetch(t, http.MethodGet, "If-None-Match", tag)
+		if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
+			t.Errorf("status %d with %d bytes, want 304 and no body", resp.StatusCode, len(body))
+		}
+		if got := resp.Header.Get("ETag"); got != tag {
+			t.Errorf("304 ETag %q, want %q", got, tag)
+		}
+	})
+	t.Run(name+" is not modified for its ETag in a list or made weak", func(t *testing.T) {
+		resp, _ := fetch(t, http.MethodGet, "If-None-Match", `"other", W/`+tag)
+		if resp.StatusCode != http.StatusNotModified {
+			t.Errorf("status %d, want 304", resp.StatusCode)
+		}
+	})
+	t.Run(name+" is sent again for another ETag", func(t *testing.T) {
+		resp, again := fetch(t, http.MethodGet, "If-None-Match", `"0123456789"`)
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(again, body) {
+			t.Errorf("status %d with %d bytes, want 200 and the %d-byte body", resp.StatusCode, len(again), len(body))
+		}
+	})
+	t.Run(name+" answers HEAD with headers only", func(t *testing.T) {
+		resp, head := fetch(t, http.MethodHead)
+		if resp.StatusCode != http.StatusOK || len(head) != 0 {
+			t.Errorf("status %d with %d bytes, want 200 and no body", resp.StatusCode, len(head))
+		}
+		if got, want := resp.Header.Get("Content-Length"), fmt.Sprint(len(body)); got != want {
+			t.Errorf("Content-Length %q, want %q", got, want)
+		}
+		if got := resp.Header.Get("ETag"); got != tag {
+			t.Errorf("HEAD ETag %q, want %q", got, tag)
+		}
+	})
+}
+
+// TestTilesPebbleServesWhatPOSIXStores builds the same log on both drivers and asks the Pebble
+// one for every file the POSIX one wrote, full and partial, plain and gzipped.
+func TestTilesPebbleServesWhatPOSIXStores(t *testing.T) {
+	batches := []int{1, 100, 300, 200}
+	files, pl := newPOSIXLog(t, batches...), newPebbleLog(t, batches...)
+	srv := serve(t, pl.reader)
+	var paths []string
+	err := filepath.WalkDir(files.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if rel, _ := filepath.Rel(files.dir, p); !d.IsDir() && strings.HasPrefix(rel, "tile/") {
+			paths = append(paths, "/"+filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walking log directory: %v", err)
+	}
+	for _, p := range paths {
+		want, err := os.ReadFile(filepath.Join(files.dir, filepath.FromSlash(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(p+" is the POSIX file's bytes", func(t *testing.T) {
+			resp, body := get(t, http.MethodGet, srv.URL+p)
+			if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+				t.Errorf("status %d, %d bytes equal to the file: %v", resp.StatusCode, len(body), bytes.Equal(body, want))
 			}
 		})
-		t.Run(path+" is not modified for its ETag in a list or made weak", func(t *testing.T) {
-			resp, _ := get(t, http.MethodGet, srv.URL+path, "If-None-Match", `"other", W/`+tag)
-			if resp.StatusCode != http.StatusNotModified {
-				t.Errorf("status %d, want 304", resp.StatusCode)
+		t.Run(p+" gzipped on request is the POSIX file's bytes", func(t *testing.T) {
+			resp, body := get(t, http.MethodGet, srv.URL+p, "Accept-Encoding", "gzip")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if resp.Header.Get("Content-Encoding") == "gzip" {
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body, err = io.ReadAll(zr); err != nil {
+					t.Fatal(err)
+				}
+			} else if strings.HasPrefix(p, "/tile/entries/") {
+				t.Errorf("an entry bundle was not gzipped")
+			}
+			if !bytes.Equal(body, want) {
+				t.Errorf("%d bytes differ from the %d-byte file", len(body), len(want))
 			}
 		})
-		t.Run(path+" is sent again for another ETag", func(t *testing.T) {
-			resp, again := get(t, http.MethodGet, srv.URL+path, "If-None-Match", `"0123456789"`)
-			if resp.StatusCode != http.StatusOK || !bytes.Equal(again, body) {
-				t.Errorf("status %d with %d bytes, want 200 and the %d-byte body", resp.StatusCode, len(again), len(body))
-			}
-		})
-		t.Run(path+" answers HEAD with headers only", func(t *testing.T) {
-			resp, head := get(t, http.MethodHead, srv.URL+path)
-			if resp.StatusCode != http.StatusOK || len(head) != 0 {
-				t.Errorf("status %d with %d bytes, want 200 and no body", resp.StatusCode, len(head))
-			}
-			if got, want := resp.Header.Get("Content-Length"), fmt.Sprint(len(body)); got != want {
-				t.Errorf("Content-Length %q, want %q", got, want)
-			}
-			if got := resp.Header.Get("ETag"); got != tag {
-				t.Errorf("HEAD ETag %q, want %q", got, tag)
-			}
-		})
+	}
+}
+
+// TestTilesFullBundleIsCompressedOnce checks that the first gzip request for a full bundle
+// stores its gzip form, and that later requests are answered with exactly those bytes.
+func TestTilesFullBundleIsCompressedOnce(t *testing.T) {
+	l := newPebbleLog(t, 300)
+	s := l.reader.(*pebble.Storage)
+	srv := serve(t, s)
+	res := tiles.Resource{Kind: tiles.EntryBundle, Index: 0}
+	if err := s.ViewFull(context.Background(), res, pebble.CodingGzip, func(_, _ []byte) error { return nil }); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("gzip form before any request: %v, want not found", err)
+	}
+	_, first := get(t, http.MethodGet, srv.URL+"/tile/entries/000", "Accept-Encoding", "gzip")
+	var stored []byte
+	if err := s.ViewFull(context.Background(), res, pebble.CodingGzip, func(body, _ []byte) error {
+		stored = bytes.Clone(body)
+		return nil
+	}); err != nil {
+		t.Fatalf("gzip form after the first request: %v", err)
+	}
+	_, second := get(t, http.MethodGet, srv.URL+"/tile/entries/000", "Accept-Encoding", "gzip")
+	if !bytes.Equal(first, stored) || !bytes.Equal(second, stored) {
+		t.Errorf("answers of %d and %d bytes, stored form of %d: not all the same", len(first), len(second), len(stored))
 	}
 }
 
 func TestTilesRejectsBadRequests(t *testing.T) {
 	l := newPOSIXLog(t, 10)
 	srv := serve(t, l.reader)
-	h := &tileHandler{reader: l.reader, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := newTileHandler(l.reader, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	tests := []struct {
 		name   string
 		method string
@@ -531,7 +669,7 @@ func mustParse(t *testing.T, s string) *url.URL {
 // network hop.
 func BenchmarkTileHandler(b *testing.B) {
 	l := newPOSIXLog(b, 300)
-	h := &tileHandler{reader: l.reader, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	h := newTileHandler(l.reader, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	full := httptest.NewRequest(http.MethodGet, "/tile/0/000", nil)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, full)

@@ -3,6 +3,7 @@ package tiles
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/transparency-dev/tessera/api/layout"
@@ -48,18 +49,52 @@ type Resource struct {
 // grows until the full one replaces it.
 func (r Resource) Partial() bool { return r.Width > 0 }
 
-// Path returns r's canonical path, with a leading slash and no prefix.
+// Path returns r's canonical path, with a leading slash and no prefix: what Tessera's
+// layout.TilePath and layout.EntriesPath return, with the slash.
 func (r Resource) Path() string {
+	var buf [maxPathLen]byte
+	return string(r.appendPath(buf[:0]))
+}
+
+// appendPath appends r.Path() to dst without formatting through fmt, which was most of the cost
+// of parsing a tile request. <N> is written per tlog-tiles "Merkle Tree": three-digit groups,
+// zero-padded, all but the last prefixed with "x" (TestPathIsTesseras holds it to layout's).
+func (r Resource) appendPath(dst []byte) []byte {
 	switch r.Kind {
 	case Checkpoint:
-		return "/" + layout.CheckpointPath
+		return append(dst, "/"+layout.CheckpointPath...)
 	case HashTile:
-		return "/" + layout.TilePath(r.Level, r.Index, r.Width)
+		dst = strconv.AppendUint(append(dst, "/tile/"...), r.Level, 10)
+		dst = append(dst, '/')
 	case EntryBundle:
-		return "/" + layout.EntriesPath(r.Index, r.Width)
+		dst = append(dst, "/tile/entries/"...)
 	default:
-		return ""
+		return dst
 	}
+	var groups [7]uint64
+	n, g := r.Index, 0
+	for {
+		groups[g] = n % 1000
+		n /= 1000
+		g++
+		if n == 0 {
+			break
+		}
+	}
+	for g--; g >= 0; g-- {
+		if g > 0 {
+			dst = append(dst, 'x')
+		}
+		v := groups[g]
+		dst = append(dst, byte('0'+v/100), byte('0'+v/10%10), byte('0'+v%10))
+		if g > 0 {
+			dst = append(dst, '/')
+		}
+	}
+	if r.Width > 0 {
+		dst = strconv.AppendUint(append(dst, ".p/"...), uint64(r.Width), 10)
+	}
+	return dst
 }
 
 var (
@@ -123,7 +158,8 @@ func ParsePath(path string) (Resource, error) {
 		}
 		r = Resource{Kind: HashTile, Level: l, Index: idx, Width: w}
 	}
-	if canonical := r.Path(); canonical != path {
+	var buf [maxPathLen]byte
+	if canonical := r.appendPath(buf[:0]); string(canonical) != path {
 		return Resource{}, fmt.Errorf("%w: not in canonical form (want %s)", ErrBadPath, canonical)
 	}
 	if !possible(r.Level, r.Index) {

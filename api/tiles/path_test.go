@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/transparency-dev/tessera/api/layout"
 )
 
 func TestParsePath(t *testing.T) {
@@ -113,4 +115,32 @@ func FuzzParsePath(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPathIsTesseras checks Path against Tessera's layout package for indices of every group
+// count, every width class and the largest values.
+func TestPathIsTesseras(t *testing.T) {
+	indices := []uint64{0, 1, 9, 10, 99, 100, 999, 1000, 1001, 123456, 999999, 1000000, 1234567890, 1<<56 - 1, 1<<64 - 1}
+	for _, n := range indices {
+		for _, w := range []uint8{0, 1, 9, 10, 99, 100, 255} {
+			for _, level := range []uint64{0, 1, 7, 63} {
+				r := Resource{Kind: HashTile, Level: level, Index: n, Width: w}
+				if got, want := r.Path(), "/"+layout.TilePath(level, n, w); got != want {
+					t.Errorf("tile %d/%d.p/%d: Path() = %q, want %q", level, n, w, got, want)
+				}
+			}
+			r := Resource{Kind: EntryBundle, Index: n, Width: w}
+			if got, want := r.Path(), "/"+layout.EntriesPath(n, w); got != want {
+				t.Errorf("bundle %d.p/%d: Path() = %q, want %q", n, w, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkParsePath(b *testing.B) {
+	for b.Loop() {
+		if _, err := ParsePath("/tile/0/x001/x234/067"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

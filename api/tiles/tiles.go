@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io/fs"
 
-	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
 )
 
@@ -112,13 +111,9 @@ func ReadEntry(ctx context.Context, r Reader, index, size uint64) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	var b api.EntryBundle
-	if err := b.UnmarshalText(raw); err != nil {
-		return nil, fmt.Errorf("parsing entry bundle %d: %w", bi, err)
+	e, err := BundleEntry(raw, int(index%layout.EntryBundleWidth))
+	if err != nil {
+		return nil, fmt.Errorf("entry bundle %d: %w", bi, err)
 	}
-	i := index % layout.EntryBundleWidth
-	if i >= uint64(len(b.Entries)) {
-		return nil, fmt.Errorf("entry bundle %d has %d entries, want entry %d", bi, len(b.Entries), i)
-	}
-	return b.Entries[i], nil
+	return e, nil
 }

@@ -65,3 +65,31 @@ func TrimBundle(b []byte, w uint8) ([]byte, error) {
 	}
 	return b[:end], nil
 }
+
+// BundleEntry returns entry i (from 0) of entry bundle b, without its length prefix (tlog-tiles
+// "Log Entries"). The result shares b's memory. It reads b only as far as entry i, so it finds
+// entry i of any version of the bundle at least i+1 entries wide, and refuses a bundle that is
+// malformed before entry i's end or shorter than i+1 entries.
+func BundleEntry(b []byte, i int) ([]byte, error) {
+	if i < 0 || i >= layout.EntryBundleWidth {
+		return nil, fmt.Errorf("entry %d is outside a bundle of %d entries", i, layout.EntryBundleWidth)
+	}
+	off := 0
+	for n := 0; ; n++ {
+		if len(b)-off < 2 {
+			if off == len(b) {
+				return nil, fmt.Errorf("entry bundle holds %d entries, want entry %d", n, i)
+			}
+			return nil, fmt.Errorf("entry %d of the bundle has a truncated length", n)
+		}
+		size := int(binary.BigEndian.Uint16(b[off:]))
+		start := off + 2
+		off = start + size
+		if off > len(b) {
+			return nil, fmt.Errorf("entry %d of the bundle is %d bytes, past the bundle's end", n, size)
+		}
+		if n == i {
+			return b[start:off:off], nil
+		}
+	}
+}

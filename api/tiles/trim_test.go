@@ -148,3 +148,57 @@ func FuzzTrimBundle(f *testing.F) {
 		}
 	})
 }
+
+func TestBundleEntry(t *testing.T) {
+	three := []byte{0, 1, 'a', 0, 2, 'b', 'c', 0, 0}
+	tests := []struct {
+		name   string
+		bundle []byte
+		i      int
+		want   []byte
+		err    string
+	}{
+		{"the first entry is found", three, 0, []byte("a"), ""},
+		{"a middle entry is found", three, 1, []byte("bc"), ""},
+		{"an empty last entry is found", three, 2, []byte{}, ""},
+		{"the last entry of a full bundle is found", bundle(256), 255, bytes.Repeat([]byte{255}, 255%7), ""},
+		{"an entry past the bundle's end is refused", three, 3, nil, "holds 3 entries, want entry 3"},
+		{"an entry past 256 is refused", bundle(256), 256, nil, "outside a bundle"},
+		{"a negative entry is refused", three, -1, nil, "outside a bundle"},
+		{"an entry overrunning the bundle is refused", []byte{0, 1, 'a', 0, 9, 'x'}, 1, nil, "past the bundle's end"},
+		{"a truncated length before the entry is refused", []byte{0, 1, 'a', 0}, 1, nil, "truncated length"},
+		{"a malformed bundle after the entry does not matter", append(bytes.Clone(three), 0), 1, []byte("bc"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := BundleEntry(tt.bundle, tt.i)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("BundleEntry(%x, %d) = %x, %v; want an error mentioning %q", tt.bundle, tt.i, got, err, tt.err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, tt.want) {
+				t.Fatalf("BundleEntry(%x, %d) = %x, %v; want %x", tt.bundle, tt.i, got, err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzBundleEntry checks that BundleEntry never panics and finds the entry Tessera's own parser
+// finds in any bundle that parser accepts.
+func FuzzBundleEntry(f *testing.F) {
+	f.Add([]byte{0, 1, 'a', 0, 2, 'b', 'c'}, 1)
+	f.Add([]byte{0xff, 0xff}, 0)
+	f.Add(bundle(256), 255)
+	f.Fuzz(func(t *testing.T, b []byte, i int) {
+		got, err := BundleEntry(b, i)
+		var whole api.EntryBundle
+		if whole.UnmarshalText(b) != nil || i < 0 || i >= len(whole.Entries) {
+			return
+		}
+		if err != nil || !bytes.Equal(got, whole.Entries[i]) {
+			t.Fatalf("BundleEntry(%x, %d) = %x, %v; want %x", b, i, got, err, whole.Entries[i])
+		}
+	})
+}

@@ -71,6 +71,7 @@ type serveFlags struct {
 	readyMaxAge        time.Duration
 	metricsListen      string
 	logRequests        bool
+	fastLane           bool
 	logging            *logging.Options
 	admission          *admissionFlags
 	// publicURLSet says --public-url was given; otherwise it follows --http-listen.
@@ -110,7 +111,8 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.DurationVar(&f.republishInterval, "checkpoint-republish-interval", defaultRepublishInterval, "republish the checkpoint of a tree that has not grown this often (witnesses cosign it anew)")
 	fset.DurationVar(&f.readyMaxAge, "ready-max-checkpoint-age", 0, "/readyz fails when the latest checkpoint is older (default: twice --checkpoint-republish-interval plus --witness-timeout)")
 	fset.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on `ADDR`, or \"off\" (default: 127.0.0.1 and the --http-listen port + 2)")
-	fset.BoolVar(&f.logRequests, "log-requests", false, "log every HTTP request and gRPC call")
+	fset.BoolVar(&f.logRequests, "log-requests", false, "log every HTTP request and gRPC call (turns --fast-lane off)")
+	fset.BoolVar(&f.fastLane, "fast-lane", true, "answer plain GETs of full tiles and bundles, inclusion proofs and entries by index in a minimal HTTP/1.1 reader ahead of Go's net/http, which gets every other request; off with TLS, --log-requests or --storage mysql://")
 	f.logging = logging.AddFlags(fset.FlagSet)
 	f.admission = addAdmissionFlags(fset)
 	if err := fset.Parse(args); err != nil {
@@ -260,6 +262,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		LogRequests:      f.logRequests,
 		AddressLimit:     addressLimit,
 		TrustedProxies:   proxies,
+		DisableFastLane:  !f.fastLane,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())

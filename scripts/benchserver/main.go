@@ -10,12 +10,22 @@
 //	benchserver table [-ratio A/B] NAME=FILE ...
 //	                                  reads quirectl bench --json reports, prints one row each and,
 //	                                  for each load both A and B ran, A's figures over B's
+//	benchserver cpu -pid P            prints the CPU seconds (user + system) process P has used
+//	benchserver verifycost [-n 20000] prints the CPU µs one ECDSA P-256 signature verification
+//	                                  costs, two verifying at once (both cores busy, as in a log)
+//	benchserver cpuperwrite NAME=BEFORE:AFTER:FILE ... -verify US
+//	                                  prints each server's CPU per accepted write (from the CPU
+//	                                  seconds before and after a run and its quirectl bench report)
+//	                                  beside one verification's cost
 package main
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -28,7 +38,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -78,6 +91,37 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 		return sink(*listen, stdout)
+	case "cpu":
+		fs := flag.NewFlagSet("cpu", flag.ContinueOnError)
+		pid := fs.Int("pid", 0, "process ID")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		secs, err := cpuSeconds(*pid)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%.2f\n", secs)
+		return nil
+	case "verifycost":
+		fs := flag.NewFlagSet("verifycost", flag.ContinueOnError)
+		n := fs.Int("n", 20000, "verifications to time")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		us, err := verifyCost(*n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%.1f\n", us)
+		return nil
+	case "cpuperwrite":
+		fs := flag.NewFlagSet("cpuperwrite", flag.ContinueOnError)
+		verify := fs.Float64("verify", 0, "CPU µs of one verification, from verifycost")
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		return cpuPerWrite(fs.Args(), *verify, stdout)
 	case "table":
 		fs := flag.NewFlagSet("table", flag.ContinueOnError)
 		r := fs.String("ratio", "", "A/B: print A's figures over B's for each load both ran")
@@ -297,4 +341,114 @@ func sortedKeys(m map[string]int64) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// cpuSeconds is the CPU time (user and system) pid has used, from /proc.
+func cpuSeconds(pid int) (float64, error) {
+	if pid <= 0 {
+		return 0, errors.New("cpu: -pid is required")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu: %w", err)
+	}
+	// Fields after the command name, which is in parentheses and may contain spaces.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("cpu: /proc/%d/stat has too few fields", pid)
+	}
+	var ticks float64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return 0, fmt.Errorf("cpu: /proc/%d/stat: %w", pid, err)
+		}
+		ticks += v
+	}
+	// USER_HZ is 100 on every Linux architecture Go supports.
+	return ticks / 100, nil
+}
+
+// verifyCost times n ECDSA P-256 verifications of a SHA-256 digest, split over two goroutines so
+// both cores are busy as they are in a loaded log, and returns the CPU µs per verification.
+func verifyCost(n int) (float64, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return 0, err
+	}
+	digest := sha256.Sum256([]byte("an artifact"))
+	sig, err := ecdsa.SignASN1(rand.Reader, k, digest[:])
+	if err != nil {
+		return 0, err
+	}
+	before, err := selfCPU()
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	for w := range 2 {
+		wg.Go(func() {
+			for i := w; i < n; i += 2 {
+				if !ecdsa.VerifyASN1(&k.PublicKey, digest[:], sig) {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	after, err := selfCPU()
+	if err != nil {
+		return 0, err
+	}
+	if bad.Load() > 0 {
+		return 0, fmt.Errorf("verifycost: %d verifications failed", bad.Load())
+	}
+	return (after - before).Seconds() * 1e6 / float64(n), nil
+}
+
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// cpuPerWrite prints, for each NAME=BEFORE:AFTER:FILE, the server's CPU seconds over the run
+// divided by the writes its report counts as created (in time or after the end), in µs and as a
+// multiple of one verification.
+func cpuPerWrite(args []string, verify float64, stdout io.Writer) error {
+	if verify <= 0 {
+		return errors.New("cpuperwrite: -verify is required")
+	}
+	fmt.Fprintf(stdout, "%-12s %-6s %7s %9s %12s %14s %12s\n", "server", "mode", "workers", "created", "server CPU s", "µs per write", "÷ verify")
+	for _, a := range args {
+		name, spec, ok := strings.Cut(a, "=")
+		parts := strings.SplitN(spec, ":", 3)
+		if !ok || len(parts) != 3 {
+			return fmt.Errorf("cpuperwrite: argument %q: want NAME=BEFORE:AFTER:FILE", a)
+		}
+		before, err1 := strconv.ParseFloat(parts[0], 64)
+		after, err2 := strconv.ParseFloat(parts[1], 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("cpuperwrite: argument %q: %w", a, err)
+		}
+		data, err := os.ReadFile(parts[2])
+		if err != nil {
+			return fmt.Errorf("cpuperwrite: %w", err)
+		}
+		var r loadgen.Report
+		if err := json.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("cpuperwrite: decoding %s: %w", parts[2], err)
+		}
+		created := r.Created + r.CreatedAfterEnd
+		if created == 0 {
+			fmt.Fprintf(stdout, "%-12s %-6s %7d %9d %12.1f %14s %12s\n", name, r.Mode, r.Workers, created, after-before, "-", "-")
+			continue
+		}
+		us := (after - before) * 1e6 / float64(created)
+		fmt.Fprintf(stdout, "%-12s %-6s %7d %9d %12.1f %14.0f %11.2fx\n", name, r.Mode, r.Workers, created, after-before, us, us/verify)
+	}
+	return nil
 }

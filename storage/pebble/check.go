@@ -404,12 +404,14 @@ func (c *checker) bundle(ctx context.Context, r layout.RangeInfo, targets []targ
 // dedup checks that entry i's identity has a dedup record naming i, or an earlier entry with the
 // same identity (a copy logged while dedup was off).
 func (c *checker) dedup(ctx context.Context, i uint64, identity []byte) error {
-	idx, ok, err := c.s.storedIndex(&c.key, identity)
+	stored := []int64{0}
+	err := c.s.lookupSorted([][]byte{identity}, stored)
+	idx := uint64(stored[0])
 	where := fmt.Sprintf("dedup key %x", identity)
 	switch {
 	case err != nil:
 		return fault(where, "%v", err)
-	case !ok:
+	case stored[0] < 0:
 		return fault(fmt.Sprintf("entry %d", i), "no dedup key for its identity %x, though the log has %d (was it written with dedup off?)", identity, c.rep.DedupKeys)
 	case idx == i:
 		c.ownDedup++

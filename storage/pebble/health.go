@@ -20,6 +20,11 @@ func (s *Storage) Writable(context.Context) error {
 	if closing {
 		return errors.New("log storage is closed")
 	}
+	return s.fault()
+}
+
+// fault is Writable for a driver that may be closing: why its database cannot take writes, or nil.
+func (s *Storage) fault() error {
 	if err := s.brokenErr(); err != nil {
 		return err
 	}

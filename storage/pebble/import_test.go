@@ -87,9 +87,8 @@ func TestImport(t *testing.T) {
 				t.Fatalf("bundle %d differs from the source's (%v)", i, err)
 			}
 		}
-		var key []byte
-		if idx, ok, err := dst.storedIndex(&key, tessera.NewEntry(entries[3]).Identity()); err != nil || !ok || idx != 3 {
-			t.Errorf("dedup record of a logged-twice entry: %d %t %v, want the first copy's index 3", idx, ok, err)
+		if idx, err := dst.DedupIndices(ctx, [][]byte{tessera.NewEntry(entries[3]).Identity()}); err != nil || idx[0] != 3 {
+			t.Errorf("dedup record of a logged-twice entry: %v %v, want the first copy's index 3", idx, err)
 		}
 
 		t.Run("and an appender continues it consistently", func(t *testing.T) {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -135,6 +137,31 @@ func TestDedup(t *testing.T) {
 				t.Fatalf("dedup on: shared index %v, want 10 (the next free index)", indices)
 			}
 		})
+	}
+}
+
+// TestDedupIndices checks the lookup deduplication makes: the first index of every identity
+// the log holds, -1 for the others, in the order asked, whatever the sorted lookup does.
+func TestDedupIndices(t *testing.T) {
+	signer, _ := testKeys(t)
+	l := openTestLog(t, Config{Path: filepath.Join(t.TempDir(), "db")}, fastOptions(signer))
+	defer l.close(t)
+	entries := entryData("indices", 0, 700)
+	l.appendAll(t, entries)
+	var ids [][]byte
+	var want []int64
+	for i := len(entries) - 1; i >= 0; i -= 7 {
+		ids = append(ids, tessera.NewEntry(entries[i]).Identity())
+		want = append(want, int64(i))
+		ids = append(ids, tessera.NewEntry([]byte(fmt.Sprintf("absent %d", i))).Identity())
+		want = append(want, -1)
+	}
+	got, err := l.s.DedupIndices(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("DedupIndices = %v, want %v", got, want)
 	}
 }
 

@@ -18,6 +18,7 @@
 //	"t" level u64 index u64           hash tile: 1..256 concatenated 32-byte hashes (tlog-tiles)
 //	"b" index u64                     entry bundle: entry count u8 (0 = 256) | tlog-tiles bundle
 //	"d" identity                      dedup: index u64 of the first entry with that identity
+//	"z" index u64                     gzip form of full entry bundle index (derived, see full.go)
 //	"f"                               frozen: final tree size u64 (see Freeze)
 //
 // A tile or bundle position has one key: the right-edge partial is overwritten as it grows and is
@@ -59,6 +60,7 @@ const (
 	keyTile       = 't'
 	keyBundle     = 'b'
 	keyDedup      = 'd'
+	keyGzip       = 'z'
 	keyFrozen     = 'f'
 
 	hashSize = 32
@@ -70,9 +72,9 @@ const (
 
 // Defaults for Config's zero values.
 const (
-	// DefaultCacheBytes bounds the cache of right-edge tiles and bundles: every write's proof and
-	// most reads touch only those.
-	DefaultCacheBytes = 32 << 20
+	// DefaultCacheBytes bounds the cache of right-edge tiles and bundles (every write's proof
+	// touches only those) and of full tiles and gzip forms of bundles that were read (see view).
+	DefaultCacheBytes = 64 << 20
 	// DefaultPebbleCacheBytes sizes Pebble's block cache, which keeps dedup lookups off the disk.
 	DefaultPebbleCacheBytes = 128 << 20
 )
@@ -84,8 +86,8 @@ type Config struct {
 	Path string
 	// DisableDedup turns strong deduplication off; it is on by default.
 	DisableDedup bool
-	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles;
-	// 0 means DefaultCacheBytes.
+	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles
+	// and recently read full tiles and gzip forms; 0 means DefaultCacheBytes.
 	CacheBytes int64
 	// PebbleCacheBytes sizes Pebble's block cache; 0 means DefaultPebbleCacheBytes. Memtables
 	// (2 × 32 MiB) come on top of it.
@@ -137,8 +139,9 @@ func (c *Config) setDefaults() {
 //
 // Goroutines and ownership: adders only touch the queue (under queue.mu) and the outstanding
 // counter; the one sequencing goroutine owns the sequencer and is the only writer of tree and of
-// the cache; the one publishing goroutine is the only writer of pub and of checkpoint keys; readers
-// take readMu shared. Lock order: mu before readMu (Appender reads state while holding mu); queue.mu
+// the cache, but for the tiles and gzip forms readers add (see view and putIfLonger); the one
+// publishing goroutine is the only writer of pub and of checkpoint keys; readers take readMu
+// shared. Lock order: mu before readMu (Appender reads state while holding mu); queue.mu
 // and the cache's mutex are only ever held alone.
 type Storage struct {
 	cfg   Config
@@ -411,10 +414,20 @@ func (s *Storage) Close() error {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
 	s.closed = true
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("closing pebble database: %w", err)
+	// Flushing the memtables now (up to 64 MiB, well under a second) spares the next start from
+	// replaying them from the WAL, which took seconds on a busy machine (scripts/bench-scale's
+	// restart time). A crash still replays the WAL, as it must. A database with a fault is not
+	// flushed: Pebble treats a failure to start a new WAL as fatal and would end the process.
+	var flushErr error
+	if !s.cfg.ReadOnly && s.fault() == nil {
+		if err := s.db.Flush(); err != nil {
+			flushErr = fmt.Errorf("flushing pebble memtables: %w", err)
+		}
 	}
-	return nil
+	if err := s.db.Close(); err != nil {
+		return errors.Join(flushErr, fmt.Errorf("closing pebble database: %w", err))
+	}
+	return flushErr
 }
 
 // tileAtWidth serves width p (0 = full) from a stored tile v: the full tile for any width once it
