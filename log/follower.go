@@ -10,15 +10,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
-
-	"github.com/quirelog/quire/api/rekor"
 )
-
-// leafKey is the index key of an RFC 6962 leaf hash: "leaf:" and the 32 raw
-// bytes. It cannot collide with a digest key, which starts "sha".
-func leafKey(h []byte) []byte {
-	return append([]byte("leaf:"), h...)
-}
 
 // follower tails the log and fills the Index. It owns nothing but its loop;
 // the Index holds its progress, written atomically with the keys, so after a
@@ -28,6 +20,35 @@ type follower struct {
 	interval time.Duration
 	bundles  int
 	logger   *slog.Logger
+	// formatChecked is set once checkFormat has succeeded.
+	formatChecked bool
+}
+
+// checkFormat restarts an index built with an earlier IndexFormat from entry
+// 0, so that every entry gets the keys searches now ask for. Searches by
+// digest keep working meanwhile: the old postings stay.
+func (f *follower) checkFormat(ctx context.Context) error {
+	format, err := f.l.index.Format(ctx)
+	if err != nil {
+		return fmt.Errorf("reading index format: %w", err)
+	}
+	if format >= IndexFormat {
+		f.formatChecked = true
+		return nil
+	}
+	progress, err := f.l.index.Progress(ctx)
+	if err != nil {
+		return fmt.Errorf("reading index progress: %w", err)
+	}
+	if err := f.l.index.Restart(ctx, IndexFormat); err != nil {
+		return fmt.Errorf("restarting index for format %d: %w", IndexFormat, err)
+	}
+	if progress > 0 {
+		f.logger.InfoContext(ctx, "search index: rebuilding from entry 0 for search by key and identity",
+			"format", format, "newFormat", IndexFormat, "indexedBefore", progress)
+	}
+	f.formatChecked = true
+	return nil
 }
 
 func (f *follower) run(ctx context.Context) {
@@ -49,6 +70,11 @@ func (f *follower) run(ctx context.Context) {
 // within the latest checkpoint, and reports whether it has caught up.
 func (f *follower) step(ctx context.Context) (bool, error) {
 	l := f.l
+	if !f.formatChecked {
+		if err := f.checkFormat(ctx); err != nil {
+			return false, err
+		}
+	}
 	from, err := l.index.Progress(ctx)
 	if err != nil {
 		return false, fmt.Errorf("reading index progress: %w", err)
@@ -86,21 +112,16 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 		for i := r.First; i < r.First+r.N; i++ {
 			li := r.Index*layout.EntryBundleWidth + uint64(i)
 			body := b.Entries[i]
-			keys = append(keys, leafKey(rfc6962.DefaultHasher.HashLeaf(body)))
-			idx = append(idx, li)
-			info, err := rekor.ParseEntry(body)
-			var dk string
-			if err == nil {
-				dk, err = rekor.FormatDigest(info.DigestAlgorithm, info.Digest)
-			}
+			ek, err := EntryKeys(body, rfc6962.DefaultHasher.HashLeaf(body))
 			if err != nil {
 				// A leaf this log did not write (another personality shares
-				// the tree) is still findable by leaf hash; it has no digest.
-				f.logger.DebugContext(ctx, "search index: entry without a digest", "index", li, "error", err)
-				continue
+				// the tree) is still findable by leaf hash.
+				f.logger.DebugContext(ctx, "search index: entry with a leaf hash key only", "index", li, "error", err)
 			}
-			keys = append(keys, []byte(dk))
-			idx = append(idx, li)
+			keys = append(keys, ek...)
+			for range ek {
+				idx = append(idx, li)
+			}
 		}
 	}
 	if err := l.index.Add(ctx, keys, idx, from+n); err != nil {

@@ -274,6 +274,48 @@ func TestIndex(t *testing.T) {
 	})
 }
 
+func TestIndexRestartIsDoneByOneFrontEnd(t *testing.T) {
+	ctx := context.Background()
+	dsn := mysqltest.Database(t)
+	x, y := frontEnd(t, dsn).Index(), frontEnd(t, dsn).Index()
+	if f, err := x.Format(ctx); err != nil || f != 0 {
+		t.Fatalf("Format of a new index = %d, %v; want 0", f, err)
+	}
+	if err := x.Add(ctx, [][]byte{[]byte("a")}, []uint64{3}, 10); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a restart records the format, moves progress to 0 and keeps the postings", func(t *testing.T) {
+		if err := x.Restart(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		for _, ix := range []*mysql.Index{x, y} {
+			f, err := ix.Format(ctx)
+			p, err2 := ix.Progress(ctx)
+			if err != nil || err2 != nil || f != 2 || p != 0 {
+				t.Fatalf("after Restart(2): format %d (%v), progress %d (%v); want 2 and 0", f, err, p, err2)
+			}
+		}
+		if got, _ := y.Lookup(ctx, []byte("a"), 0, 0); !slices.Equal(got, []uint64{3}) {
+			t.Fatalf("Lookup after restart = %v, want [3]", got)
+		}
+	})
+	t.Run("another front end restarting to the same format changes nothing", func(t *testing.T) {
+		if err := x.Add(ctx, [][]byte{[]byte("a")}, []uint64{3}, 4); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []uint64{2, 1} {
+			if err := y.Restart(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := y.Format(ctx)
+			p, _ := y.Progress(ctx)
+			if got != 2 || p != 4 {
+				t.Fatalf("after Restart(%d): format %d, progress %d; want 2 and 4", f, got, p)
+			}
+		}
+	})
+}
+
 func TestIndexFrontEndsRacingForOneBatchWriteItOnce(t *testing.T) {
 	ctx := context.Background()
 	dsn := mysqltest.Database(t)

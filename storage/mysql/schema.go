@@ -44,6 +44,11 @@ var schema = []string{
 	"CREATE TABLE IF NOT EXISTS `QuireSearchProgress` (" +
 		"`id` TINYINT UNSIGNED NOT NULL, `next_idx` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`id`))",
 	"INSERT IGNORE INTO `QuireSearchProgress` (`id`, `next_idx`) VALUES (0, 0)",
+	// Quire's: the key format the search index is built with (one row; 0 before formats were
+	// recorded). A front end that writes a later format restarts the index from entry 0.
+	"CREATE TABLE IF NOT EXISTS `QuireSearchFormat` (" +
+		"`id` TINYINT UNSIGNED NOT NULL, `format` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`id`))",
+	"INSERT IGNORE INTO `QuireSearchFormat` (`id`, `format`) VALUES (0, 0)",
 }
 
 func (d *DB) createSchema(ctx context.Context) error {
