@@ -115,6 +115,9 @@ type Config struct {
 	Ready []Check
 	// Status, if set, serves the status page at / and its JSON at /quire/v1/status.
 	Status *logstatus.Source
+	// Explorer, if set, serves the pages under ExplorerPrefix, and / for browsers: its home page
+	// shows the status page's model (Status must be set too).
+	Explorer Explorer
 	// LogRequests logs every HTTP request and gRPC call at info level.
 	LogRequests bool
 }
@@ -241,6 +244,9 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc(StatusPath, s.serveStatusJSON)
 	mux.Handle(OpenAPIPath, serveOpenAPI())
 	mux.Handle(web.StaticPrefix, web.Static())
+	if s.cfg.Explorer != nil {
+		mux.Handle(ExplorerPrefix, s.cfg.Explorer)
+	}
 	mux.HandleFunc("/", s.serveStatusPage)
 	var h http.Handler = refuseUncleanPaths(mux)
 	if cfg.LogRequests {
