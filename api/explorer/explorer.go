@@ -8,7 +8,8 @@
 //
 // Everything an entry holds (certificate names, issuers, subjects) is chosen by whoever signed
 // it. Templates print it as text, escaped by html/template, never as template.HTML; the
-// escaping is tested with hostile entries in a real browser (TestExplorerInABrowser).
+// escaping is tested with hostile entries in a real browser (cmd/quire's TestExplorerInABrowser,
+// which drives `quire serve` in headless Chromium).
 package explorer
 
 import (
