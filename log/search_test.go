@@ -272,3 +272,21 @@ func TestAnIndexOfTheEarlierFormatIsRebuilt(t *testing.T) {
 	}
 	waitIndexed(t, tl2.Log, n)
 }
+
+// FuzzEntryKeys computes the keys of arbitrary bodies: never a panic, the leaf key always first,
+// and the same keys every time.
+func FuzzEntryKeys(f *testing.F) {
+	f.Add([]byte(`{"kind":"hashedrekord","apiVersion":"0.0.2","spec":{"hashedRekordV002":{"data":{"algorithm":"SHA2_256","digest":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},"signature":{"content":"AA==","verifier":{"keyDetails":"PKIX_ECDSA_P256_SHA_256","x509Certificate":{"rawBytes":"AAAA"}}}}}}`))
+	f.Add([]byte(`{"kind":"dsse","apiVersion":"0.0.2","spec":{"dsseV002":{"payloadHash":{"algorithm":"SHA2_256","digest":"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="},"signatures":[{"verifier":{"publicKey":{"rawBytes":"AAAA"}}}]}}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		leaf := rfc6962.DefaultHasher.HashLeaf(body)
+		a, _ := EntryKeys(body, leaf)
+		b, _ := EntryKeys(body, leaf)
+		if len(a) == 0 || !bytes.Equal(a[0], leafKey(leaf)) {
+			t.Fatalf("keys %q do not start with the leaf key", a)
+		}
+		if !slices.EqualFunc(a, b, bytes.Equal) {
+			t.Fatal("the keys of one body differ between calls")
+		}
+	})
+}

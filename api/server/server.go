@@ -6,7 +6,8 @@
 // log.proto). HTTP serves the same services through grpc-gateway, in-process (no loopback gRPC hop),
 // with rekor-tiles' JSON encoding and error body {"code":N,"message":"…","details":[]}, plus the
 // C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, the status page at / (its
-// JSON at /quire/v1/status), /healthz (alive), /readyz (ready for writes, from Config.Ready) and
+// JSON at /quire/v1/status; with Config.Explorer, the explorer's home page and its pages under
+// /explorer/), /healthz (alive), /readyz (ready for writes, from Config.Ready) and
 // the OpenAPI documents under /openapi/; MetricsHandler serves /metrics for a listener of its own. The
 // tlog-tiles reads over REST and Rekor's GetCheckpoint, GetTile and GetEntryBundle over gRPC share
 // one read path (readTiles in tiles.go), so they answer the same bytes and the same status.

@@ -217,6 +217,30 @@ func TestHistory(t *testing.T) {
 			t.Fatalf("CheckpointAt(6) = %v, want fs.ErrNotExist", err)
 		}
 	})
+	t.Run("the history lists largest first, a page at a time", func(t *testing.T) {
+		cps := map[uint64][]byte{5: first}
+		for _, size := range []uint64{1, 9, 7} {
+			cps[size] = k.checkpoint(t, size, 3)
+			if err := h.Record(ctx, size, cps[size]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			before uint64
+			n      int
+			want   []uint64
+		}{{0, 10, []uint64{9, 7, 5, 1}}, {0, 2, []uint64{9, 7}}, {7, 2, []uint64{5, 1}}, {1, 5, nil}} {
+			got, err := h.Checkpoints(ctx, tc.before, tc.n)
+			if err != nil || len(got) != len(tc.want) {
+				t.Fatalf("Checkpoints(%d, %d) = %d checkpoints, %v; want %d", tc.before, tc.n, len(got), err, len(tc.want))
+			}
+			for i, size := range tc.want {
+				if !bytes.Equal(got[i], cps[size]) {
+					t.Fatalf("Checkpoints(%d, %d)[%d] is not the checkpoint of size %d", tc.before, tc.n, i, size)
+				}
+			}
+		}
+	})
 }
 
 func TestIndex(t *testing.T) {
