@@ -24,10 +24,11 @@ type follower struct {
 	formatChecked bool
 }
 
-// checkFormat restarts an index built with an earlier IndexFormat from entry
-// 0, so that every entry gets the keys searches now ask for. Searches by
-// digest keep working meanwhile: the old postings stay.
-func (f *follower) checkFormat(ctx context.Context) error {
+// checkFormat restarts an index built with an earlier IndexFormat (having
+// indexed progress entries) from entry 0, so that every entry gets the keys
+// searches now ask for. Searches by digest keep working meanwhile: the old
+// postings stay.
+func (f *follower) checkFormat(ctx context.Context, progress uint64) error {
 	format, err := f.l.index.Format(ctx)
 	if err != nil {
 		return fmt.Errorf("reading index format: %w", err)
@@ -35,10 +36,6 @@ func (f *follower) checkFormat(ctx context.Context) error {
 	if format >= IndexFormat {
 		f.formatChecked = true
 		return nil
-	}
-	progress, err := f.l.index.Progress(ctx)
-	if err != nil {
-		return fmt.Errorf("reading index progress: %w", err)
 	}
 	if err := f.l.index.Restart(ctx, IndexFormat); err != nil {
 		return fmt.Errorf("restarting index for format %d: %w", IndexFormat, err)
@@ -70,11 +67,6 @@ func (f *follower) run(ctx context.Context) {
 // within the latest checkpoint, and reports whether it has caught up.
 func (f *follower) step(ctx context.Context) (bool, error) {
 	l := f.l
-	if !f.formatChecked {
-		if err := f.checkFormat(ctx); err != nil {
-			return false, err
-		}
-	}
 	from, err := l.index.Progress(ctx)
 	if err != nil {
 		return false, fmt.Errorf("reading index progress: %w", err)
@@ -88,8 +80,17 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 	}
 	if from > cp.size {
 		// The index outran the log: it belongs to another log, or the log
-		// was restored from an older backup. Indexing on would mix them up.
+		// was restored from an older backup. Indexing on would mix them up,
+		// and so would restarting it for a new format.
 		return false, fmt.Errorf("index covers %d entries but the log has %d: is the index directory this log's?", from, cp.size)
+	}
+	if !f.formatChecked {
+		if err := f.checkFormat(ctx, from); err != nil {
+			return false, err
+		}
+		if from, err = l.index.Progress(ctx); err != nil {
+			return false, fmt.Errorf("reading index progress: %w", err)
+		}
 	}
 	if from == cp.size {
 		return true, nil
