@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -131,6 +132,39 @@ func TestExplorerInABrowser(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+
+	t.Run("every page carries the strict CSP, and bad addresses get a clear 4xx page", func(t *testing.T) {
+		for _, tc := range []struct {
+			path, want string
+			status     int
+		}{
+			{"/explorer/entries/1", "Entry 1", http.StatusOK},
+			{"/explorer/entries/x1", "An entry is named by its index", http.StatusBadRequest},
+			{"/explorer/entries/999", "Entry 999 is not in this log", http.StatusNotFound},
+			{"/explorer/search?q=sha256:00", "digest", http.StatusBadRequest},
+			{"/explorer/checkpoints?first=5&second=2", "first", http.StatusBadRequest},
+			{"/explorer/nothing", "There is no page at this address", http.StatusNotFound},
+		} {
+			resp, err := http.Get(s.baseURL + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			_, err = io.Copy(&b, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := resp.Header
+			if resp.StatusCode != tc.status || !strings.Contains(b.String(), tc.want) {
+				t.Errorf("GET %s: %d, want %d and a page saying %q", tc.path, resp.StatusCode, tc.status, tc.want)
+			}
+			if h.Get("Content-Security-Policy") != "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'" ||
+				h.Get("X-Content-Type-Options") != "nosniff" || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+				t.Errorf("GET %s: headers %v, want the strict CSP, nosniff and HTML", tc.path, h)
+			}
+		}
+	})
 
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chrome),
