@@ -11,6 +11,11 @@ import (
 	"testing"
 	"time"
 
+	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/quirelog/quire/api/rekor/fulciotest"
 	"github.com/quirelog/quire/storage/index"
 )
 
@@ -105,6 +110,37 @@ func BenchmarkSearchAt1M(b *testing.B) {
 			slices.Sort(took)
 			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
+
+// BenchmarkEntryKeys is the follower's cost per entry for the keys of one entry: a hashedrekord
+// signed with a key, and one with a Fulcio-style certificate (parsed for its names each time).
+func BenchmarkEntryKeys(b *testing.B) {
+	ca, err := fulciotest.NewCA()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := newTestSigner(b, commonv1.PublicKeyDetails_PKIX_ECDSA_P256_SHA_256)
+	l := &Log{keys: newKeyCache(1 << 20)}
+	for _, tc := range []struct {
+		name string
+		v    *rekorpb.Verifier
+	}{
+		{"key", s.pkixVerifier(b)},
+		{"certificate", s.fulcioVerifier(b, ca, fulciotest.Leaf{Emails: []string{"a@example.com"}, Issuer: "https://accounts.example.com"})},
+	} {
+		_, body, err := l.Validate(s.request(b, []byte(tc.name), tc.v))
+		if err != nil {
+			b.Fatal(err)
+		}
+		leaf := rfc6962.DefaultHasher.HashLeaf(body)
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := EntryKeys(body, leaf); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
