@@ -10,31 +10,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
 	"github.com/transparency-dev/tessera/api/layout"
-
-	"github.com/quirelog/quire/api/rekor"
 )
-
-// leafKey is the index key of an RFC 6962 leaf hash: "leaf:" and the 32 raw
-// bytes. It cannot collide with a digest key, which starts "sha".
-func leafKey(h []byte) []byte {
-	return append([]byte("leaf:"), h...)
-}
-
-// searchKeys returns every index key the follower files an entry under: its
-// leaf hash, and its artifact digest when it has one (the error says why it
-// has not). quire verify checks an index against the same function.
-func searchKeys(data []byte) ([][]byte, error) {
-	keys := [][]byte{leafKey(rfc6962.DefaultHasher.HashLeaf(data))}
-	info, err := rekor.ParseEntry(data)
-	if err != nil {
-		return keys, err
-	}
-	dk, err := rekor.FormatDigest(info.DigestAlgorithm, info.Digest)
-	if err != nil {
-		return keys, err
-	}
-	return append(keys, []byte(dk)), nil
-}
 
 // follower tails the log and fills the Index. It owns nothing but its loop;
 // the Index holds its progress, written atomically with the keys, so after a
@@ -44,6 +20,32 @@ type follower struct {
 	interval time.Duration
 	bundles  int
 	logger   *slog.Logger
+	// formatChecked is set once checkFormat has succeeded.
+	formatChecked bool
+}
+
+// checkFormat restarts an index built with an earlier IndexFormat (having
+// indexed progress entries) from entry 0, so that every entry gets the keys
+// searches now ask for. Searches by digest keep working meanwhile: the old
+// postings stay.
+func (f *follower) checkFormat(ctx context.Context, progress uint64) error {
+	format, err := f.l.index.Format(ctx)
+	if err != nil {
+		return fmt.Errorf("reading index format: %w", err)
+	}
+	if format >= IndexFormat {
+		f.formatChecked = true
+		return nil
+	}
+	if err := f.l.index.Restart(ctx, IndexFormat); err != nil {
+		return fmt.Errorf("restarting index for format %d: %w", IndexFormat, err)
+	}
+	if progress > 0 {
+		f.logger.InfoContext(ctx, "search index: rebuilding from entry 0 for search by key and identity",
+			"format", format, "newFormat", IndexFormat, "indexedBefore", progress)
+	}
+	f.formatChecked = true
+	return nil
 }
 
 func (f *follower) run(ctx context.Context) {
@@ -78,8 +80,17 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 	}
 	if from > cp.size {
 		// The index outran the log: it belongs to another log, or the log
-		// was restored from an older backup. Indexing on would mix them up.
+		// was restored from an older backup. Indexing on would mix them up,
+		// and so would restarting it for a new format.
 		return false, fmt.Errorf("index covers %d entries but the log has %d: is the index directory this log's?", from, cp.size)
+	}
+	if !f.formatChecked {
+		if err := f.checkFormat(ctx, from); err != nil {
+			return false, err
+		}
+		if from, err = l.index.Progress(ctx); err != nil {
+			return false, fmt.Errorf("reading index progress: %w", err)
+		}
 	}
 	if from == cp.size {
 		return true, nil
@@ -101,14 +112,15 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 		}
 		for i := r.First; i < r.First+r.N; i++ {
 			li := r.Index*layout.EntryBundleWidth + uint64(i)
-			ks, err := searchKeys(b.Entries[i])
+			body := b.Entries[i]
+			ek, err := EntryKeys(body, rfc6962.DefaultHasher.HashLeaf(body))
 			if err != nil {
 				// A leaf this log did not write (another personality shares
-				// the tree) is still findable by leaf hash; it has no digest.
-				f.logger.DebugContext(ctx, "search index: entry without a digest", "index", li, "error", err)
+				// the tree) is still findable by leaf hash.
+				f.logger.DebugContext(ctx, "search index: entry with a leaf hash key only", "index", li, "error", err)
 			}
-			for _, k := range ks {
-				keys = append(keys, k)
+			keys = append(keys, ek...)
+			for range ek {
 				idx = append(idx, li)
 			}
 		}

@@ -5,7 +5,8 @@
 // TransparencyLogEntry (protobuf-specs dev.sigstore.rekor.v1). It also serves
 // what the Quire read API needs beyond tlog-tiles: entries with inclusion
 // proofs, RFC 6962 / RFC 9162 §2.1 inclusion and consistency proofs at any
-// published size, past checkpoints, and search by artifact digest.
+// published size, past checkpoints, and search by artifact digest, signing key and certificate
+// identity.
 //
 // Specs: the Rekor v2 API as implemented by rekor-tiles v2.3.0 (request
 // validation in pkg/types/hashedrekord, the answer in
@@ -77,6 +78,11 @@ type Index interface {
 	Lookup(ctx context.Context, key []byte, from uint64, limit int) ([]uint64, error)
 	// Progress returns the first log index not yet indexed (0 when empty).
 	Progress(ctx context.Context) (uint64, error)
+	// Format returns the key format recorded by Restart (0 when none was).
+	Format(ctx context.Context) (uint64, error)
+	// Restart records format and sets the progress to 0 in one atomic, durable
+	// write, unless the recorded format is already format or later.
+	Restart(ctx context.Context, format uint64) error
 }
 
 // Defaults for the optional Config fields.
@@ -568,24 +574,24 @@ type SearchPage struct {
 }
 
 // Search returns a page of the indices (smallest first, at or above from, at
-// most Config.SearchLimit) of entries whose artifact digest is digest,
-// written "sha256:HEX" (also sha384, sha512): a hashedrekord's data digest, a
-// DSSE entry's payload hash. Following Next while More is set reaches every
-// such entry, at the same cost for every page. Entries are found once the
-// follower has indexed them, shortly after publication. A malformed digest is
-// an *InvalidRequestError (field "digest").
-func (l *Log) Search(ctx context.Context, digest string, from uint64) (*SearchPage, error) {
+// most Config.SearchLimit) of entries that q names: by artifact digest (a
+// hashedrekord's data digest, a DSSE entry's payload hash), by signing key, or
+// by certificate identity and OIDC issuer (see EntryKeys). Following Next
+// while More is set reaches every such entry, at the same cost for every page.
+// Entries are found once the follower has indexed them, shortly after
+// publication. A malformed query is an *InvalidRequestError naming the field.
+func (l *Log) Search(ctx context.Context, q SearchQuery, from uint64) (*SearchPage, error) {
 	if l.index == nil {
 		return nil, fmt.Errorf("search needs the search index: %w", ErrUnsupported)
 	}
-	key, err := ParseDigest(digest)
+	key, err := q.indexKey()
 	if err != nil {
 		return nil, err
 	}
 	// One more than a page tells whether another page follows.
 	idx, err := l.index.Lookup(ctx, key, from, l.searchLimit+1)
 	if err != nil {
-		return nil, fmt.Errorf("searching for %s from index %d: %w", key, from, err)
+		return nil, fmt.Errorf("searching for %s from index %d: %w", q, from, err)
 	}
 	p := &SearchPage{Indices: idx}
 	if len(idx) > l.searchLimit {

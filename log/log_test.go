@@ -412,7 +412,7 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 	t.Run("search finds entries by artifact digest", func(t *testing.T) {
 		for _, i := range []int{0, 150, n - 1} {
 			_, body, _ := tl.Validate(reqs[i])
-			got, err := tl.Search(ctx, digestOf(reqs[i]), 0)
+			got, err := tl.Search(ctx, SearchQuery{Digest: digestOf(reqs[i])}, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -421,11 +421,11 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 			}
 		}
 		ph := sha256.Sum256(dssePayload)
-		got, err := tl.Search(ctx, fmt.Sprintf("sha256:%x", ph), 0)
+		got, err := tl.Search(ctx, SearchQuery{Digest: fmt.Sprintf("sha256:%x", ph)}, 0)
 		if err != nil || !slices.Equal(got.Indices, []uint64{dsseIndex}) {
 			t.Fatalf("Search(DSSE payload hash) = %v, %v; want [%d]", got, err, dsseIndex)
 		}
-		got, err = tl.Search(ctx, "sha256:"+fmt.Sprintf("%064x", 0), 0)
+		got, err = tl.Search(ctx, SearchQuery{Digest: "sha256:" + fmt.Sprintf("%064x", 0)}, 0)
 		if err != nil || len(got.Indices) != 0 || got.More {
 			t.Fatalf("Search(unknown) = %v, %v", got, err)
 		}
@@ -456,7 +456,7 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 	t.Cleanup(func() { idx2.Close() })
 	tl2 := openTestLog(t, filepath.Join(dir, "log"), testLogOpts{pebble: usePebble, index: idx2, skey: skey, vkey: vkey})
 	t.Run("search finds old entries after restart and indexes new ones", func(t *testing.T) {
-		got, err := tl2.Search(ctx, digestOf(reqs[7]), 0)
+		got, err := tl2.Search(ctx, SearchQuery{Digest: digestOf(reqs[7])}, 0)
 		if err != nil || len(got.Indices) != 1 {
 			t.Fatalf("Search after restart = %v, %v", got, err)
 		}
@@ -469,7 +469,7 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 			t.Fatalf("first entry after restart at %d, want %d", tle.GetLogIndex(), size)
 		}
 		waitIndexed(t, tl2.Log, size+1)
-		got, err = tl2.Search(ctx, digestOf(req), 0)
+		got, err = tl2.Search(ctx, SearchQuery{Digest: digestOf(req)}, 0)
 		if err != nil || !slices.Equal(got.Indices, []uint64{size}) {
 			t.Fatalf("Search(new) = %v, %v", got, err)
 		}
@@ -502,7 +502,7 @@ func testLogEndToEnd(t *testing.T, usePebble bool) {
 		if _, err := ro.Entry(ctx, 0); err != nil {
 			t.Fatalf("read-only Entry: %v", err)
 		}
-		if _, err := ro.Search(ctx, digestOf(reqs[0]), 0); !errors.Is(err, ErrUnsupported) {
+		if _, err := ro.Search(ctx, SearchQuery{Digest: digestOf(reqs[0])}, 0); !errors.Is(err, ErrUnsupported) {
 			t.Fatalf("Search without an index = %v, want ErrUnsupported", err)
 		}
 	})

@@ -31,10 +31,22 @@ func (c *Client) Entry(ctx context.Context, index uint64) (*quirev1.Entry, error
 	return e, nil
 }
 
-// Search returns one page of the indices of entries for an artifact digest ("sha256:HEX"), from
-// index from on (GET /quire/v1/search).
-func (c *Client) Search(ctx context.Context, digest string, from uint64) (*quirev1.SearchResponse, error) {
-	q := url.Values{"digest": {digest}}
+// SearchQuery is what Search looks for: exactly one of Digest ("sha256:HEX"), Key (the hex
+// SHA-256 of a PKIX public key, or a PEM public key), and Identity and/or Issuer (a certificate's
+// subject alternative name and Fulcio OIDC issuer).
+type SearchQuery struct {
+	Digest, Key, Identity, Issuer string
+}
+
+// Search returns one page of the indices of the entries sq names, from index from on
+// (GET /quire/v1/search).
+func (c *Client) Search(ctx context.Context, sq SearchQuery, from uint64) (*quirev1.SearchResponse, error) {
+	q := url.Values{}
+	for name, v := range map[string]string{"digest": sq.Digest, "key": sq.Key, "identity": sq.Identity, "issuer": sq.Issuer} {
+		if v != "" {
+			q.Set(name, v)
+		}
+	}
 	if from > 0 {
 		q.Set("from_index", strconv.FormatUint(from, 10))
 	}

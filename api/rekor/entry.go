@@ -107,8 +107,8 @@ func CanonicalEntry(e *rekorpb.Entry) ([]byte, error) {
 	return c, nil
 }
 
-// EntryInfo is what a canonical body says about itself: its kind and version and the artifact
-// digest it records.
+// EntryInfo is what a canonical body says about itself: its kind and version, the artifact
+// digest it records, and who signed it.
 type EntryInfo struct {
 	Kind       string
 	APIVersion string
@@ -116,6 +116,17 @@ type EntryInfo struct {
 	// payload hash. The digest has the length of its algorithm.
 	DigestAlgorithm commonv1.HashAlgorithm
 	Digest          []byte
+	// Verifiers are the signers' verification material as the entry records it, unparsed: one
+	// for a hashedrekord, one per signature for DSSE.
+	Verifiers []Verifier
+}
+
+// Verifier is one signer's verification material: exactly one of a PKIX public key (DER) and an
+// X.509 certificate (DER) is set. The log checked the signature against it before writing the
+// entry, but these are bytes the signer chose: parse them as untrusted.
+type Verifier struct {
+	PublicKey   []byte
+	Certificate []byte
 }
 
 // KindVersion is the kindVersion of a TransparencyLogEntry for this body.
@@ -130,12 +141,35 @@ type entryJSON struct {
 	APIVersion string `json:"apiVersion"`
 	Spec       struct {
 		HashedRekordV002 *struct {
-			Data hashOutputJSON `json:"data"`
+			Data      hashOutputJSON `json:"data"`
+			Signature signatureJSON  `json:"signature"`
 		} `json:"hashedRekordV002"`
 		DSSEV002 *struct {
-			PayloadHash hashOutputJSON `json:"payloadHash"`
+			PayloadHash hashOutputJSON  `json:"payloadHash"`
+			Signatures  []signatureJSON `json:"signatures"`
 		} `json:"dsseV002"`
 	} `json:"spec"`
+}
+
+type signatureJSON struct {
+	Verifier struct {
+		PublicKey *struct {
+			RawBytes []byte `json:"rawBytes"`
+		} `json:"publicKey"`
+		X509Certificate *struct {
+			RawBytes []byte `json:"rawBytes"`
+		} `json:"x509Certificate"`
+	} `json:"verifier"`
+}
+
+func (s *signatureJSON) verifier() (Verifier, bool) {
+	switch v := s.Verifier; {
+	case v.PublicKey != nil && len(v.PublicKey.RawBytes) > 0:
+		return Verifier{PublicKey: v.PublicKey.RawBytes}, true
+	case v.X509Certificate != nil && len(v.X509Certificate.RawBytes) > 0:
+		return Verifier{Certificate: v.X509Certificate.RawBytes}, true
+	}
+	return Verifier{}, false
 }
 
 type hashOutputJSON struct {
@@ -143,7 +177,7 @@ type hashOutputJSON struct {
 	Digest    []byte `json:"digest"` // base64, as protojson writes bytes
 }
 
-// ParseEntry reads the kind, version and artifact digest of a canonical body of one of the kinds
+// ParseEntry reads the kind, version, artifact digest and verifiers of a canonical body of one of the kinds
 // and the version Quire writes. Anything else (another personality's leaf in a shared tree, say)
 // is an error.
 func ParseEntry(body []byte) (*EntryInfo, error) {
@@ -163,11 +197,14 @@ func parseEntryJSON(body []byte) (*EntryInfo, error) {
 		return nil, fmt.Errorf("unsupported entry apiVersion %q", e.APIVersion)
 	}
 	var h hashOutputJSON
+	var sigs []signatureJSON
 	switch {
 	case e.Kind == KindHashedRekord && e.Spec.HashedRekordV002 != nil:
 		h = e.Spec.HashedRekordV002.Data
+		sigs = []signatureJSON{e.Spec.HashedRekordV002.Signature}
 	case e.Kind == KindDSSE && e.Spec.DSSEV002 != nil:
 		h = e.Spec.DSSEV002.PayloadHash
+		sigs = e.Spec.DSSEV002.Signatures
 	default:
 		return nil, fmt.Errorf("unsupported entry kind %q or missing spec", e.Kind)
 	}
@@ -179,7 +216,13 @@ func parseEntryJSON(body []byte) (*EntryInfo, error) {
 	if _, err := checkDigest(alg, h.Digest); err != nil {
 		return nil, err
 	}
-	return &EntryInfo{Kind: e.Kind, APIVersion: e.APIVersion, DigestAlgorithm: alg, Digest: h.Digest}, nil
+	info := &EntryInfo{Kind: e.Kind, APIVersion: e.APIVersion, DigestAlgorithm: alg, Digest: h.Digest}
+	for i := range sigs {
+		if v, ok := sigs[i].verifier(); ok {
+			info.Verifiers = append(info.Verifiers, v)
+		}
+	}
+	return info, nil
 }
 
 // parseHashedRekordFast parses a body in exactly the form hashedRekordBodyFast writes (every
@@ -190,7 +233,7 @@ func parseEntryJSON(body []byte) (*EntryInfo, error) {
 // which ParseEntry then reads with encoding/json.
 func parseHashedRekordFast(body []byte) (*EntryInfo, bool) {
 	rest, ok := bytes.CutPrefix(body, []byte(`{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"`))
-	var alg, digest, field []byte
+	var alg, digest, field, raw []byte
 	if ok {
 		alg, rest, ok = cutToken(rest, isEnumChar, `","digest":"`)
 	}
@@ -208,7 +251,7 @@ func parseHashedRekordFast(body []byte) (*EntryInfo, bool) {
 		ok = ok && (string(field) == `"publicKey"` || string(field) == `"x509Certificate"`)
 	}
 	if ok {
-		_, rest, ok = cutToken(rest, isBase64Char, `"}}}}}}`)
+		raw, rest, ok = cutToken(rest, isBase64Char, `"}}}}}}`)
 	}
 	if !ok || len(rest) != 0 {
 		return nil, false
@@ -218,9 +261,20 @@ func parseHashedRekordFast(body []byte) (*EntryInfo, bool) {
 	if !known || err != nil {
 		return nil, false
 	}
+	material, err := base64.StdEncoding.DecodeString(string(raw))
+	if err != nil {
+		return nil, false
+	}
 	info := &EntryInfo{Kind: KindHashedRekord, APIVersion: APIVersion, DigestAlgorithm: commonv1.HashAlgorithm(v), Digest: d}
 	if _, err := checkDigest(info.DigestAlgorithm, info.Digest); err != nil {
 		return nil, false
+	}
+	switch {
+	case len(material) == 0:
+	case string(field) == `"publicKey"`:
+		info.Verifiers = []Verifier{{PublicKey: material}}
+	default:
+		info.Verifiers = []Verifier{{Certificate: material}}
 	}
 	return info, true
 }

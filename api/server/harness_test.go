@@ -242,11 +242,13 @@ func (l *testLog) stop() {
 	}
 }
 
-// signedEntry is a really signed hashedrekord v0.0.2 request (ECDSA P-256, SHA-256).
+// signedEntry is a really signed hashedrekord v0.0.2 request (ECDSA P-256, SHA-256), naming its
+// signer by the key, or by a certificate when certDER is set.
 type signedEntry struct {
-	digest []byte
-	sig    []byte
-	pubDER []byte
+	digest  []byte
+	sig     []byte
+	pubDER  []byte
+	certDER []byte
 }
 
 func newSigner(t testing.TB) *ecdsa.PrivateKey {
@@ -275,8 +277,12 @@ func signArtifact(t testing.TB, k *ecdsa.PrivateKey, artifact []byte) signedEntr
 // json renders the request exactly as a Rekor v2 REST client sends it.
 func (e signedEntry) json() []byte {
 	b64 := base64.StdEncoding.EncodeToString
-	return []byte(fmt.Sprintf(`{"hashedRekordRequestV002":{"digest":%q,"signature":{"content":%q,"verifier":{"publicKey":{"rawBytes":%q},"keyDetails":"PKIX_ECDSA_P256_SHA_256"}}}}`,
-		b64(e.digest), b64(e.sig), b64(e.pubDER)))
+	verifier := fmt.Sprintf(`"publicKey":{"rawBytes":%q}`, b64(e.pubDER))
+	if e.certDER != nil {
+		verifier = fmt.Sprintf(`"x509Certificate":{"rawBytes":%q}`, b64(e.certDER))
+	}
+	return []byte(fmt.Sprintf(`{"hashedRekordRequestV002":{"digest":%q,"signature":{"content":%q,"verifier":{%s,"keyDetails":"PKIX_ECDSA_P256_SHA_256"}}}}`,
+		b64(e.digest), b64(e.sig), verifier))
 }
 
 type httpAnswer struct {

@@ -77,7 +77,8 @@ func (s *quireService) GetConsistencyProof(ctx context.Context, req *quirev1.Get
 // Search answers one page of matching indices; next_from_index is set only when another page
 // follows.
 func (s *quireService) Search(ctx context.Context, req *quirev1.SearchRequest) (*quirev1.SearchResponse, error) {
-	page, err := s.log.Search(ctx, req.GetDigest(), req.GetFromIndex())
+	q := quirelog.SearchQuery{Digest: req.GetDigest(), Key: req.GetKey(), Identity: req.GetIdentity(), Issuer: req.GetIssuer()}
+	page, err := s.log.Search(ctx, q, req.GetFromIndex())
 	if err != nil {
 		return nil, fail(ctx, s.logger, err)
 	}

@@ -28,6 +28,12 @@ func writeSameDigest(t *testing.T, l *testLog, artifact []byte, n int) []uint64 
 		e.sig = sig
 		bodies[i] = e.json()
 	}
+	return postAll(t, l, bodies)
+}
+
+// postAll logs bodies from 16 writers at once and returns their indices, smallest first.
+func postAll(t *testing.T, l *testLog, bodies [][]byte) []uint64 {
+	t.Helper()
 	var (
 		mu      sync.Mutex
 		indices []uint64
@@ -74,10 +80,11 @@ type searchPage struct {
 	NextFromIndex *string  `json:"nextFromIndex"`
 }
 
-// searchAll pages through every match of digest, following nextFromIndex until it is absent.
-func (l *testLog) searchAll(t *testing.T, digest []byte) (all []uint64, pages int) {
+// searchAll pages through every match of query (URL query parameters), following nextFromIndex
+// until it is absent.
+func (l *testLog) searchAll(t *testing.T, query string) (all []uint64, pages int) {
 	t.Helper()
-	path := "/quire/v1/search?digest=sha256:" + hex.EncodeToString(digest)
+	path := "/quire/v1/search?" + query
 	from := ""
 	for pages = 1; pages < 100; pages++ {
 		a := l.do(http.MethodGet, path+from, nil)
@@ -103,7 +110,7 @@ func (l *testLog) searchAll(t *testing.T, digest []byte) (all []uint64, pages in
 		}
 		from = "&from_index=" + *p.NextFromIndex
 	}
-	t.Fatalf("search of %x did not end within 100 pages", digest)
+	t.Fatalf("search for %s did not end within 100 pages", query)
 	return nil, 0
 }
 
@@ -134,7 +141,7 @@ func TestSearchPagesReachEveryEntry(t *testing.T) {
 				var p searchPage
 				return json.Unmarshal(b, &p) == nil && len(p.Indices) == 1
 			})
-			got, pages := l.searchAll(t, digest)
+			got, pages := l.searchAll(t, "digest=sha256:"+last)
 			if !slices.Equal(got, want) {
 				t.Fatalf("paging found %d entries (first %v), want the %d logged", len(got), got[:min(len(got), 3)], len(want))
 			}

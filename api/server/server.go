@@ -6,7 +6,8 @@
 // log.proto). HTTP serves the same services through grpc-gateway, in-process (no loopback gRPC hop),
 // with rekor-tiles' JSON encoding and error body {"code":N,"message":"…","details":[]}, plus the
 // C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, the status page at / (its
-// JSON at /quire/v1/status), /healthz (alive), /readyz (ready for writes, from Config.Ready) and
+// JSON at /quire/v1/status; with Config.Explorer, the explorer's home page and its pages under
+// /explorer/), /healthz (alive), /readyz (ready for writes, from Config.Ready) and
 // the OpenAPI documents under /openapi/; MetricsHandler serves /metrics for a listener of its own. The
 // tlog-tiles reads over REST and Rekor's GetCheckpoint, GetTile and GetEntryBundle over gRPC share
 // one read path (readTiles in tiles.go), so they answer the same bytes and the same status.
@@ -118,6 +119,9 @@ type Config struct {
 	Ready []Check
 	// Status, if set, serves the status page at / and its JSON at /quire/v1/status.
 	Status *logstatus.Source
+	// Explorer, if set, serves the pages under ExplorerPrefix, and / for browsers: its home page
+	// shows the status page's model (Status must be set too).
+	Explorer Explorer
 	// LogRequests logs every HTTP request and gRPC call at info level. It turns the fast lane off,
 	// since the lane's answers do not pass through the request logger.
 	LogRequests bool
@@ -273,6 +277,9 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc(StatusPath, s.serveStatusJSON)
 	mux.Handle(OpenAPIPath, serveOpenAPI())
 	mux.Handle(web.StaticPrefix, web.Static())
+	if s.cfg.Explorer != nil {
+		mux.Handle(ExplorerPrefix, s.cfg.Explorer)
+	}
 	mux.HandleFunc("/", s.serveStatusPage)
 	var h http.Handler = refuseUncleanPaths(mux)
 	if cfg.LogRequests {

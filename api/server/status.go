@@ -19,7 +19,17 @@ import (
 const (
 	StatusPath  = "/quire/v1/status"
 	OpenAPIPath = "/openapi/"
+	// ExplorerPrefix is where Config.Explorer's pages live (api/explorer.Prefix).
+	ExplorerPrefix = "/explorer/"
 )
+
+// Explorer serves the HTML pages a person browses the log with (package api/explorer): those
+// under ExplorerPrefix, and the home page at /, which extends the status page with the same
+// model.
+type Explorer interface {
+	http.Handler
+	ServeHome(w http.ResponseWriter, r *http.Request, m *logstatus.Model)
+}
 
 // statusModel computes the status and adds what only the server knows: readiness.
 func (s *Server) statusModel(r *http.Request) (*logstatus.Model, error) {
@@ -35,8 +45,9 @@ func (s *Server) statusModel(r *http.Request) (*logstatus.Model, error) {
 	return m, nil
 }
 
-// serveStatusPage answers / with the status page, or with its JSON form for a client that prefers
-// application/json (the same body as /quire/v1/status). Any other path under / that no handler
+// serveStatusPage answers / with the status page (the explorer's home page when there is an
+// explorer), or with its JSON form for a client that prefers application/json (the same body as
+// /quire/v1/status). Any other path under / that no handler
 // claims is a 404 in the API's error format.
 func (s *Server) serveStatusPage(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" || s.cfg.Status == nil {
@@ -55,6 +66,10 @@ func (s *Server) serveStatusPage(w http.ResponseWriter, r *http.Request) {
 	m, err := s.statusModel(r)
 	if err != nil {
 		writeError(w, mapError(err))
+		return
+	}
+	if s.cfg.Explorer != nil {
+		s.cfg.Explorer.ServeHome(w, r, m)
 		return
 	}
 	if err := web.Render(w, http.StatusOK, "status", m); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -107,20 +108,26 @@ func TestServeOnMySQL(t *testing.T) {
 			}
 		}
 	})
-	t.Run("the other front end finds the entry by search", func(t *testing.T) {
+	t.Run("the other front end finds the entry by digest and by key", func(t *testing.T) {
 		digest := sha256.Sum256([]byte("logged once, through front end a"))
-		path := "/quire/v1/search?digest=sha256:" + hex.EncodeToString(digest[:])
+		der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fp := sha256.Sum256(der)
 		want := fmt.Sprintf(`"%d"`, index)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			status, body := b.get(path)
-			if status == http.StatusOK && bytes.Contains(body, []byte(want)) {
-				break
+		for _, path := range []string{"/quire/v1/search?digest=sha256:" + hex.EncodeToString(digest[:]), "/quire/v1/search?key=" + hex.EncodeToString(fp[:])} {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				status, body := b.get(path)
+				if status == http.StatusOK && bytes.Contains(body, []byte(want)) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s on b: %d %s; want index %d", path, status, body, index)
+				}
+				time.Sleep(50 * time.Millisecond)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("search on b: %d %s; want index %d", status, body, index)
-			}
-			time.Sleep(50 * time.Millisecond)
 		}
 	})
 	t.Run("a front end with another key is refused and says why", func(t *testing.T) {

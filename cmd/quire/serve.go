@@ -14,6 +14,7 @@ import (
 
 	"github.com/transparency-dev/tessera"
 
+	"github.com/quirelog/quire/api/explorer"
 	"github.com/quirelog/quire/api/server"
 	"github.com/quirelog/quire/cmd/internal/cli"
 	"github.com/quirelog/quire/cmd/internal/keyfile"
@@ -249,6 +250,10 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		return errors.Join(err, closeAll())
 	}
 	go statusSource.Run(bg)
+	pages, err := explorer.New(explorer.Config{Log: lg, Witnesses: tracker, Logger: logger})
+	if err != nil {
+		return errors.Join(err, closeAll())
+	}
 	srv, err := server.New(server.Config{
 		Log:              lg,
 		Reader:           be.reader,
@@ -259,6 +264,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		Registry:         registry,
 		Ready:            readinessChecks(f, be, tracker),
 		Status:           statusSource,
+		Explorer:         pages,
 		LogRequests:      f.logRequests,
 		AddressLimit:     addressLimit,
 		TrustedProxies:   proxies,

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -351,6 +352,34 @@ func TestWitnessedLogFailsClosed(t *testing.T) {
 		raw, size := l.checkpoint(t)
 		if size < 3 || !l.group.Satisfied(raw) {
 			t.Fatalf("/checkpoint (size %d) does not satisfy the group:\n%s", size, raw)
+		}
+	})
+	ok = ok && t.Run("the explorer's checkpoints page says which witness cosigned the latest checkpoint", func(t *testing.T) {
+		_, size := l.checkpoint(t)
+		status, page := l.get("/explorer/checkpoints")
+		_, row, found := strings.Cut(string(page), fmt.Sprintf("<tr><td>%d</td>", size))
+		row, _, _ = strings.Cut(row, "</tr>")
+		_, note, _ := strings.Cut(row, "<pre>")
+		note, _, _ = strings.Cut(note, "</pre>")
+		// The page's claims are checked against the signed note it shows in the same row: the
+		// log may republish the checkpoint with other cosignatures at any moment.
+		shown := []byte(html.UnescapeString(note))
+		if status != http.StatusOK || !found || openCheckpoint(t, l.logV, shown).Size != size {
+			t.Fatalf("status %d; no row with the checkpoint of size %d:\n%s", status, size, page)
+		}
+		cosigners := 0
+		for _, w := range l.witnesses {
+			keyName, _, _ := strings.Cut(w.VKey, "+")
+			want := keyName + ": no"
+			if w.cosigned(shown) {
+				want, cosigners = keyName+": cosigned ", cosigners+1
+			}
+			if !strings.Contains(row, want) {
+				t.Errorf("the row of size %d does not say %q:\n%s", size, want, row)
+			}
+		}
+		if cosigners < 2 {
+			t.Errorf("the checkpoint shown has %d cosignatures, want the quorum's 2", cosigners)
 		}
 	})
 	ok = ok && t.Run("each cosigning witness serves the log's latest checkpoint at GET /<sha256(origin)>/checkpoint", func(t *testing.T) {

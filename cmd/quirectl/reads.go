@@ -28,8 +28,8 @@ import (
 func init() {
 	commands["get"] = cli.Command{Run: runGet, Args: "--url URL --log-key VKEY --index N",
 		Summary: "fetch an entry by index, verify its inclusion proof and checkpoint, and print it decoded"}
-	commands["search"] = cli.Command{Run: runSearch, Args: "--url URL --digest sha256:HEX",
-		Summary: "print the indices of the entries for an artifact digest, every page of them"}
+	commands["search"] = cli.Command{Run: runSearch, Args: "--url URL (--digest sha256:HEX | --key PEMFILE | --identity ID [--issuer URL] | --issuer URL)",
+		Summary: "print the indices of the entries for an artifact digest, a signing key or a certificate identity, every page of them"}
 	commands["info"] = cli.Command{Run: runInfo, Args: "--url URL --log-key VKEY [--witness-policy FILE]",
 		Summary: "print the log's verified checkpoint: origin, size, root and its witnesses' cosignatures"}
 }
@@ -150,14 +150,39 @@ func runSearch(ctx context.Context, inv *cli.Invocation, args []string) error {
 	fs := inv.Flags()
 	logURL := fs.String("url", "", "base `URL` of the Quire log")
 	digest := fs.String("digest", "", "artifact `DIGEST`: sha256:HEX (or sha384:, sha512:)")
+	keyFile := fs.String("key", "", "signing key: a PEM public key `FILE` (as cosign's --key)")
+	identity := fs.String("identity", "", "certificate `IDENTITY`: a subject alternative name (email, URI), matched exactly")
+	issuer := fs.String("issuer", "", "certificate OIDC `ISSUER` (Fulcio's extension), matched exactly")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *digest == "" {
-		return cli.Usagef("--url and --digest are required")
+	var q client.SearchQuery
+	given := 0
+	if *digest != "" {
+		if _, _, err := rekor.ParseDigest(*digest); err != nil {
+			return cli.Usagef("--digest: %w", err)
+		}
+		q.Digest = *digest
+		given++
 	}
-	if _, _, err := rekor.ParseDigest(*digest); err != nil {
-		return cli.Usagef("--digest: %w", err)
+	if *keyFile != "" {
+		pemKey, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return cli.Usagef("--key: %w", err)
+		}
+		fp, err := rekor.ParseKeyFingerprint(string(pemKey))
+		if err != nil {
+			return cli.Usagef("--key %s: %w", *keyFile, err)
+		}
+		q.Key = hex.EncodeToString(fp[:])
+		given++
+	}
+	if *identity != "" || *issuer != "" {
+		q.Identity, q.Issuer = *identity, *issuer
+		given++
+	}
+	if given != 1 {
+		return cli.Usagef("--url and exactly one of --digest, --key, and --identity and/or --issuer are required")
 	}
 	c, err := readsClient(*logURL, inv.Stderr)
 	if err != nil {
@@ -165,7 +190,7 @@ func runSearch(ctx context.Context, inv *cli.Invocation, args []string) error {
 	}
 	var from uint64
 	for {
-		page, err := c.Search(ctx, *digest, from)
+		page, err := c.Search(ctx, q, from)
 		if err != nil {
 			return err
 		}

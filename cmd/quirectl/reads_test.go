@@ -57,7 +57,8 @@ func sha256File(t *testing.T, path string) string {
 func TestGetSearchInfoAgainstQuireServe(t *testing.T) {
 	logURL, dataDir := quireServer(t)
 	logKey := filepath.Join(dataDir, "log.pub")
-	arts := submitted(t, logURL, logKey, t.TempDir(), 3)
+	work := t.TempDir()
+	arts := submitted(t, logURL, logKey, work, 3)
 
 	t.Run("get prints an entry decoded, its proof verified", func(t *testing.T) {
 		code, out := quirectl(t, "get", "--url", logURL, "--log-key", logKey, "--index", "1")
@@ -108,6 +109,29 @@ func TestGetSearchInfoAgainstQuireServe(t *testing.T) {
 		}
 		t.Fatalf("search printed %q, want index 2", out)
 	})
+	t.Run("search by a PEM key prints every entry it signed", func(t *testing.T) {
+		code, out := quirectl(t, "search", "--url", logURL, "--key", filepath.Join(work, "keys", "key.pub"))
+		if code != 0 || out != "0\n1\n2\n" {
+			t.Fatalf("exit %d, printed %q; want indices 0, 1 and 2", code, out)
+		}
+	})
+	t.Run("search by an identity no certificate names prints nothing", func(t *testing.T) {
+		code, out := quirectl(t, "search", "--url", logURL, "--identity", "nobody@example.com", "--issuer", "https://accounts.example.com")
+		if code != 0 || out != "" {
+			t.Fatalf("exit %d, printed %q; want nothing", code, out)
+		}
+	})
+	for _, args := range [][]string{
+		{"--digest", "sha256:" + strings.Repeat("0", 64), "--identity", "a@example.com"},
+		{},
+		{"--key", filepath.Join(work, "keys", "key.pem")},
+	} {
+		t.Run(fmt.Sprintf("search with %q is a usage error", args), func(t *testing.T) {
+			if code, out := quirectl(t, append([]string{"search", "--url", logURL}, args...)...); code != 2 {
+				t.Fatalf("exit %d: %s", code, out)
+			}
+		})
+	}
 	t.Run("search with a malformed digest is a usage error", func(t *testing.T) {
 		if code, out := quirectl(t, "search", "--url", logURL, "--digest", "sha256:nothex"); code != 2 {
 			t.Fatalf("exit %d: %s", code, out)

@@ -194,7 +194,7 @@ func (s *Source) Compute(ctx context.Context) (*Model, error) {
 		for _, w := range s.cfg.Witnesses.Witnesses() {
 			ws := Witness{Name: w.Name, URL: w.URL, LastOutcome: w.LastOutcome, LastError: w.LastError,
 				LastAttempt: timePtr(w.LastAttempt), LastCosigned: timePtr(w.LastCosigned)}
-			if t, ok := cosignedAt(raw, w.Verifier); ok {
+			if t, ok := CosignedAt(raw, w.Verifier); ok {
 				ws.InCheckpoint, ws.Cosigned = true, timePtr(t)
 			}
 			m.Witnesses = append(m.Witnesses, ws)
@@ -203,8 +203,9 @@ func (s *Source) Compute(ctx context.Context) (*Model, error) {
 	return m, nil
 }
 
-// cosignedAt finds v's cosignature in checkpoint and returns the time it carries.
-func cosignedAt(checkpoint []byte, v note.Verifier) (time.Time, bool) {
+// CosignedAt finds v's cosignature in checkpoint and returns the time it carries (ok false when
+// checkpoint has none that v verifies).
+func CosignedAt(checkpoint []byte, v note.Verifier) (time.Time, bool) {
 	if checkpoint == nil {
 		return time.Time{}, false
 	}

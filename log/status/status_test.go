@@ -81,19 +81,19 @@ func TestCosignedAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("a cosigned checkpoint gives the time in the cosignature", func(t *testing.T) {
-		at, ok := cosignedAt(cosigned, v)
+		at, ok := CosignedAt(cosigned, v)
 		if !ok || at.Before(before.Truncate(time.Second)) || at.After(time.Now()) {
-			t.Fatalf("cosignedAt = %v, %t; want about now", at, ok)
+			t.Fatalf("CosignedAt = %v, %t; want about now", at, ok)
 		}
 	})
 	t.Run("a checkpoint without the witness's cosignature gives nothing", func(t *testing.T) {
-		if at, ok := cosignedAt(signedByLog, v); ok {
-			t.Fatalf("cosignedAt = %v for a checkpoint the witness did not sign", at)
+		if at, ok := CosignedAt(signedByLog, v); ok {
+			t.Fatalf("CosignedAt = %v for a checkpoint the witness did not sign", at)
 		}
 	})
 	t.Run("no checkpoint gives nothing", func(t *testing.T) {
-		if _, ok := cosignedAt(nil, v); ok {
-			t.Fatal("cosignedAt found a cosignature in nothing")
+		if _, ok := CosignedAt(nil, v); ok {
+			t.Fatal("CosignedAt found a cosignature in nothing")
 		}
 	})
 }

@@ -8,6 +8,7 @@
 // Key layout in the Pebble database (one per index, in its own directory):
 //
 //	0x00 "progress"                          → 8-byte big-endian next index
+//	0x00 "format"                            → 8-byte big-endian key format (absent: 0)
 //	0x01 uvarint(len(key)) key  BE64(index)  → empty
 //
 // The length prefix keeps one key from being a prefix of another, so a
@@ -31,7 +32,10 @@ import (
 	"github.com/quirelog/quire/storage/readonly"
 )
 
-var progressKey = []byte("\x00progress")
+var (
+	progressKey = []byte("\x00progress")
+	formatKey   = []byte("\x00format")
+)
 
 const postingTag = 0x01
 
@@ -152,6 +156,45 @@ func (d *DB) Lookup(ctx context.Context, key []byte, from uint64, limit int) ([]
 	return out, nil
 }
 
+// Format returns the key format recorded by Restart (0 for an index that never recorded one).
+func (d *DB) Format(ctx context.Context) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("reading index format: %w", err)
+	}
+	return d.counter(formatKey, "format")
+}
+
+// Restart records format and moves the progress back to 0, in one synced batch, so that the
+// indexer adds every entry again with that format's keys. Postings already there stay: the
+// indexer adds them again, which is harmless. When the recorded format is already format or
+// later it changes nothing.
+func (d *DB) Restart(ctx context.Context, format uint64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("restarting index: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur, err := d.counter(formatKey, "format")
+	if err != nil {
+		return err
+	}
+	if cur >= format {
+		return nil
+	}
+	b := d.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(formatKey, binary.BigEndian.AppendUint64(nil, format), nil); err != nil {
+		return fmt.Errorf("adding format to batch: %w", err)
+	}
+	if err := b.Set(progressKey, binary.BigEndian.AppendUint64(nil, 0), nil); err != nil {
+		return fmt.Errorf("adding progress to batch: %w", err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("committing index restart for format %d: %w", format, err)
+	}
+	return nil
+}
+
 // Progress returns the first log index not yet indexed (0 for a new index).
 func (d *DB) Progress(ctx context.Context) (uint64, error) {
 	if err := ctx.Err(); err != nil {
@@ -161,16 +204,21 @@ func (d *DB) Progress(ctx context.Context) (uint64, error) {
 }
 
 func (d *DB) progress() (uint64, error) {
-	v, closer, err := d.db.Get(progressKey)
+	return d.counter(progressKey, "progress")
+}
+
+// counter reads one of the index's 8-byte big-endian values (0 when absent).
+func (d *DB) counter(key []byte, name string) (uint64, error) {
+	v, closer, err := d.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("reading index progress: %w", err)
+		return 0, fmt.Errorf("reading index %s: %w", name, err)
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, fmt.Errorf("index progress has %d bytes, want 8", len(v))
+		return 0, fmt.Errorf("index %s has %d bytes, want 8", name, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }

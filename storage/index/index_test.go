@@ -119,6 +119,49 @@ func TestIndex(t *testing.T) {
 	})
 }
 
+func TestRestart(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if f, err := d.Format(ctx); err != nil || f != 0 {
+		t.Fatalf("Format() of a new index = %d, %v; want 0", f, err)
+	}
+	if err := d.Add(ctx, [][]byte{[]byte("a")}, []uint64{3}, 10); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a restart records the format, moves progress to 0 and keeps the postings", func(t *testing.T) {
+		if err := d.Restart(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		f, err := d.Format(ctx)
+		p, err2 := d.Progress(ctx)
+		if err != nil || err2 != nil || f != 2 || p != 0 {
+			t.Fatalf("after Restart(2): format %d (%v), progress %d (%v); want 2 and 0", f, err, p, err2)
+		}
+		if got, _ := d.Lookup(ctx, []byte("a"), 0, 0); !slices.Equal(got, []uint64{3}) {
+			t.Fatalf("Lookup after restart = %v, want [3]", got)
+		}
+	})
+	t.Run("a restart to the recorded format or an earlier one changes nothing", func(t *testing.T) {
+		if err := d.Add(ctx, [][]byte{[]byte("a")}, []uint64{3}, 4); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []uint64{2, 1} {
+			if err := d.Restart(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := d.Format(ctx)
+			p, _ := d.Progress(ctx)
+			if got != 2 || p != 4 {
+				t.Fatalf("after Restart(%d): format %d, progress %d; want 2 and 4", f, got, p)
+			}
+		}
+	})
+}
+
 func BenchmarkAdd(b *testing.B) {
 	ctx := context.Background()
 	d, err := Open(b.TempDir(), nil)

@@ -160,3 +160,29 @@ func (w *Watcher) open(raw []byte) (uint64, error) {
 	}
 	return cp.Size, nil
 }
+
+// Checkpoints returns up to n of the recorded checkpoints, largest tree size first, each for a
+// size below before (0: any size).
+func (h *History) Checkpoints(ctx context.Context, before uint64, n int) ([][]byte, error) {
+	q, args := "SELECT `note` FROM `QuireCheckpoint` ORDER BY `size` DESC LIMIT ?", []any{n}
+	if before > 0 {
+		q, args = "SELECT `note` FROM `QuireCheckpoint` WHERE `size` < ? ORDER BY `size` DESC LIMIT ?", []any{before, n}
+	}
+	rows, err := h.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var cp []byte
+		if err := rows.Scan(&cp); err != nil {
+			return nil, fmt.Errorf("reading a checkpoint: %w", err)
+		}
+		out = append(out, cp)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing checkpoints: %w", err)
+	}
+	return out, nil
+}

@@ -98,6 +98,51 @@ func (x *Index) Lookup(ctx context.Context, key []byte, from uint64, limit int) 
 	return out, nil
 }
 
+// Format returns the key format the index is built with (0 for one that never recorded it).
+func (x *Index) Format(ctx context.Context) (uint64, error) {
+	var f uint64
+	if err := x.db.QueryRowContext(ctx, "SELECT `format` FROM `QuireSearchFormat` WHERE `id` = 0").Scan(&f); err != nil {
+		return 0, fmt.Errorf("reading index format: %w", err)
+	}
+	return f, nil
+}
+
+// Restart records format and moves the progress back to 0 in one transaction, so that the
+// followers add every entry again with that format's keys; postings already there stay. When the
+// recorded format is already format or later (another front end restarted first) it changes
+// nothing. It takes the progress row's lock first, as Add does.
+func (x *Index) Restart(ctx context.Context, format uint64) (err error) {
+	tx, err := x.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("restarting index: starting transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var next, cur uint64
+	if err := tx.QueryRowContext(ctx, "SELECT `next_idx` FROM `QuireSearchProgress` WHERE `id` = 0 FOR UPDATE").Scan(&next); err != nil {
+		return fmt.Errorf("restarting index: locking progress: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT `format` FROM `QuireSearchFormat` WHERE `id` = 0 FOR UPDATE").Scan(&cur); err != nil {
+		return fmt.Errorf("restarting index: locking format: %w", err)
+	}
+	if cur >= format {
+		return tx.Rollback()
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE `QuireSearchFormat` SET `format` = ? WHERE `id` = 0", format); err != nil {
+		return fmt.Errorf("restarting index: recording format %d: %w", format, err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE `QuireSearchProgress` SET `next_idx` = 0 WHERE `id` = 0"); err != nil {
+		return fmt.Errorf("restarting index: moving progress back from %d: %w", next, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing index restart for format %d: %w", format, err)
+	}
+	return nil
+}
+
 // Progress returns the first log index not yet indexed (0 for a new index).
 func (x *Index) Progress(ctx context.Context) (uint64, error) {
 	var n uint64

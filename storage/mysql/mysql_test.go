@@ -217,6 +217,30 @@ func TestHistory(t *testing.T) {
 			t.Fatalf("CheckpointAt(6) = %v, want fs.ErrNotExist", err)
 		}
 	})
+	t.Run("the history lists largest first, a page at a time", func(t *testing.T) {
+		cps := map[uint64][]byte{5: first}
+		for _, size := range []uint64{1, 9, 7} {
+			cps[size] = k.checkpoint(t, size, 3)
+			if err := h.Record(ctx, size, cps[size]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			before uint64
+			n      int
+			want   []uint64
+		}{{0, 10, []uint64{9, 7, 5, 1}}, {0, 2, []uint64{9, 7}}, {7, 2, []uint64{5, 1}}, {1, 5, nil}} {
+			got, err := h.Checkpoints(ctx, tc.before, tc.n)
+			if err != nil || len(got) != len(tc.want) {
+				t.Fatalf("Checkpoints(%d, %d) = %d checkpoints, %v; want %d", tc.before, tc.n, len(got), err, len(tc.want))
+			}
+			for i, size := range tc.want {
+				if !bytes.Equal(got[i], cps[size]) {
+					t.Fatalf("Checkpoints(%d, %d)[%d] is not the checkpoint of size %d", tc.before, tc.n, i, size)
+				}
+			}
+		}
+	})
 }
 
 func TestIndex(t *testing.T) {
@@ -270,6 +294,48 @@ func TestIndex(t *testing.T) {
 		}
 		if n, _ := x.Progress(ctx); n != 5 {
 			t.Fatalf("progress moved to %d after a refused Add", n)
+		}
+	})
+}
+
+func TestIndexRestartIsDoneByOneFrontEnd(t *testing.T) {
+	ctx := context.Background()
+	dsn := mysqltest.Database(t)
+	x, y := frontEnd(t, dsn).Index(), frontEnd(t, dsn).Index()
+	if f, err := x.Format(ctx); err != nil || f != 0 {
+		t.Fatalf("Format of a new index = %d, %v; want 0", f, err)
+	}
+	if err := x.Add(ctx, [][]byte{[]byte("a")}, []uint64{3}, 10); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("a restart records the format, moves progress to 0 and keeps the postings", func(t *testing.T) {
+		if err := x.Restart(ctx, 2); err != nil {
+			t.Fatal(err)
+		}
+		for _, ix := range []*mysql.Index{x, y} {
+			f, err := ix.Format(ctx)
+			p, err2 := ix.Progress(ctx)
+			if err != nil || err2 != nil || f != 2 || p != 0 {
+				t.Fatalf("after Restart(2): format %d (%v), progress %d (%v); want 2 and 0", f, err, p, err2)
+			}
+		}
+		if got, _ := y.Lookup(ctx, []byte("a"), 0, 0); !slices.Equal(got, []uint64{3}) {
+			t.Fatalf("Lookup after restart = %v, want [3]", got)
+		}
+	})
+	t.Run("another front end restarting to the same format changes nothing", func(t *testing.T) {
+		if err := x.Add(ctx, [][]byte{[]byte("a")}, []uint64{3}, 4); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []uint64{2, 1} {
+			if err := y.Restart(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := y.Format(ctx)
+			p, _ := y.Progress(ctx)
+			if got != 2 || p != 4 {
+				t.Fatalf("after Restart(%d): format %d, progress %d; want 2 and 4", f, got, p)
+			}
 		}
 	})
 }

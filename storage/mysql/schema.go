@@ -48,6 +48,11 @@ var schema = []string{
 	// owns it (a random ID), until when (ms on the database's clock), and the index once logged.
 	"CREATE TABLE IF NOT EXISTS `QuireClaim` (" +
 		"`h` BINARY(32) NOT NULL, `owner` BINARY(16) NOT NULL, `lease_until` BIGINT NOT NULL, `idx` BIGINT UNSIGNED NULL, PRIMARY KEY (`h`))",
+	// Quire's: the key format the search index is built with (one row; 0 before formats were
+	// recorded). A front end that writes a later format restarts the index from entry 0.
+	"CREATE TABLE IF NOT EXISTS `QuireSearchFormat` (" +
+		"`id` TINYINT UNSIGNED NOT NULL, `format` BIGINT UNSIGNED NOT NULL, PRIMARY KEY (`id`))",
+	"INSERT IGNORE INTO `QuireSearchFormat` (`id`, `format`) VALUES (0, 0)",
 }
 
 func (d *DB) createSchema(ctx context.Context) error {

@@ -20,7 +20,7 @@
 
 // Package quire.v1 is Quire's read API beyond Rekor v2: entries by index,
 // RFC 6962 / RFC 9162 inclusion and consistency proofs, search by artifact
-// digest and past signed checkpoints. Rekor v2 itself serves none of these;
+// digest, signing key and certificate identity, and past signed checkpoints. Rekor v2 itself serves none of these;
 // its write API stays in dev.sigstore.rekor.v2.Rekor, unchanged.
 // (Kept apart from the package line: api/quire/v1/doc.go documents the Go
 // package.)
@@ -360,13 +360,28 @@ func (x *ConsistencyProof) GetCheckpoint() *v1.Checkpoint {
 	return nil
 }
 
+// SearchRequest names exactly one of: digest; key; identity, issuer, or
+// both.
 type SearchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Artifact digest, "sha256:" and 64 hex digits.
+	// Artifact digest, "sha256:" and 64 hex digits (also sha384:, sha512:): a
+	// hashedrekord's data digest, a DSSE entry's payload hash.
 	Digest string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
 	// Only indices at or above this one are listed: for the next page, give
 	// the previous answer's next_from_index.
-	FromIndex     uint64 `protobuf:"varint,2,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
+	FromIndex uint64 `protobuf:"varint,2,opt,name=from_index,json=fromIndex,proto3" json:"from_index,omitempty"`
+	// Signing key: the SHA-256 of its PKIX (SubjectPublicKeyInfo) DER as 64
+	// hex digits, or the key as a PEM "PUBLIC KEY" block (URL-encoded in a
+	// query). Finds entries signed with the key itself and with certificates
+	// for it.
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// Certificate identity: a subject alternative name (email address, URI or
+	// DNS name) of the signing certificate, matched exactly.
+	Identity string `protobuf:"bytes,4,opt,name=identity,proto3" json:"identity,omitempty"`
+	// OIDC issuer that Fulcio recorded in the signing certificate (extension
+	// 1.3.6.1.4.1.57264.1.8, or the older .1.1), matched exactly. With
+	// identity, only entries whose certificate names both.
+	Issuer        string `protobuf:"bytes,5,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -415,9 +430,30 @@ func (x *SearchRequest) GetFromIndex() uint64 {
 	return 0
 }
 
+func (x *SearchRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SearchRequest) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *SearchRequest) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
 type SearchResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Indices of the entries for the digest at or above from_index, ascending,
+	// Indices of the matching entries at or above from_index, ascending,
 	// at most the log's page size (1000 unless its operator set another); empty
 	// when the log holds none.
 	Indices []uint64 `protobuf:"varint,1,rep,packed,name=indices,proto3" json:"indices,omitempty"`
@@ -544,17 +580,20 @@ const file_quire_v1_log_proto_rawDesc = "" +
 	"\x06hashes\x18\x05 \x03(\fR\x06hashes\x12A\n" +
 	"\n" +
 	"checkpoint\x18\x06 \x01(\v2!.dev.sigstore.rekor.v1.CheckpointR\n" +
-	"checkpoint\"K\n" +
-	"\rSearchRequest\x12\x1b\n" +
-	"\x06digest\x18\x01 \x01(\tB\x03\xe0A\x02R\x06digest\x12\x1d\n" +
+	"checkpoint\"\x8c\x01\n" +
+	"\rSearchRequest\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x1d\n" +
 	"\n" +
-	"from_index\x18\x02 \x01(\x04R\tfromIndex\"k\n" +
+	"from_index\x18\x02 \x01(\x04R\tfromIndex\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x1a\n" +
+	"\bidentity\x18\x04 \x01(\tR\bidentity\x12\x16\n" +
+	"\x06issuer\x18\x05 \x01(\tR\x06issuer\"k\n" +
 	"\x0eSearchResponse\x12\x18\n" +
 	"\aindices\x18\x01 \x03(\x04R\aindices\x12+\n" +
 	"\x0fnext_from_index\x18\x02 \x01(\x04H\x00R\rnextFromIndex\x88\x01\x01B\x12\n" +
 	"\x10_next_from_index\"*\n" +
 	"\x14GetCheckpointRequest\x12\x12\n" +
-	"\x04size\x18\x01 \x01(\x04R\x04size2\xfd\v\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size2\xa6\r\n" +
 	"\x03Log\x12\xfc\x01\n" +
 	"\bGetEntry\x12\x19.quire.v1.GetEntryRequest\x1a\x0f.quire.v1.Entry\"\xc3\x01\x92A\x9e\x01\x12@Entry by index, with an inclusion proof to the latest checkpointJZ\n" +
 	"\x03404\x12S\n" +
@@ -573,10 +612,10 @@ const file_quire_v1_log_proto_rawDesc = "" +
 	"\x14\x1a\x12.google.rpc.StatusJR\n" +
 	"\x03404\x12K\n" +
 	"1second exceeds the latest checkpoint's tree size.\x12\x16\n" +
-	"\x14\x1a\x12.google.rpc.Status\x82\xd3\xe4\x93\x02\x1d\x12\x1b/quire/v1/proof/consistency\x12\xf0\x01\n" +
-	"\x06Search\x12\x17.quire.v1.SearchRequest\x1a\x18.quire.v1.SearchResponse\"\xb2\x01\x92A\x96\x01\x12?Indices of the entries for an artifact digest, a page at a timeJS\n" +
-	"\x03400\x12L\n" +
-	"2digest is not \"sha256:\" followed by 64 hex digits.\x12\x16\n" +
+	"\x14\x1a\x12.google.rpc.Status\x82\xd3\xe4\x93\x02\x1d\x12\x1b/quire/v1/proof/consistency\x12\x99\x03\n" +
+	"\x06Search\x12\x17.quire.v1.SearchRequest\x1a\x18.quire.v1.SearchResponse\"\xdb\x02\x92A\xbf\x02\x12hIndices of the entries for an artifact digest, a signing key or a certificate identity, a page at a timeJ\xd2\x01\n" +
+	"\x03400\x12\xca\x01\n" +
+	"\xaf\x01Not exactly one of digest, key, and identity and/or issuer; a digest that is not \"sha256:\" followed by 64 hex digits; a key that is neither 64 hex digits nor a PEM public key.\x12\x16\n" +
 	"\x14\x1a\x12.google.rpc.Status\x82\xd3\xe4\x93\x02\x12\x12\x10/quire/v1/search\x12\xf2\x01\n" +
 	"\rGetCheckpoint\x12\x1e.quire.v1.GetCheckpointRequest\x1a!.dev.sigstore.rekor.v1.Checkpoint\"\x9d\x01\x92A}\x12&A past signed checkpoint, by tree sizeJS\n" +
 	"\x03404\x12L\n" +

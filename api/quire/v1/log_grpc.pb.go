@@ -20,7 +20,7 @@
 
 // Package quire.v1 is Quire's read API beyond Rekor v2: entries by index,
 // RFC 6962 / RFC 9162 inclusion and consistency proofs, search by artifact
-// digest and past signed checkpoints. Rekor v2 itself serves none of these;
+// digest, signing key and certificate identity, and past signed checkpoints. Rekor v2 itself serves none of these;
 // its write API stays in dev.sigstore.rekor.v2.Rekor, unchanged.
 // (Kept apart from the package line: api/quire/v1/doc.go documents the Go
 // package.)
@@ -64,8 +64,9 @@ type LogClient interface {
 	// GetConsistencyProof proves that the tree of size first is a prefix of
 	// the tree of size second.
 	GetConsistencyProof(ctx context.Context, in *GetConsistencyProofRequest, opts ...grpc.CallOption) (*ConsistencyProof, error)
-	// Search lists the indices of the entries made for an artifact digest, a
-	// page at a time: ask again from next_from_index until it is absent.
+	// Search lists the indices of the entries made for an artifact digest, by
+	// a signing key, or under a certificate identity and OIDC issuer, a page at
+	// a time: ask again from next_from_index until it is absent.
 	Search(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error)
 	// GetCheckpoint returns a checkpoint that the log signed and published,
 	// so that monitors can fetch the one a proof or a witness refers to.
@@ -146,8 +147,9 @@ type LogServer interface {
 	// GetConsistencyProof proves that the tree of size first is a prefix of
 	// the tree of size second.
 	GetConsistencyProof(context.Context, *GetConsistencyProofRequest) (*ConsistencyProof, error)
-	// Search lists the indices of the entries made for an artifact digest, a
-	// page at a time: ask again from next_from_index until it is absent.
+	// Search lists the indices of the entries made for an artifact digest, by
+	// a signing key, or under a certificate identity and OIDC issuer, a page at
+	// a time: ask again from next_from_index until it is absent.
 	Search(context.Context, *SearchRequest) (*SearchResponse, error)
 	// GetCheckpoint returns a checkpoint that the log signed and published,
 	// so that monitors can fetch the one a proof or a witness refers to.
