@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/tessera"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -73,6 +74,15 @@ const (
 	// DefaultMaxConcurrentStreams bounds the gRPC calls open on one connection; a client queues
 	// the rest. With grpcStreamWindow it bounds what one connection can send ahead of the budget.
 	DefaultMaxConcurrentStreams = 128
+	// DefaultMaxHTTPConnections and DefaultMaxGRPCConnections bound the connections each
+	// listener serves at once; more wait in the kernel's backlog until one closes. Each
+	// connection can hold memory of its own whatever the body budget says, so only a bound on
+	// their number bounds memory: an HTTP connection about 10 KiB idle and up to about 80 KiB
+	// while it sends a header block of MaxHeaderBytes; a gRPC connection up to 8 MiB, what its
+	// streams may send ahead of the budget. HTTP clients are many and mostly idle (ten thousand
+	// held open must not lock others out); gRPC clients multiplex their calls on one connection.
+	DefaultMaxHTTPConnections = 16384
+	DefaultMaxGRPCConnections = 32
 	// DefaultBudgetWait is how long a request waits for room in the in-flight budget before it is
 	// refused with 503 / RESOURCE_EXHAUSTED and Retry-After.
 	DefaultBudgetWait = time.Second
@@ -104,6 +114,10 @@ type Config struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
+	// MaxHTTPConnections and MaxGRPCConnections bound the connections served at once on each
+	// listener; see the Default constants.
+	MaxHTTPConnections int
+	MaxGRPCConnections int
 
 	// Logger receives request failures and lifecycle messages; nil means slog.Default().
 	Logger *slog.Logger
@@ -158,6 +172,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxHTTPConnections <= 0 {
+		c.MaxHTTPConnections = DefaultMaxHTTPConnections
+	}
+	if c.MaxGRPCConnections <= 0 {
+		c.MaxGRPCConnections = DefaultMaxGRPCConnections
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -320,6 +340,8 @@ func (s *Server) MetricsHandler() http.Handler {
 func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 	s.health.SetServingStatus(readService, healthpb.HealthCheckResponse_SERVING)
 	go s.followReadiness(s.stopReady)
+	httpLis = netutil.LimitListener(httpLis, s.cfg.MaxHTTPConnections)
+	grpcLis = netutil.LimitListener(grpcLis, s.cfg.MaxGRPCConnections)
 	if s.tiles != nil {
 		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics)
 		s.lane.Store(lane)

@@ -59,6 +59,8 @@ type serveFlags struct {
 	pushback           uint
 	maxRequestBody     int64
 	maxInFlightBytes   int64
+	maxHTTPConns       int
+	maxGRPCConns       int
 	readOnly           bool
 	dedup              bool
 	shutdownTimeout    time.Duration
@@ -100,6 +102,8 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.UintVar(&f.pushback, "pushback", defaultPushback, "entries sequenced but not integrated beyond which writes get 503 and Retry-After")
 	fset.Int64Var(&f.maxRequestBody, "max-request-body", server.DefaultMaxRequestBody, "largest request body in bytes (413 beyond); a hashedrekord request is at most 64 KiB whatever this says")
 	fset.Int64Var(&f.maxInFlightBytes, "max-inflight-bytes", server.DefaultMaxInFlightBytes, "request bodies held at once, in bytes, HTTP and gRPC together (at least --max-request-body); beyond it a request waits a second, then gets 503 (gRPC RESOURCE_EXHAUSTED) and Retry-After")
+	fset.IntVar(&f.maxHTTPConns, "max-http-connections", server.DefaultMaxHTTPConnections, "HTTP connections served at once; more wait until one closes (each holds about 10 KiB idle, up to 80 KiB while it sends its headers)")
+	fset.IntVar(&f.maxGRPCConns, "max-grpc-connections", server.DefaultMaxGRPCConnections, "gRPC connections served at once; more wait until one closes (each can hold 8 MiB; clients multiplex calls on one)")
 	fset.BoolVar(&f.readOnly, "read-only", false, "serve reads only (writes get 405), opening the databases read-only, so a log on read-only media serves; a frozen log (quire freeze) is always read-only")
 	fset.BoolVar(&f.dedup, "dedup", true, "give a resubmitted entry the first copy's index (409) instead of logging it again")
 	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "`FILE` with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
@@ -133,6 +137,9 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	}
 	if f.batchMaxSize == 0 || f.batchMaxAge <= 0 || f.checkpointInterval <= 0 || f.pushback == 0 || f.maxRequestBody <= 0 {
 		return nil, cli.Usagef("--batch-max-size, --batch-max-age, --checkpoint-interval, --pushback and --max-request-body must be positive")
+	}
+	if f.maxHTTPConns < 1 || f.maxGRPCConns < 1 {
+		return nil, cli.Usagef("--max-http-connections (%d) and --max-grpc-connections (%d) must be at least 1", f.maxHTTPConns, f.maxGRPCConns)
 	}
 	if f.maxInFlightBytes < f.maxRequestBody {
 		return nil, cli.Usagef("--max-inflight-bytes (%d) must be at least --max-request-body (%d)", f.maxInFlightBytes, f.maxRequestBody)
@@ -255,20 +262,22 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		return errors.Join(err, closeAll())
 	}
 	srv, err := server.New(server.Config{
-		Log:              lg,
-		Reader:           be.reader,
-		MaxRequestBody:   f.maxRequestBody,
-		MaxInFlightBytes: f.maxInFlightBytes,
-		TLS:              tlsConfig,
-		Logger:           logger,
-		Registry:         registry,
-		Ready:            readinessChecks(f, be, tracker),
-		Status:           statusSource,
-		Explorer:         pages,
-		LogRequests:      f.logRequests,
-		AddressLimit:     addressLimit,
-		TrustedProxies:   proxies,
-		DisableFastLane:  !f.fastLane,
+		Log:                lg,
+		Reader:             be.reader,
+		MaxRequestBody:     f.maxRequestBody,
+		MaxInFlightBytes:   f.maxInFlightBytes,
+		MaxHTTPConnections: f.maxHTTPConns,
+		MaxGRPCConnections: f.maxGRPCConns,
+		TLS:                tlsConfig,
+		Logger:             logger,
+		Registry:           registry,
+		Ready:              readinessChecks(f, be, tracker),
+		Status:             statusSource,
+		Explorer:           pages,
+		LogRequests:        f.logRequests,
+		AddressLimit:       addressLimit,
+		TrustedProxies:     proxies,
+		DisableFastLane:    !f.fastLane,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())
