@@ -96,6 +96,13 @@ func ParseCertificateIdentity(der []byte) (*CertificateIdentity, error) {
 	for _, u := range cert.URIs {
 		id.URIs = append(id.URIs, u.String())
 	}
+	id.Issuer = FulcioIssuer(cert)
+	return id, nil
+}
+
+// FulcioIssuer is the OIDC issuer a Fulcio certificate names: extension .1.8, else .1.1; empty
+// when neither is there or .1.8 is malformed.
+func FulcioIssuer(cert *x509.Certificate) string {
 	var v1, v2 string
 	var hasV2 bool
 	for _, e := range cert.Extensions {
@@ -108,9 +115,7 @@ func ParseCertificateIdentity(der []byte) (*CertificateIdentity, error) {
 		}
 	}
 	if hasV2 {
-		id.Issuer = v2
-	} else {
-		id.Issuer = v1
+		return v2
 	}
-	return id, nil
+	return v1
 }
