@@ -149,6 +149,10 @@ type Config struct {
 	// answers. The lane also stays off with TLS, with LogRequests, and on storage that cannot lend
 	// full tiles (MySQL).
 	DisableFastLane bool
+
+	// gatewayWrites sends REST writes through grpc-gateway too, so that tests can hold
+	// entriesHandler's answers to the gateway's.
+	gatewayWrites bool
 }
 
 func (c *Config) setDefaults() {
@@ -268,7 +272,8 @@ func New(cfg Config) (*Server, error) {
 	// Reflection lets operators explore the API with grpcurl, as rekor-tiles allows.
 	reflection.Register(s.grpc)
 
-	gw := newGatewayMux()
+	marshaler := newJSONMarshaler()
+	gw := newGatewayMux(marshaler)
 	ctx := context.Background()
 	if err := rekorpb.RegisterRekorHandlerServer(ctx, gw, rekor); err != nil {
 		return nil, fmt.Errorf("registering Rekor gateway: %w", err)
@@ -282,12 +287,20 @@ func New(cfg Config) (*Server, error) {
 		s.tiles, s.laneMetrics = tileReads, newLaneMetrics(m)
 	}
 	mux := http.NewServeMux()
-	api := limitBody(cfg.MaxRequestBody, budget.http(cfg.MaxRequestBody, gw))
-	if rekor.limit != nil {
-		api = rekor.limit.withClientAddr(api)
+	// Every API request, the gateway's or entriesHandler's, is bounded and counted alike.
+	guard := func(h http.Handler) http.Handler {
+		h = limitBody(cfg.MaxRequestBody, budget.http(cfg.MaxRequestBody, h))
+		if rekor.limit != nil {
+			h = rekor.limit.withClientAddr(h)
+		}
+		return h
 	}
+	api := guard(gw)
 	mux.Handle("/api/v2/log/", api)
 	mux.Handle("/quire/v1/", api)
+	if !cfg.gatewayWrites {
+		mux.Handle("POST /api/v2/log/entries", guard(&entriesHandler{rekor: rekor, marshaler: marshaler, gateway: gw}))
+	}
 	// Rekor v2 routes GET /api/v2/checkpoint and /api/v2/tile/… to its gRPC reads; the tlog-tiles
 	// handler answers them here instead, byte-exact and with cache headers.
 	tileReads.register(mux, "")
