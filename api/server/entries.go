@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"google.golang.org/grpc/codes"
@@ -58,13 +59,27 @@ func (h *entriesHandler) create(w http.ResponseWriter, r *http.Request, req *rek
 	}
 	w.Header().Set("Content-Type", h.marshaler.ContentType(tle))
 	w.WriteHeader(http.StatusCreated)
-	b, err := h.marshaler.Marshal(tle)
+	buf := answerBufs.Get().(*[]byte)
+	b, err := h.marshaler.appendMarshal((*buf)[:0], tle)
 	if err != nil {
 		gatewayErrorHandler(ctx, nil, h.marshaler, w, r, err)
 		return
 	}
+	// Write copies b into the connection's buffer or the socket and keeps none of it.
 	_, _ = w.Write(b)
+	if cap(b) <= maxPooledAnswer {
+		*buf = b
+		answerBufs.Put(buf)
+	}
 }
+
+// answerBufs hold write answers between writes: an answer is a few KiB, allocated for every write
+// and garbage as soon as it is sent. The pool holds no more buffers than writes were answered at
+// once, each no larger than maxPooledAnswer, and the collector empties it.
+var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledAnswer covers a write's answer with a certificate chain; larger ones are not kept.
+const maxPooledAnswer = 16 << 10
 
 // gatewayOnly reports a request whose answer the gateway shapes from more than its body: gRPC
 // metadata and timeout headers (Grpc-*, *-Bin), X-HTTP-Method-Override, TE: trailers, and a path

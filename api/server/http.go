@@ -104,7 +104,12 @@ func (m *singleValueJSONPb) decodeOne(r io.Reader, v any) error {
 // Marshal writes the answers of writes, entries and proofs with appendAnswerJSON, and anything
 // else with protojson.
 func (m *singleValueJSONPb) Marshal(v any) ([]byte, error) {
-	if b, ok := appendAnswerJSON(nil, v); ok {
+	return m.appendMarshal(nil, v)
+}
+
+// appendMarshal is Marshal writing into dst's room when the answer is one appendAnswerJSON writes.
+func (m *singleValueJSONPb) appendMarshal(dst []byte, v any) ([]byte, error) {
+	if b, ok := appendAnswerJSON(dst, v); ok {
 		return b, nil
 	}
 	return m.JSONPb.Marshal(v)
