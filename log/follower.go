@@ -96,8 +96,9 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 		return true, nil
 	}
 	n := min(cp.size-from, uint64(f.bundles)*layout.EntryBundleWidth)
-	var keys [][]byte
-	var idx []uint64
+	// A hashedrekord with a public key has three keys (leaf, digest, signer).
+	keys := make([][]byte, 0, 3*n)
+	idx := make([]uint64, 0, 3*n)
 	for r := range layout.Range(from, n, cp.size) {
 		raw, err := l.readBundle(ctx, r.Index, r.Partial)
 		if err != nil {

@@ -411,7 +411,7 @@ func (l *Log) proofTo(ctx context.Context, index uint64, leaf []byte, cp *checkp
 		Hashes:   hashes,
 	}
 	if cp.raw != nil {
-		ip.Checkpoint = &rekorv1.Checkpoint{Envelope: string(cp.raw)}
+		ip.Checkpoint = &rekorv1.Checkpoint{Envelope: cp.envelope}
 	}
 	return ip, nil
 }
@@ -656,6 +656,8 @@ type checkpoint struct {
 	raw  []byte
 	size uint64
 	root []byte
+	// envelope is raw as a string, made once: every proof to the checkpoint carries it.
+	envelope string
 }
 
 // checkpointCache remembers the last few checkpoints opened: every write in a
@@ -689,7 +691,7 @@ func (l *Log) openCheckpoint(raw []byte) (*checkpoint, error) {
 	if parsed.Origin != l.verifier.Name() {
 		return nil, fmt.Errorf("checkpoint origin %q is not the log's %q", parsed.Origin, l.verifier.Name())
 	}
-	cp := &checkpoint{raw: bytes.Clone(raw), size: parsed.Size, root: parsed.Hash}
+	cp := &checkpoint{raw: bytes.Clone(raw), size: parsed.Size, root: parsed.Hash, envelope: string(raw)}
 	c.mu.Lock()
 	c.last[c.next] = cp
 	c.next = (c.next + 1) % len(c.last)

@@ -113,6 +113,8 @@ type verifierKey struct {
 	cert *x509.Certificate
 	// isCert says the verifier is a certificate rather than a bare public key.
 	isCert bool
+	// cached says the key came from the cache, so remember has nothing to add.
+	cached bool
 }
 
 // keyCache remembers the keys that verified a signature, by the SHA-256 of their DER: signers reuse
@@ -171,7 +173,7 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (*verifierKey, 
 	hit, ok := c.keys[k.id]
 	c.mu.RUnlock()
 	if ok {
-		k.pub, k.cost, k.signer = hit.pub, hit.cost, hit.signer
+		k.pub, k.cost, k.signer, k.cached = hit.pub, hit.cost, hit.signer, true
 		return k, nil
 	}
 	var spki []byte
@@ -204,6 +206,11 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (*verifierKey, 
 // remember caches k, a key that has just verified a signature and passed admission, evicting others to stay within the
 // cache's byte budget. A working set larger than the cache only costs reparsing.
 func (c *keyCache) remember(k *verifierKey) {
+	// Nearly every write's key is a hit; taking the write lock for it anyway made every write
+	// wait for, and wake, the others reading the cache.
+	if k.cached {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.keys[k.id]; ok || k.cost > c.max {

@@ -28,15 +28,9 @@ const createEntryMethod = "/dev.sigstore.rekor.v2.Rekor/CreateEntry"
 // (internal/server/http.go): protojson with lowerCamelCase names and unpopulated fields emitted,
 // and unknown request fields rejected rather than dropped, so a typo in a request is a 400 and not
 // a silently different entry. protojson accepts both camelCase and snake_case names on input.
-func newGatewayMux() *runtime.ServeMux {
-	marshaler := &runtime.HTTPBodyMarshaler{
-		Marshaler: &singleValueJSONPb{JSONPb: runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}},
-	}
+func newGatewayMux(m *singleValueJSONPb) *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: m}),
 		runtime.WithErrorHandler(gatewayErrorHandler),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithForwardResponseOption(setCreated),
@@ -49,6 +43,14 @@ func newGatewayMux() *runtime.ServeMux {
 			return "", false
 		}),
 	)
+}
+
+// newJSONMarshaler is the gateway's encoding, which entriesHandler shares.
+func newJSONMarshaler() *singleValueJSONPb {
+	return &singleValueJSONPb{JSONPb: runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
 }
 
 // singleValueJSONPb is the gateway's JSONPb except that a request body must be exactly one JSON
@@ -66,13 +68,18 @@ func (m *singleValueJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 			if err != nil {
 				return fmt.Errorf("reading request body: %w", err)
 			}
-			if decodeHashedRekord(body, req) {
-				return nil
-			}
-			r = bytes.NewReader(body)
+			return m.decodeCreateEntry(body, req)
 		}
 		return m.decodeOne(r, v)
 	})
+}
+
+// decodeCreateEntry decodes a whole CreateEntryRequest body, the usual request without protojson.
+func (m *singleValueJSONPb) decodeCreateEntry(body []byte, req *rekorpb.CreateEntryRequest) error {
+	if decodeHashedRekord(body, req) {
+		return nil
+	}
+	return m.decodeOne(bytes.NewReader(body), req)
 }
 
 // decodeOne decodes exactly one JSON value from r into v.
@@ -97,7 +104,12 @@ func (m *singleValueJSONPb) decodeOne(r io.Reader, v any) error {
 // Marshal writes the answers of writes, entries and proofs with appendAnswerJSON, and anything
 // else with protojson.
 func (m *singleValueJSONPb) Marshal(v any) ([]byte, error) {
-	if b, ok := appendAnswerJSON(nil, v); ok {
+	return m.appendMarshal(nil, v)
+}
+
+// appendMarshal is Marshal writing into dst's room when the answer is one appendAnswerJSON writes.
+func (m *singleValueJSONPb) appendMarshal(dst []byte, v any) ([]byte, error) {
+	if b, ok := appendAnswerJSON(dst, v); ok {
 		return b, nil
 	}
 	return m.JSONPb.Marshal(v)

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 
 	commonv1 "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -116,6 +117,39 @@ func TestAnswerJSONLeavesTheRestToProtojson(t *testing.T) {
 			t.Errorf("Marshal wrote %s", b)
 		}
 	})
+}
+
+// TestAnswerJSONFitsItsFirstBuffer holds answerJSONSize, the room appendAnswerJSON takes before it
+// writes, to at least the answer's length for a write's answer as the log gives it (a body of
+// about a kilobyte, a proof of twenty hashes, a signed checkpoint), since growing the buffer step
+// by step was a fifth of the bytes a write allocates.
+func TestAnswerJSONFitsItsFirstBuffer(t *testing.T) {
+	e := fullEntry()
+	e.LogId.KeyId = bytes.Repeat([]byte{7}, 32)
+	e.CanonicalizedBody = bytes.Repeat([]byte(`{"apiVersion":"0.0.2","kind":"hashedrekord"}`), 25)
+	e.InclusionProof.Hashes = make([][]byte, 20)
+	for i := range e.InclusionProof.Hashes {
+		e.InclusionProof.Hashes[i] = bytes.Repeat([]byte{byte(i)}, 32)
+	}
+	e.InclusionProof.Checkpoint.Envelope = "log.example.org\n1234567\n" + strings.Repeat("q83v", 11) + "\n\n\u2014 log.example.org " + strings.Repeat("AAAA", 24) + "\n"
+	for _, tc := range []struct {
+		name string
+		v    any
+	}{
+		{"a write's answer", e},
+		{"an inclusion proof", e.InclusionProof},
+		{"an entry with its leaf hash", &quirev1.Entry{TransparencyLogEntry: e, LeafHash: bytes.Repeat([]byte{9}, 32)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, ok := appendAnswerJSON(nil, tc.v)
+			if !ok {
+				t.Fatal("appendAnswerJSON left the answer to protojson")
+			}
+			if size := answerJSONSize(tc.v); len(b) > size {
+				t.Errorf("answer of %d bytes, room taken first %d", len(b), size)
+			}
+		})
+	}
 }
 
 func BenchmarkAnswerJSON(b *testing.B) {

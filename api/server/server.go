@@ -4,7 +4,8 @@
 // gRPC serves dev.sigstore.rekor.v2.Rekor (rekor-tiles v2.3.0 api/proto/rekor/v2/
 // rekor_service.proto, so Rekor v2 clients work unchanged) and quire.v1.Log (proto/quire/v1/
 // log.proto). HTTP serves the same services through grpc-gateway, in-process (no loopback gRPC hop),
-// with rekor-tiles' JSON encoding and error body {"code":N,"message":"…","details":[]}, plus the
+// with rekor-tiles' JSON encoding and error body {"code":N,"message":"…","details":[]} (writes,
+// POST /api/v2/log/entries, skip the gateway's route but answer as it does: entries.go), plus the
 // C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, the status page at / (its
 // JSON at /quire/v1/status; with Config.Explorer, the explorer's home page and its pages under
 // /explorer/), /healthz (alive), /readyz (ready for writes, from Config.Ready) and
@@ -149,6 +150,10 @@ type Config struct {
 	// answers. The lane also stays off with TLS, with LogRequests, and on storage that cannot lend
 	// full tiles (MySQL).
 	DisableFastLane bool
+
+	// gatewayWrites sends REST writes through grpc-gateway too, so that tests can hold
+	// entriesHandler's answers to the gateway's.
+	gatewayWrites bool
 }
 
 func (c *Config) setDefaults() {
@@ -268,7 +273,8 @@ func New(cfg Config) (*Server, error) {
 	// Reflection lets operators explore the API with grpcurl, as rekor-tiles allows.
 	reflection.Register(s.grpc)
 
-	gw := newGatewayMux()
+	marshaler := newJSONMarshaler()
+	gw := newGatewayMux(marshaler)
 	ctx := context.Background()
 	if err := rekorpb.RegisterRekorHandlerServer(ctx, gw, rekor); err != nil {
 		return nil, fmt.Errorf("registering Rekor gateway: %w", err)
@@ -282,12 +288,20 @@ func New(cfg Config) (*Server, error) {
 		s.tiles, s.laneMetrics = tileReads, newLaneMetrics(m)
 	}
 	mux := http.NewServeMux()
-	api := limitBody(cfg.MaxRequestBody, budget.http(cfg.MaxRequestBody, gw))
-	if rekor.limit != nil {
-		api = rekor.limit.withClientAddr(api)
+	// Every API request, the gateway's or entriesHandler's, is bounded and counted alike.
+	guard := func(h http.Handler) http.Handler {
+		h = limitBody(cfg.MaxRequestBody, budget.http(cfg.MaxRequestBody, h))
+		if rekor.limit != nil {
+			h = rekor.limit.withClientAddr(h)
+		}
+		return h
 	}
+	api := guard(gw)
 	mux.Handle("/api/v2/log/", api)
 	mux.Handle("/quire/v1/", api)
+	if !cfg.gatewayWrites {
+		mux.Handle("POST /api/v2/log/entries", guard(&entriesHandler{rekor: rekor, marshaler: marshaler, gateway: gw}))
+	}
 	// Rekor v2 routes GET /api/v2/checkpoint and /api/v2/tile/… to its gRPC reads; the tlog-tiles
 	// handler answers them here instead, byte-exact and with cache headers.
 	tileReads.register(mux, "")

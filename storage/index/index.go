@@ -87,7 +87,10 @@ func (d *DB) Close() error {
 
 // postingPrefix is 0x01 uvarint(len(key)) key.
 func postingPrefix(key []byte) []byte {
-	p := make([]byte, 0, 1+binary.MaxVarintLen64+len(key)+8)
+	return appendPostingPrefix(make([]byte, 0, 1+binary.MaxVarintLen64+len(key)+8), key)
+}
+
+func appendPostingPrefix(p, key []byte) []byte {
 	p = append(p, postingTag)
 	p = binary.AppendUvarint(p, uint64(len(key)))
 	return append(p, key...)
@@ -114,8 +117,10 @@ func (d *DB) Add(ctx context.Context, keys [][]byte, indices []uint64, next uint
 	}
 	b := d.db.NewBatch()
 	defer b.Close()
+	// Set copies the key into the batch, so one buffer serves every posting.
+	var pk []byte
 	for i, k := range keys {
-		pk := binary.BigEndian.AppendUint64(postingPrefix(k), indices[i])
+		pk = binary.BigEndian.AppendUint64(appendPostingPrefix(pk[:0], k), indices[i])
 		if err := b.Set(pk, nil, nil); err != nil {
 			return fmt.Errorf("adding posting %d to batch: %w", i, err)
 		}
