@@ -11,3 +11,11 @@ func LaneAnswered(s *Server) int64 {
 	}
 	return 0
 }
+
+// LaneSentFiles is how many of the lane's answers it sent from its file cache.
+func LaneSentFiles(s *Server) int64 {
+	if l := s.lane.Load(); l != nil {
+		return l.sentFiles.Load()
+	}
+	return 0
+}

@@ -18,6 +18,7 @@ import (
 	quirev1 "github.com/quirelog/quire/api/quire/v1"
 	"github.com/quirelog/quire/api/tiles"
 	quirelog "github.com/quirelog/quire/log"
+	"github.com/quirelog/quire/storage/filecache"
 )
 
 // The fast lane answers the reads that dominate a log's traffic, on plaintext HTTP/1.1
@@ -279,8 +280,10 @@ type laneListener struct {
 	log     *quirelog.Log
 	cfg     *Config
 	metrics *laneMetrics
-	// answered counts the requests the lane answered itself.
-	answered atomic.Int64
+	// files, if not nil, holds full bundles and their gzip forms as files, sent with sendfile.
+	files *filecache.Cache
+	// answered counts the requests the lane answered itself; sentFiles those it answered from files.
+	answered, sentFiles atomic.Int64
 
 	handoff chan net.Conn
 	done    chan struct{} // closed when the underlying listener stops
@@ -318,6 +321,10 @@ type laneConn struct {
 	werr          error
 	// writeFull is c.writeFullBody, bound once so that a request allocates no closure.
 	writeFull func(body, version []byte) error
+	// name is the file cache name of c.req, built here.
+	name []byte
+	// send is what sendFile sends, kept here so that a request allocates no closure.
+	send fileSend
 }
 
 // httpDate is the Date header of the current second.
@@ -329,7 +336,7 @@ type httpDate struct {
 var laneReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, laneBufSize) }}
 
 func newLaneListener(l net.Listener, h *tileHandler, cfg *Config, m *laneMetrics) *laneListener {
-	ll := &laneListener{Listener: l, tiles: h, log: cfg.Log, cfg: cfg, metrics: m,
+	ll := &laneListener{Listener: l, tiles: h, log: cfg.Log, cfg: cfg, metrics: m, files: cfg.FileCache,
 		handoff: make(chan net.Conn), done: make(chan struct{}), conns: make(map[*laneConn]struct{})}
 	go ll.acceptLoop()
 	return ll
@@ -449,6 +456,7 @@ func (l *laneListener) serve(c *laneConn) {
 		}
 	}()
 	c.writeFull = c.writeFullBody
+	c.send.init(c.Conn)
 	// As net/http does, a new connection has ReadHeaderTimeout to send its first request's
 	// headers, and a kept-alive one IdleTimeout to start its next request.
 	readDeadline := time.Now().Add(l.cfg.ReadHeaderTimeout)
@@ -525,6 +533,9 @@ func (l *laneListener) answer(c *laneConn, req laneRequest) bool {
 		if req.gzip && req.res.Kind == tiles.EntryBundle {
 			c.coding = codingGzip
 		}
+		if c.sendCached() {
+			break
+		}
 		err := l.tiles.full.ViewFull(ctx, req.res, c.coding, c.writeFull)
 		if err != nil && c.coding != "" {
 			var gz, version []byte
@@ -568,15 +579,61 @@ func (l *laneListener) answer(c *laneConn, req laneRequest) bool {
 	return true
 }
 
-// writeFullBody answers c.req, a full tile or bundle, with body in coding c.coding.
+// writeFullBody answers c.req, a full tile or bundle, with body in coding c.coding, and keeps a
+// bundle as a file for the next request for it (sendCached).
 func (c *laneConn) writeFullBody(body, version []byte) error {
-	c.write(body, contentTypeTile, etag(version, c.coding))
+	tag := etag(version, c.coding)
+	c.write(body, contentTypeTile, tag)
+	if c.cacheName() {
+		if err := c.l.files.Put(string(c.name), body, tag); err != nil {
+			// The bundle is still served, from storage; a full disk should not stop reads.
+			c.l.cfg.Logger.Warn("keeping an entry bundle as a file", "path", c.req.res.Path(), "error", err)
+		}
+	}
 	return nil
+}
+
+// cacheName sets c.name to the file cache name of c.req and reports whether the lane keeps it as a
+// file: GET of a full bundle or its gzip form. Full tiles stay in storage's memory cache: at 8 KiB
+// one writev costs about what opening a file and sendfile do.
+func (c *laneConn) cacheName() bool {
+	if c.l.files == nil || !c.send.ok || c.req.head || c.req.res.Kind != tiles.EntryBundle {
+		return false
+	}
+	c.name = strconv.AppendUint(append(c.name[:0], "bundle-"...), c.req.res.Index, 10)
+	if c.coding != "" {
+		c.name = append(append(c.name, '.'), c.coding...)
+	}
+	return true
+}
+
+// sendCached answers c.req from the file cache and reports true, or reports false having written
+// nothing when the cache does not hold it (or the file cannot be sent this way).
+func (c *laneConn) sendCached() bool {
+	if !c.cacheName() {
+		return false
+	}
+	path, size, tag, ok := c.l.files.Lookup(c.name)
+	if !ok || !c.send.open(path, size) {
+		return false
+	}
+	defer c.send.close()
+	c.begin(int(size), contentTypeTile, tag)
+	c.l.sentFiles.Add(1)
+	c.werr = c.send.sendFile(c.out.hdr)
+	return true
 }
 
 // write sends a 200 answer to c.req with body.
 func (c *laneConn) write(body []byte, contentType, etag string) {
-	c.out.header(c.req, len(body), contentType, etag, c.coding, c.l.date(c.start))
+	c.begin(len(body), contentType, etag)
+	c.werr = c.out.write(c.Conn, body, c.req.head)
+}
+
+// begin readies the answer to c.req: its header in c.out.hdr for a body of length bytes, and the
+// write deadline.
+func (c *laneConn) begin(length int, contentType, etag string) {
+	c.out.header(c.req, length, contentType, etag, c.coding, c.l.date(c.start))
 	// Like the read deadline, refreshed once a second.
 	if d := c.start.Add(c.l.cfg.WriteTimeout); d.Sub(c.writeDeadline) > time.Second {
 		c.writeDeadline = d
@@ -584,7 +641,6 @@ func (c *laneConn) write(body []byte, contentType, etag string) {
 	}
 	// Counted before the client can see the answer, so a test that has read it sees the count.
 	c.l.answered.Add(1)
-	c.werr = c.out.write(c.Conn, body, c.req.head)
 }
 
 // date returns the Date header value (RFC 9110 section 6.6.1) for now, formatted once a second.
