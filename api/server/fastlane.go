@@ -608,19 +608,19 @@ func (c *laneConn) cacheName() bool {
 }
 
 // sendCached answers c.req from the file cache and reports true, or reports false having written
-// nothing when the cache does not hold it (or the file cannot be sent this way).
+// nothing when the cache does not hold it.
 func (c *laneConn) sendCached() bool {
 	if !c.cacheName() {
 		return false
 	}
-	path, size, tag, ok := c.l.files.Lookup(c.name)
-	if !ok || !c.send.open(path, size) {
+	f := c.l.files.Get(c.name)
+	if f == nil {
 		return false
 	}
-	defer c.send.close()
-	c.begin(int(size), contentTypeTile, tag)
+	defer f.Release()
+	c.begin(int(f.Size()), contentTypeTile, f.Tag())
 	c.l.sentFiles.Add(1)
-	c.werr = c.send.sendFile(c.out.hdr)
+	c.werr = c.send.sendFile(c.out.hdr, int(f.Fd()), f.Size())
 	return true
 }
 

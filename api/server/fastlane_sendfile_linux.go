@@ -35,22 +35,11 @@ func (s *fileSend) init(c net.Conn) {
 	s.raw, s.step, s.ok = raw, s.sendStep, true
 }
 
-// open opens the file at path, of size bytes, to send; false if it cannot (evicted since).
-func (s *fileSend) open(path string, size int64) bool {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	s.file, s.off, s.size = fd, 0, size
-	return true
-}
-
-func (s *fileSend) close() { _ = unix.Close(s.file) }
-
-// sendFile writes hdr and then the open file's size bytes, waiting for the socket as net/http's
-// writes do (and so keeping the connection's write deadline).
-func (s *fileSend) sendFile(hdr []byte) error {
-	s.hdr, s.err = hdr, nil
+// sendFile writes hdr and then the first size bytes of file, waiting for the socket as net/http's
+// writes do (and so keeping the connection's write deadline). It reads file at explicit offsets,
+// so any number of connections can send it at once.
+func (s *fileSend) sendFile(hdr []byte, file int, size int64) error {
+	s.hdr, s.file, s.off, s.size, s.err = hdr, file, 0, size, nil
 	err := s.raw.Write(s.step)
 	s.hdr = nil
 	return errors.Join(err, s.err)

@@ -346,3 +346,31 @@ func TestLaneCountsRequestsAsNetHTTPDoes(t *testing.T) {
 		}
 	}
 }
+
+// TestLaneSendsBundlesFromStorageWithoutItsFiles reads one bundle as its file cache fills and
+// after the cache is closed: the lane sends the same bytes from its file, then from storage again.
+func TestLaneSendsBundlesFromStorageWithoutItsFiles(t *testing.T) {
+	l := startLog(t)
+	addEntries(t, rekorpb.NewRekorClient(dialGRPC(t, l)), 300, "files")
+	get := "GET /tile/entries/000 HTTP/1.1\r\nHost: x\r\n\r\n"
+	var bodies [][]byte
+	for i, wantFile := range []bool{false, true, false} {
+		if i == 2 {
+			if err := l.files.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		files := server.LaneSentFiles(l.srv)
+		resp := rawExchange(t, l.baseURL, get, "GET")[0]
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("read %d: status %d", i+1, resp.StatusCode)
+		}
+		if sent := server.LaneSentFiles(l.srv) - files; (sent == 1) != wantFile {
+			t.Fatalf("read %d: %d answers from files, want one: %v", i+1, sent, wantFile)
+		}
+		bodies = append(bodies, bodyOf(resp))
+	}
+	if !bytes.Equal(bodies[0], bodies[1]) || !bytes.Equal(bodies[0], bodies[2]) || len(bodies[0]) == 0 {
+		t.Fatalf("the three reads gave %d, %d and %d bytes, want the same bundle", len(bodies[0]), len(bodies[1]), len(bodies[2]))
+	}
+}

@@ -1,15 +1,15 @@
-// Package filecache keeps copies of immutable resources (full tiles, entry bundles, their gzip
-// forms) as files in one directory, bounded in bytes, so that a server can send them with
-// sendfile(2): the kernel then moves the bytes from its page cache to the socket, as it does for
-// nginx serving a static file, rather than the server copying them from its own memory into every
-// answer.
+// Package filecache keeps copies of immutable resources (full entry bundles, their gzip forms) in
+// open files, bounded in bytes, so that a server can send them with sendfile(2): the kernel then
+// moves the bytes from its page cache to the socket, as it does for nginx serving a static file,
+// rather than the server copying them from its own memory into every answer.
 //
-// The cache never outlives its process: Open empties the directory, so a file is only ever one this
-// process wrote whole (it is written under a temporary name and renamed once complete), and a crash
-// mid-write can leave nothing that is later served. Files are removed (unlinked) when evicted,
-// which is safe while another goroutine still sends one: an open file stays readable until closed.
-// The page cache holding the files is the kernel's to reclaim, so it adds nothing to the server's
-// own memory; the cache's index holds at most MaxFiles names.
+// A file is written whole under a temporary name in the cache's directory, then unlinked at once
+// and kept open: it has no name anyone could open, it is freed when the cache lets go of it (or
+// the process ends), and a crash mid-write leaves at most the temporary file, which Open removes.
+// Files stay open between requests because opening one costs about as much as sending it (5 µs
+// here); an evicted file is closed only once the last request sending it is done. The page cache
+// holding the files is the kernel's to reclaim, so it adds nothing to the server's own memory; the
+// cache holds at most MaxFiles open files.
 package filecache
 
 import (
@@ -17,33 +17,53 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 )
 
-// MaxFiles bounds how many files the cache holds, whatever their sizes, so its index stays small
-// (about 200 bytes a file) however small the resources are.
-const MaxFiles = 1 << 16
+// MaxFiles bounds how many files the cache holds open, whatever their sizes, so that its file
+// descriptors (and its index, about 200 bytes a file) stay few beside a server's connections.
+const MaxFiles = 4096
 
-// Cache is a byte-bounded LRU of files named by the caller. It is safe for concurrent use.
+// Cache is a byte-bounded LRU of open files named by the caller. It is safe for concurrent use.
 type Cache struct {
-	path  string
+	dir   string
 	limit int64
-	tmp   atomic.Uint64
 
-	mu    sync.Mutex // guards what follows and every rename and removal in dir
-	used  int64
-	order *list.List // front = most recently used; elements hold *entry
-	items map[string]*list.Element
+	mu     sync.Mutex // guards what follows
+	used   int64
+	order  *list.List // front = most recently used; elements hold *File
+	items  map[string]*list.Element
+	closed bool
 }
 
-type entry struct {
+// File is an open file of the cache, held by whoever Get returned it to until Release.
+type File struct {
 	name string
-	path string // c.path/name, made once
+	f    *os.File
+	fd   uintptr
 	size int64
 	tag  string
+	// refs counts the cache (while the file is in it) and each holder.
+	refs atomic.Int32
+}
+
+// Fd is the file's descriptor, valid until Release; read it with pread or sendfile at explicit
+// offsets, never through the shared file offset.
+func (f *File) Fd() uintptr { return f.fd }
+
+// Size is the file's length in bytes.
+func (f *File) Size() int64 { return f.size }
+
+// Tag is what the file was put with (say, the resource's ETag).
+func (f *File) Tag() string { return f.tag }
+
+// Release gives back what Get returned; the file is closed once neither the cache nor any holder
+// has it.
+func (f *File) Release() {
+	if f.refs.Add(-1) == 0 {
+		_ = f.f.Close()
+	}
 }
 
 // Open makes dir (0700), removes anything an earlier process left in it, and returns a cache of
@@ -58,65 +78,80 @@ func Open(dir string, limit int64) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("making file cache %s: %w", dir, err)
 	}
-	return &Cache{path: dir, limit: limit, order: list.New(), items: make(map[string]*list.Element)}, nil
+	return &Cache{dir: dir, limit: limit, order: list.New(), items: make(map[string]*list.Element)}, nil
 }
 
-// Lookup returns the file named name, if the cache holds it: its path, its size and the tag it
-// was put with. The file can still be evicted (or the cache closed) before the caller opens it;
-// opening it then fails with os.ErrNotExist. Looking up by bytes lets a server find a file by
-// a name it built in a buffer, without allocating.
-func (c *Cache) Lookup(name []byte) (path string, size int64, tag string, ok bool) {
+// Get returns the file named name, or nil if the cache does not hold it. The caller must Release
+// it. Looking up by bytes lets a server find a file by a name it built in a buffer, without
+// allocating.
+func (c *Cache) Get(name []byte) *File {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[string(name)]
 	if !ok {
-		return "", 0, "", false
+		return nil
 	}
 	c.order.MoveToFront(el)
-	e := el.Value.(*entry)
-	return e.path, e.size, e.tag, true
+	f := el.Value.(*File)
+	f.refs.Add(1)
+	return f
 }
 
-// Put stores body as the file named name, with tag (say, the resource's ETag), unless the cache
-// holds it already or it is larger than the whole cache. name must be a plain file name, not
-// starting with a dot. The caller promises that body is the only content name ever has.
+// Put stores body as the file named name, with tag, unless the cache holds it already or it is
+// larger than the whole cache. The caller promises that body is the only content name ever has.
 func (c *Cache) Put(name string, body []byte, tag string) error {
-	if name == "" || strings.ContainsAny(name, `/\`) || name[0] == '.' {
-		return fmt.Errorf("file cache: %q is not a plain file name", name)
-	}
 	size := int64(len(body))
 	if size > c.limit {
 		return nil
 	}
 	c.mu.Lock()
 	_, ok := c.items[name]
+	closed := c.closed
 	c.mu.Unlock()
-	if ok {
+	if ok || closed {
 		return nil
 	}
-	// Written outside the lock under a name of its own, renamed under it.
-	tmp := ".tmp-" + strconv.FormatUint(c.tmp.Add(1), 10)
-	if err := c.write(tmp, body); err != nil {
+	// Written outside the lock; two requests may write the same file, and the second is dropped.
+	f, err := c.write(body)
+	if err != nil {
 		return err
 	}
+	file := &File{name: name, f: f, fd: f.Fd(), size: size, tag: tag}
+	file.refs.Store(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.items[name]; ok {
-		return c.remove(tmp)
+	if _, ok := c.items[name]; ok || c.closed {
+		file.Release()
+		return nil
 	}
-	if err := os.Rename(c.join(tmp), c.join(name)); err != nil {
-		return errors.Join(fmt.Errorf("file cache: %w", err), c.remove(tmp))
-	}
-	c.items[name] = c.order.PushFront(&entry{name: name, path: c.join(name), size: size, tag: tag})
+	c.items[name] = c.order.PushFront(file)
 	c.used += size
-	var err error
 	for c.used > c.limit || len(c.items) > MaxFiles {
-		e := c.order.Remove(c.order.Back()).(*entry)
-		delete(c.items, e.name)
-		c.used -= e.size
-		err = errors.Join(err, c.remove(e.name))
+		c.evictLocked(c.order.Back())
 	}
-	return err
+	return nil
+}
+
+func (c *Cache) evictLocked(el *list.Element) {
+	f := c.order.Remove(el).(*File)
+	delete(c.items, f.name)
+	c.used -= f.size
+	f.Release()
+}
+
+// write writes body to a new file in c.dir and unlinks it, returning it open.
+func (c *Cache) write(body []byte) (*os.File, error) {
+	f, err := os.CreateTemp(c.dir, ".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("file cache: %w", err)
+	}
+	_, werr := f.Write(body)
+	if err := errors.Join(werr, os.Remove(f.Name())); err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return nil, fmt.Errorf("file cache: writing %s: %w", f.Name(), err)
+	}
+	return f, nil
 }
 
 // Used is the bytes of files the cache holds.
@@ -126,33 +161,21 @@ func (c *Cache) Used() int64 {
 	return c.used
 }
 
-// Close removes the cache's directory and everything in it; a file being sent stays readable
-// until its sender closes it.
+// Len is the number of files the cache holds.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.items)
+}
+
+// Close lets go of every file (one being sent is closed when its holder releases it) and removes
+// the cache's directory; Put then keeps nothing.
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.items, c.used = map[string]*list.Element{}, 0
-	c.order.Init()
-	return os.RemoveAll(c.path)
-}
-
-func (c *Cache) write(tmp string, body []byte) error {
-	f, err := os.OpenFile(c.join(tmp), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("file cache: %w", err)
+	for c.order.Len() > 0 {
+		c.evictLocked(c.order.Back())
 	}
-	_, werr := f.Write(body)
-	if err := errors.Join(werr, f.Close()); err != nil {
-		return errors.Join(fmt.Errorf("file cache: writing %s: %w", tmp, err), c.remove(tmp))
-	}
-	return nil
+	c.closed = true
+	return os.RemoveAll(c.dir)
 }
-
-func (c *Cache) remove(name string) error {
-	if err := os.Remove(c.join(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("file cache: %w", err)
-	}
-	return nil
-}
-
-func (c *Cache) join(name string) string { return c.path + string(os.PathSeparator) + name }
