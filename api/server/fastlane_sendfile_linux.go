@@ -48,33 +48,26 @@ func (s *fileSend) sendFile(hdr []byte, file int, size int64) error {
 // sendStep does what the socket takes now: it reports false to wait until the socket can take
 // more, true when done (s.err says whether it failed).
 func (s *fileSend) sendStep(fd uintptr) bool {
-	for len(s.hdr) > 0 {
-		// MSG_MORE holds the header back to leave with the file's first bytes, in one segment.
-		n, err := unix.SendmsgN(int(fd), s.hdr, nil, nil, unix.MSG_MORE|unix.MSG_NOSIGNAL)
-		switch {
-		case err == unix.EAGAIN:
-			return false
-		case err == unix.EINTR:
-		case err != nil:
-			s.err = err
-			return true
-		default:
-			s.hdr = s.hdr[n:]
-		}
-	}
-	for s.off < s.size {
-		n, err := unix.Sendfile(int(fd), s.file, &s.off, int(s.size-s.off))
-		switch {
-		case err == unix.EAGAIN:
-			return false
-		case err == unix.EINTR:
-		case err != nil:
-			s.err = err
-			return true
-		case n == 0:
+	for len(s.hdr) > 0 || s.off < s.size {
+		var err error
+		if len(s.hdr) > 0 {
+			// MSG_MORE holds the header back to leave with the file's first bytes, in one segment.
+			var n int
+			if n, err = unix.SendmsgN(int(fd), s.hdr, nil, nil, unix.MSG_MORE|unix.MSG_NOSIGNAL); err == nil {
+				s.hdr = s.hdr[n:]
+			}
+		} else if n, serr := unix.Sendfile(int(fd), s.file, &s.off, int(s.size-s.off)); serr != nil {
+			err = serr
+		} else if n == 0 {
 			// The file ended early, which a file written whole before it joined the cache
 			// cannot; stop rather than loop.
-			s.err = io.ErrUnexpectedEOF
+			err = io.ErrUnexpectedEOF
+		}
+		switch {
+		case err == unix.EAGAIN:
+			return false
+		case err != nil && err != unix.EINTR:
+			s.err = err
 			return true
 		}
 	}
