@@ -284,6 +284,8 @@ type laneListener struct {
 	files *filecache.Cache
 	// answered counts the requests the lane answered itself; sentFiles those it answered from files.
 	answered, sentFiles atomic.Int64
+	// filesWarned is when (Unix seconds) the lane last warned that it could not keep a file.
+	filesWarned atomic.Int64
 
 	handoff chan net.Conn
 	done    chan struct{} // closed when the underlying listener stops
@@ -586,8 +588,12 @@ func (c *laneConn) writeFullBody(body, version []byte) error {
 	c.write(body, contentTypeTile, tag)
 	if c.cacheName() {
 		if err := c.l.files.Put(string(c.name), body, tag); err != nil {
-			// The bundle is still served, from storage; a full disk should not stop reads.
-			c.l.cfg.Logger.Warn("keeping an entry bundle as a file", "path", c.req.res.Path(), "error", err)
+			// The bundle is still served, from storage: a full disk should not stop reads, nor
+			// flood the log with a warning per read.
+			if now := c.start.Unix(); c.l.filesWarned.Load() < now-60 {
+				c.l.filesWarned.Store(now)
+				c.l.cfg.Logger.Warn("keeping an entry bundle as a file (warned at most once a minute)", "path", c.req.res.Path(), "error", err)
+			}
 		}
 	}
 	return nil

@@ -35,6 +35,10 @@ type Cache struct {
 	order  *list.List // front = most recently used; elements hold *File
 	items  map[string]*list.Element
 	closed bool
+	// seen holds the names Put was given once and declined, at most MaxFiles of them: a file is
+	// written at its name's second Put, so that reads spread over far more resources than the
+	// cache holds do not pay a file write at every miss for files evicted before a second read.
+	seen map[string]struct{}
 }
 
 // File is an open file of the cache, held by whoever Get returned it to until Release.
@@ -78,7 +82,7 @@ func Open(dir string, limit int64) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("making file cache %s: %w", dir, err)
 	}
-	return &Cache{dir: dir, limit: limit, order: list.New(), items: make(map[string]*list.Element)}, nil
+	return &Cache{dir: dir, limit: limit, order: list.New(), items: make(map[string]*list.Element), seen: make(map[string]struct{})}, nil
 }
 
 // Get returns the file named name, or nil if the cache does not hold it. The caller must Release
@@ -97,18 +101,26 @@ func (c *Cache) Get(name []byte) *File {
 	return f
 }
 
-// Put stores body as the file named name, with tag, unless the cache holds it already or it is
-// larger than the whole cache. The caller promises that body is the only content name ever has.
+// Put stores body as the file named name, with tag, unless the cache holds it already, it is
+// larger than the whole cache, or this is the first Put of name (see Cache.seen). The caller
+// promises that body is the only content name ever has.
 func (c *Cache) Put(name string, body []byte, tag string) error {
 	size := int64(len(body))
 	if size > c.limit {
 		return nil
 	}
 	c.mu.Lock()
-	_, ok := c.items[name]
+	_, held := c.items[name]
+	_, seen := c.seen[name]
+	if !held && !seen {
+		if len(c.seen) >= MaxFiles {
+			clear(c.seen)
+		}
+		c.seen[name] = struct{}{}
+	}
 	closed := c.closed
 	c.mu.Unlock()
-	if ok || closed {
+	if held || !seen || closed {
 		return nil
 	}
 	// Written outside the lock; two requests may write the same file, and the second is dropped.
@@ -124,6 +136,7 @@ func (c *Cache) Put(name string, body []byte, tag string) error {
 		file.Release()
 		return nil
 	}
+	delete(c.seen, name)
 	c.items[name] = c.order.PushFront(file)
 	c.used += size
 	for c.used > c.limit || len(c.items) > MaxFiles {

@@ -4,6 +4,7 @@ package filecache_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,16 @@ func readAt(t *testing.T, f *filecache.File) []byte {
 	return b[:n]
 }
 
+// put puts name twice, as the cache writes a file at its second Put.
+func put(t *testing.T, c *filecache.Cache, name string, body []byte, tag string) {
+	t.Helper()
+	for range 2 {
+		if err := c.Put(name, body, tag); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // read returns the bytes and tag the cache holds under name, or ok false.
 func read(t *testing.T, c *filecache.Cache, name string) (body []byte, tag string, ok bool) {
 	t.Helper()
@@ -49,9 +60,7 @@ func read(t *testing.T, c *filecache.Cache, name string) (body []byte, tag strin
 
 func TestCacheKeepsWhatItWasGiven(t *testing.T) {
 	c, dir := open(t, 1<<20)
-	if err := c.Put("bundle-1", []byte("one"), `"v1"`); err != nil {
-		t.Fatal(err)
-	}
+	put(t, c, "bundle-1", []byte("one"), `"v1"`)
 	body, tag, ok := read(t, c, "bundle-1")
 	if !ok || string(body) != "one" || tag != `"v1"` {
 		t.Fatalf("got %q, %q, %v; want one, \"v1\", true", body, tag, ok)
@@ -60,9 +69,7 @@ func TestCacheKeepsWhatItWasGiven(t *testing.T) {
 		t.Fatal("a name never put was found")
 	}
 	// A name already held keeps its first content: the caller promised it never changes.
-	if err := c.Put("bundle-1", []byte("other"), `"v2"`); err != nil {
-		t.Fatal(err)
-	}
+	put(t, c, "bundle-1", []byte("other"), `"v2"`)
 	if body, tag, _ := read(t, c, "bundle-1"); string(body) != "one" || tag != `"v1"` {
 		t.Fatalf("after a second Put: %q, %q", body, tag)
 	}
@@ -75,12 +82,26 @@ func TestCacheKeepsWhatItWasGiven(t *testing.T) {
 	}
 }
 
+func TestCacheWritesAFileAtItsSecondPut(t *testing.T) {
+	c, _ := open(t, 1<<20)
+	if err := c.Put("bundle-1", []byte("one"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := read(t, c, "bundle-1"); ok {
+		t.Fatal("a file was written at its first Put")
+	}
+	if err := c.Put("bundle-1", []byte("one"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if body, _, ok := read(t, c, "bundle-1"); !ok || string(body) != "one" {
+		t.Fatalf("after a second Put: %q, %v", body, ok)
+	}
+}
+
 func TestCacheStaysWithinItsBytes(t *testing.T) {
 	c, _ := open(t, 10)
 	for i := range 5 {
-		if err := c.Put("f"+strconv.Itoa(i), []byte("abcd"), ""); err != nil {
-			t.Fatal(err)
-		}
+		put(t, c, "f"+strconv.Itoa(i), []byte("abcd"), "")
 	}
 	if got, n := c.Used(), c.Len(); got != 8 || n != 2 {
 		t.Fatalf("Used = %d, Len = %d; want two 4-byte files in 10 bytes", got, n)
@@ -90,9 +111,7 @@ func TestCacheStaysWithinItsBytes(t *testing.T) {
 			t.Errorf("f%d held: %v, want %v (least recently used go first)", i, ok, want)
 		}
 	}
-	if err := c.Put("big", make([]byte, 11), ""); err != nil {
-		t.Fatal(err)
-	}
+	put(t, c, "big", make([]byte, 11), "")
 	if _, _, ok := read(t, c, "big"); ok {
 		t.Error("a file larger than the cache was kept")
 	}
@@ -101,9 +120,7 @@ func TestCacheStaysWithinItsBytes(t *testing.T) {
 func TestCacheHoldsAtMostMaxFiles(t *testing.T) {
 	c, _ := open(t, 1<<30)
 	for i := range filecache.MaxFiles + 10 {
-		if err := c.Put(strconv.Itoa(i), []byte("x"), ""); err != nil {
-			t.Fatal(err)
-		}
+		put(t, c, strconv.Itoa(i), []byte("x"), "")
 	}
 	if n := c.Len(); n != filecache.MaxFiles {
 		t.Fatalf("Len = %d, want %d", n, filecache.MaxFiles)
@@ -134,17 +151,13 @@ func TestOpenEmptiesWhatAnEarlierProcessLeft(t *testing.T) {
 
 func TestAFileBeingSentOutlivesItsEviction(t *testing.T) {
 	c, dir := open(t, 4)
-	if err := c.Put("a", []byte("abcd"), ""); err != nil {
-		t.Fatal(err)
-	}
+	put(t, c, "a", []byte("abcd"), "")
 	held := c.Get([]byte("a"))
 	if held == nil {
 		t.Fatal("a is not held")
 	}
 	// Evicts a, which is still being read.
-	if err := c.Put("b", []byte("efgh"), ""); err != nil {
-		t.Fatal(err)
-	}
+	put(t, c, "b", []byte("efgh"), "")
 	if c.Get([]byte("a")) != nil {
 		t.Fatal("a is still in the cache")
 	}
@@ -169,7 +182,8 @@ func TestConcurrentPutsOfOneNameKeepOneFile(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			if err := c.Put("bundle-7", body, "t"); err != nil {
+			// Twice, as a file is written at its name's second Put.
+			if err := errors.Join(c.Put("bundle-7", body, "t"), c.Put("bundle-7", body, "t")); err != nil {
 				t.Error(err)
 			}
 			if got, _, ok := read(t, c, "bundle-7"); !ok || !bytes.Equal(got, body) {
