@@ -10,8 +10,8 @@ import (
 )
 
 // fileSend sends a header and then a file on one connection, with sendfile(2): the kernel hands the
-// file's pages in its page cache to the socket, so a 125 KiB bundle costs the server no copy, as a
-// file costs nginx none. Its state lives in the connection, so a request allocates nothing.
+// file's pages in its page cache to the socket, so a tile or a 125 KiB bundle costs the server no
+// copy, as a file costs nginx none. Its state lives in the connection, so a request allocates nothing.
 type fileSend struct {
 	ok   bool // the connection is a socket sendfile can write to
 	raw  syscall.RawConn

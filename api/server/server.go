@@ -149,9 +149,9 @@ type Config struct {
 	// answers. The lane also stays off with TLS, with LogRequests, and on storage that cannot lend
 	// full tiles (MySQL).
 	DisableFastLane bool
-	// FileCache, if not nil, is where the fast lane keeps the full entry bundles (and gzip forms)
-	// it served, to send them again with sendfile(2) rather than from memory. The caller closes it
-	// after Shutdown.
+	// FileCache, if not nil, is where the fast lane keeps the full tiles and entry bundles (and
+	// gzip forms) it served, to send them again with sendfile(2) rather than from memory. The
+	// caller closes it after Shutdown.
 	FileCache *filecache.Cache
 }
 

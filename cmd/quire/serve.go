@@ -36,8 +36,8 @@ const (
 	defaultCheckpointInterval = 100 * time.Millisecond
 	defaultPushback           = 16384
 	defaultShutdownTimeout    = 30 * time.Second
-	// defaultFileCache holds about 8,000 bundles of 490-byte entries, with their gzip forms. It
-	// is disk and page cache, which the kernel reclaims, not the server's memory.
+	// defaultFileCache holds about 6,000 bundles of 490-byte entries with their gzip forms and
+	// tiles. It is disk and page cache, which the kernel reclaims, not the server's memory.
 	defaultFileCache = 1 << 30
 	// fileCacheDir is the file cache's directory in the data directory.
 	fileCacheDir = "files"
@@ -125,7 +125,7 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on `ADDR`, or \"off\" (default: 127.0.0.1 and the --http-listen port + 2)")
 	fset.BoolVar(&f.logRequests, "log-requests", false, "log every HTTP request and gRPC call (turns --fast-lane off)")
 	fset.BoolVar(&f.fastLane, "fast-lane", true, "answer plain GETs of full tiles and bundles, inclusion proofs and entries by index in a minimal HTTP/1.1 reader ahead of Go's net/http, which gets every other request; off with TLS, --log-requests or --storage mysql://")
-	fset.Int64Var(&f.fileCache, "file-cache", defaultFileCache, "bytes of full entry bundles (and gzip forms) the fast lane keeps as files in DATA-DIR/"+fileCacheDir+", emptied on start, to send with sendfile as a static file server does (0: none; they are then sent from memory)")
+	fset.Int64Var(&f.fileCache, "file-cache", defaultFileCache, "bytes of full tiles and entry bundles (and gzip forms) the fast lane keeps as files in DATA-DIR/"+fileCacheDir+", emptied on start, to send with sendfile as a static file server does (0: none; they are then sent from memory)")
 	f.logging = logging.AddFlags(fset.FlagSet)
 	f.admission = addAdmissionFlags(fset)
 	if err := fset.Parse(args); err != nil {

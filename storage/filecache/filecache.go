@@ -1,5 +1,5 @@
-// Package filecache keeps copies of immutable resources (full entry bundles, their gzip forms) in
-// open files, bounded in bytes, so that a server can send them with sendfile(2): the kernel then
+// Package filecache keeps copies of immutable resources (full tiles, entry bundles, their gzip
+// forms) in open files, bounded in bytes, so that a server can send them with sendfile(2): the kernel then
 // moves the bytes from its page cache to the socket, as it does for nginx serving a static file,
 // rather than the server copying them from its own memory into every answer.
 //
