@@ -34,9 +34,10 @@ const hashSize = sha256.Size
 // only on the tile and its width, never on the tree size, so a full tile's
 // nodes serve every tree size, and the right-edge partial tiles every
 // checkpoint that shares them; thousands of writes answered from one
-// checkpoint share all of them. The node lists and ephemeral-node rehashing
-// are transparency-dev/merkle's (proof.Inclusion, proof.Consistency,
-// Nodes.Rehash), and tests check the proofs against client.ProofBuilder.
+// checkpoint share all of them. The node lists are transparency-dev/merkle's
+// (proof.Inclusion, proof.Consistency); the ephemeral node they name is
+// folded as Nodes.Rehash folds it, but once per tree size (ephemeralNode);
+// tests check the proofs against client.ProofBuilder.
 type proofCache struct {
 	fetch client.TileFetcherFunc
 
@@ -47,7 +48,23 @@ type proofCache struct {
 	// may build the same tile, and the second one is dropped.
 	mu       sync.Mutex
 	cur, old map[tileKey]*tileNodes
+	// ephemeral holds the ephemeral nodes proofs have folded (see hashes),
+	// under mu; it is emptied when it reaches ephemeralNodes.
+	ephemeral map[ephemeralKey][]byte
 }
+
+// ephemeralKey names ephemeral node id of the tree of size (proof.Nodes.Ephem):
+// a node on the tree's right border whose hash is not stored in any tile, but
+// which every proof in that tree passing through it shares (a tree has one
+// per level at most).
+type ephemeralKey struct {
+	size uint64
+	id   compact.NodeID
+}
+
+// ephemeralNodes bounds proofCache.ephemeral (32 hashes and a key each):
+// readers ask for proofs in the latest few trees, at most 64 nodes each.
+const ephemeralNodes = 1024
 
 // tileKey names a tile of one width: a partial tile of width w holds the
 // first w hashes of every wider one, and its nodes never change.
@@ -64,7 +81,7 @@ type tileNodes struct {
 }
 
 func newProofCache(f client.TileFetcherFunc) *proofCache {
-	return &proofCache{fetch: f, cur: make(map[tileKey]*tileNodes)}
+	return &proofCache{fetch: f, cur: make(map[tileKey]*tileNodes), ephemeral: make(map[ephemeralKey][]byte)}
 }
 
 func (c *proofCache) inclusion(ctx context.Context, index, size uint64) ([][]byte, error) {
@@ -84,33 +101,69 @@ func (c *proofCache) consistency(ctx context.Context, first, second uint64) ([][
 }
 
 // leaf returns the leaf hash of entry index in the tree of size, from its
-// level-0 tile (the same tile an inclusion proof for it starts in).
+// level-0 tile (the same tile an inclusion proof for it starts in). It is
+// shared, as node's hashes are.
 func (c *proofCache) leaf(ctx context.Context, index, size uint64) ([]byte, error) {
-	h, err := c.node(ctx, size, compact.NodeID{Level: 0, Index: index})
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte(nil), h...), nil
+	return c.node(ctx, size, compact.NodeID{Level: 0, Index: index})
 }
 
-// hashes returns the proof hashes for nodes in the tree of size, folding the
-// ephemeral node. They are copies: callers may keep them.
+// hashes returns the proof hashes for nodes in the tree of size, with the
+// ephemeral node folded (as nodes.Rehash folds it). The hashes are shared
+// with the cache, which never modifies them: callers may keep them but must
+// not modify them. Proof reads are what the cache is for, and copying every
+// hash out of it cost as much as finding them.
 func (c *proofCache) hashes(ctx context.Context, size uint64, nodes proof.Nodes) ([][]byte, error) {
-	buf := make([]byte, len(nodes.IDs)*hashSize)
-	hs := make([][]byte, len(nodes.IDs))
-	for i, id := range nodes.IDs {
-		h, err := c.node(ctx, size, id)
+	hs := make([][]byte, 0, len(nodes.IDs))
+	ephem, begin, end := nodes.Ephem()
+	for i := 0; i < len(nodes.IDs); i++ {
+		if i == begin && end-begin > 1 {
+			h, err := c.ephemeralNode(ctx, size, ephem, nodes.IDs[begin:end])
+			if err != nil {
+				return nil, err
+			}
+			hs = append(hs, h)
+			i = end - 1
+			continue
+		}
+		h, err := c.node(ctx, size, nodes.IDs[i])
 		if err != nil {
 			return nil, err
 		}
-		hs[i] = buf[i*hashSize : (i+1)*hashSize : (i+1)*hashSize]
-		copy(hs[i], h)
+		hs = append(hs, h)
 	}
-	out, err := nodes.Rehash(hs, hasher.HashChildren)
+	return hs, nil
+}
+
+// ephemeralNode returns the hash of ephemeral node id of the tree of size,
+// the fold of its right-border children ids, HashChildren(ids[n-1], ...
+// HashChildren(ids[1], ids[0])), as proof.Nodes.Rehash computes it, but once
+// per tree.
+func (c *proofCache) ephemeralNode(ctx context.Context, size uint64, id compact.NodeID, ids []compact.NodeID) ([]byte, error) {
+	k := ephemeralKey{size: size, id: id}
+	c.mu.Lock()
+	h, ok := c.ephemeral[k]
+	c.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	h, err := c.node(ctx, size, ids[0])
 	if err != nil {
-		return nil, fmt.Errorf("rehashing proof: %w", err)
+		return nil, err
 	}
-	return out, nil
+	for _, id := range ids[1:] {
+		left, err := c.node(ctx, size, id)
+		if err != nil {
+			return nil, err
+		}
+		h = hasher.HashChildren(left, h)
+	}
+	c.mu.Lock()
+	if len(c.ephemeral) >= ephemeralNodes {
+		clear(c.ephemeral)
+	}
+	c.ephemeral[k] = h
+	c.mu.Unlock()
+	return h, nil
 }
 
 // node returns the hash of a node of the tree of size, which must lie wholly

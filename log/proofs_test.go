@@ -84,6 +84,10 @@ func TestProofs(t *testing.T) {
 			if !equalHashes(got, want) {
 				t.Fatalf("inclusion(%d, %d) differs from ProofBuilder", tc.a, tc.b)
 			}
+			// Asked again, the proof comes from the nodes the first one cached.
+			if again, err := tl.proofs.inclusion(ctx, tc.a, tc.b); err != nil || !equalHashes(again, want) {
+				t.Fatalf("inclusion(%d, %d) asked again differs from ProofBuilder (%v)", tc.a, tc.b, err)
+			}
 			leaf := rfc6962.DefaultHasher.HashLeaf(w.bodies[tc.a])
 			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, tc.a, tc.b, leaf, got, w.root(t, tc.b)); err != nil {
 				t.Fatalf("inclusion(%d, %d): %v", tc.a, tc.b, err)

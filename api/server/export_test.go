@@ -15,3 +15,11 @@ func LaneAnswered(s *Server) int64 {
 // WritesThroughGateway makes a server answer POST /api/v2/log/entries through grpc-gateway, as
 // every other API route, instead of entriesHandler.
 func WritesThroughGateway(c *Config) { c.gatewayWrites = true }
+
+// LaneSentFiles is how many of the lane's answers it sent from its file cache.
+func LaneSentFiles(s *Server) int64 {
+	if l := s.lane.Load(); l != nil {
+		return l.sentFiles.Load()
+	}
+	return 0
+}

@@ -57,26 +57,35 @@ func bodyOf(resp *http.Response) []byte {
 // TestLaneAnswersAsNetHTTPDoes asks each read the lane answers twice: as is, and with something
 // that sends it to net/http without changing what it asks for (an If-Modified-Since, which a
 // resource without Last-Modified ignores, or a query parameter the gateway ignores). The answers
-// must be the same, headers and bytes, and only the first of each pair may come from the lane.
+// must be the same, headers and bytes, and only the first of each pair may come from the lane. A
+// bundle the lane served twice it sends again from its file cache.
 func TestLaneAnswersAsNetHTTPDoes(t *testing.T) {
 	l := startLog(t)
 	addEntries(t, rekorpb.NewRekorClient(dialGRPC(t, l)), 600, "lane")
 	const ims = "If-Modified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
 	tests := []struct {
 		name, target, headers, viaHTTP string
+		// fromFile says the lane sends the answer from its file cache.
+		fromFile bool
 	}{
-		{"a full tile", "/tile/0/000", "", ""},
-		{"a full tile under /api/v2", "/api/v2/tile/0/001", "", ""},
-		{"a full tile's headers", "/tile/0/000", "", "HEAD"},
-		{"a full bundle", "/tile/entries/000", "", ""},
-		{"a full bundle gzipped, compressed on this first request", "/tile/entries/001", "Accept-Encoding: gzip\r\n", ""},
-		{"a full bundle gzipped", "/tile/entries/001", "Accept-Encoding: deflate, gzip;q=0.5\r\n", ""},
-		{"a full bundle to a client refusing gzip", "/tile/entries/000", "Accept-Encoding: gzip;q=0\r\n", ""},
-		{"a full tile to a client closing the connection", "/tile/0/000", "Connection: close\r\n", ""},
-		{"an inclusion proof to the latest checkpoint", "/quire/v1/proof/inclusion?index=5", "", ""},
-		{"an inclusion proof to a named size", "/quire/v1/proof/inclusion?index=300&tree_size=600", "", ""},
-		{"an inclusion proof with camelCase", "/quire/v1/proof/inclusion?treeSize=600&index=599", "", ""},
-		{"an entry", "/quire/v1/entries/7", "", ""},
+		{"a full tile", "/tile/0/000", "", "", false},
+		{"a full tile under /api/v2", "/api/v2/tile/0/001", "", "", false},
+		{"a full tile's headers", "/tile/0/000", "", "HEAD", false},
+		{"a full bundle", "/tile/entries/000", "", "", false},
+		{"a full bundle's headers", "/tile/entries/000", "", "HEAD", false},
+		{"a full bundle asked for again, which the lane now keeps as a file", "/api/v2/tile/entries/000", "", "", false},
+		{"a full bundle from its file", "/api/v2/tile/entries/000", "", "", true},
+		{"a full bundle gzipped, compressed on this first request", "/tile/entries/001", "Accept-Encoding: gzip\r\n", "", false},
+		{"a full bundle gzipped again, kept as a file now", "/tile/entries/001", "Accept-Encoding: gzip\r\n", "", false},
+		{"a full bundle gzipped, from its file", "/tile/entries/001", "Accept-Encoding: deflate, gzip;q=0.5\r\n", "", true},
+		{"a full bundle to a client refusing gzip, from its file", "/tile/entries/000", "Accept-Encoding: gzip;q=0\r\n", "", true},
+		{"a full bundle from its file to a client closing the connection", "/tile/entries/000", "Connection: close\r\n", "", true},
+		{"a full tile to a client closing the connection, kept as a file now", "/tile/0/000", "Connection: close\r\n", "", false},
+		{"a full tile from its file", "/tile/0/000", "", "", true},
+		{"an inclusion proof to the latest checkpoint", "/quire/v1/proof/inclusion?index=5", "", "", false},
+		{"an inclusion proof to a named size", "/quire/v1/proof/inclusion?index=300&tree_size=600", "", "", false},
+		{"an inclusion proof with camelCase", "/quire/v1/proof/inclusion?treeSize=600&index=599", "", "", false},
+		{"an entry", "/quire/v1/entries/7", "", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+" is answered by the lane as by net/http", func(t *testing.T) {
@@ -84,10 +93,13 @@ func TestLaneAnswersAsNetHTTPDoes(t *testing.T) {
 			if tt.viaHTTP != "" {
 				method = tt.viaHTTP
 			}
-			before := server.LaneAnswered(l.srv)
+			before, files := server.LaneAnswered(l.srv), server.LaneSentFiles(l.srv)
 			lane := rawExchange(t, l.baseURL, fmt.Sprintf("%s %s HTTP/1.1\r\nHost: x\r\n%s\r\n", method, tt.target, tt.headers), method)[0]
 			if got := server.LaneAnswered(l.srv) - before; got != 1 {
 				t.Fatalf("the lane answered %d requests, want 1", got)
+			}
+			if sent := server.LaneSentFiles(l.srv) - files; (sent == 1) != tt.fromFile || sent > 1 {
+				t.Fatalf("the lane sent %d answers from files; want one: %v", sent, tt.fromFile)
 			}
 			forced, extra := tt.target, ims
 			if strings.HasPrefix(tt.target, "/quire/") {
@@ -334,6 +346,37 @@ func TestLaneCountsRequestsAsNetHTTPDoes(t *testing.T) {
 		want := fmt.Sprintf(`quire_http_requests_total{code="200",method="GET",route=%q} 2`, route)
 		if !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestLaneSendsBundlesFromStorageWithoutItsFiles reads one bundle as its file cache fills and
+// after the cache is closed: the lane sends the same bytes from storage twice (keeping it as a file
+// the second time), from its file, then from storage again.
+func TestLaneSendsBundlesFromStorageWithoutItsFiles(t *testing.T) {
+	l := startLog(t)
+	addEntries(t, rekorpb.NewRekorClient(dialGRPC(t, l)), 300, "files")
+	get := "GET /tile/entries/000 HTTP/1.1\r\nHost: x\r\n\r\n"
+	var bodies [][]byte
+	for i, wantFile := range []bool{false, false, true, false} {
+		if i == 3 {
+			if err := l.files.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		files := server.LaneSentFiles(l.srv)
+		resp := rawExchange(t, l.baseURL, get, "GET")[0]
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("read %d: status %d", i+1, resp.StatusCode)
+		}
+		if sent := server.LaneSentFiles(l.srv) - files; (sent == 1) != wantFile {
+			t.Fatalf("read %d: %d answers from files, want one: %v", i+1, sent, wantFile)
+		}
+		bodies = append(bodies, bodyOf(resp))
+	}
+	for i, b := range bodies {
+		if !bytes.Equal(b, bodies[0]) || len(b) == 0 {
+			t.Fatalf("read %d gave %d bytes, read 1 %d: want the same bundle", i+1, len(b), len(bodies[0]))
 		}
 	}
 }

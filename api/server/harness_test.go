@@ -29,6 +29,7 @@ import (
 	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/log/admission"
 	"github.com/quirelog/quire/log/status"
+	"github.com/quirelog/quire/storage/filecache"
 	"github.com/quirelog/quire/storage/index"
 	"github.com/quirelog/quire/storage/pebble"
 )
@@ -40,6 +41,7 @@ const testOrigin = "log.quire.test"
 type testLog struct {
 	t        testing.TB
 	dir      string
+	files    *filecache.Cache
 	skey     string
 	vkey     string
 	verifier note.Verifier
@@ -170,8 +172,11 @@ func (l *testLog) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if l.files, err = filecache.Open(filepath.Join(l.dir, "files"), 64<<20); err != nil {
+		t.Fatalf("opening the file cache: %v", err)
+	}
 	cfg := server.Config{
-		Log: l.lg, Reader: reader, MaxRequestBody: l.maxBody,
+		Log: l.lg, Reader: reader, MaxRequestBody: l.maxBody, FileCache: l.files,
 		Logger:       logger,
 		Status:       src,
 		AddressLimit: l.addressLimit, TrustedProxies: l.proxies,
@@ -239,6 +244,9 @@ func (l *testLog) stop() {
 	}
 	if err := l.storage.Close(); err != nil {
 		l.t.Errorf("storage close: %v", err)
+	}
+	if err := l.files.Close(); err != nil {
+		l.t.Errorf("file cache close: %v", err)
 	}
 }
 

@@ -35,7 +35,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
 	"github.com/transparency-dev/tessera"
-	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -50,6 +49,7 @@ import (
 	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/log/admission"
 	logstatus "github.com/quirelog/quire/log/status"
+	"github.com/quirelog/quire/storage/filecache"
 )
 
 // Defaults for Config's zero values.
@@ -154,6 +154,11 @@ type Config struct {
 	// gatewayWrites sends REST writes through grpc-gateway too, so that tests can hold
 	// entriesHandler's answers to the gateway's.
 	gatewayWrites bool
+
+	// FileCache, if not nil, is where the fast lane keeps the full tiles and entry bundles (and
+	// gzip forms) it served, to send them again with sendfile(2) rather than from memory. The
+	// caller closes it after Shutdown.
+	FileCache *filecache.Cache
 }
 
 func (c *Config) setDefaults() {
@@ -354,8 +359,8 @@ func (s *Server) MetricsHandler() http.Handler {
 func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 	s.health.SetServingStatus(readService, healthpb.HealthCheckResponse_SERVING)
 	go s.followReadiness(s.stopReady)
-	httpLis = netutil.LimitListener(httpLis, s.cfg.MaxHTTPConnections)
-	grpcLis = netutil.LimitListener(grpcLis, s.cfg.MaxGRPCConnections)
+	httpLis = limitListener(httpLis, s.cfg.MaxHTTPConnections)
+	grpcLis = limitListener(grpcLis, s.cfg.MaxGRPCConnections)
 	if s.tiles != nil {
 		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics)
 		s.lane.Store(lane)

@@ -23,6 +23,7 @@ import (
 	"github.com/quirelog/quire/log/status"
 	"github.com/quirelog/quire/log/witnessing"
 	"github.com/quirelog/quire/storage/backup"
+	"github.com/quirelog/quire/storage/filecache"
 )
 
 // Defaults of `quire serve`; they aim, on a 2-core machine, at an answer with a proof in about half
@@ -35,6 +36,11 @@ const (
 	defaultCheckpointInterval = 100 * time.Millisecond
 	defaultPushback           = 16384
 	defaultShutdownTimeout    = 30 * time.Second
+	// defaultFileCache holds about 6,000 bundles of 490-byte entries with their gzip forms and
+	// tiles. It is disk and page cache, which the kernel reclaims, not the server's memory.
+	defaultFileCache = 1 << 30
+	// fileCacheDir is the file cache's directory in the data directory.
+	fileCacheDir = "files"
 	// defaultRepublishInterval republishes an idle log's checkpoint once a minute, so witnesses,
 	// monitors and readiness see a live publisher even when nobody writes.
 	defaultRepublishInterval = time.Minute
@@ -75,6 +81,7 @@ type serveFlags struct {
 	metricsListen      string
 	logRequests        bool
 	fastLane           bool
+	fileCache          int64
 	logging            *logging.Options
 	admission          *admissionFlags
 	// publicURLSet says --public-url was given; otherwise it follows --http-listen.
@@ -118,6 +125,7 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.StringVar(&f.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /healthz and /readyz on `ADDR`, or \"off\" (default: 127.0.0.1 and the --http-listen port + 2)")
 	fset.BoolVar(&f.logRequests, "log-requests", false, "log every HTTP request and gRPC call (turns --fast-lane off)")
 	fset.BoolVar(&f.fastLane, "fast-lane", true, "answer plain GETs of full tiles and bundles, inclusion proofs and entries by index in a minimal HTTP/1.1 reader ahead of Go's net/http, which gets every other request; off with TLS, --log-requests or --storage mysql://")
+	fset.Int64Var(&f.fileCache, "file-cache", defaultFileCache, "bytes of full tiles and entry bundles (and gzip forms) the fast lane keeps as files in DATA-DIR/"+fileCacheDir+", emptied on start, to send with sendfile as a static file server does (0: none; they are then sent from memory)")
 	f.logging = logging.AddFlags(fset.FlagSet)
 	f.admission = addAdmissionFlags(fset)
 	if err := fset.Parse(args); err != nil {
@@ -248,8 +256,13 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting log: %w", err), be.close())
 	}
+	files := openFileCache(f, logger)
 	closeAll := func() error {
-		return errors.Join(lg.Close(), be.close())
+		err := errors.Join(lg.Close(), be.close())
+		if files != nil {
+			err = errors.Join(err, files.Close())
+		}
+		return err
 	}
 
 	statusSource, err := status.New(status.Config{Log: lg, Published: be.published, Witnesses: tracker, Version: build.String(), ReadOnly: be.readOnly})
@@ -278,6 +291,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		AddressLimit:       addressLimit,
 		TrustedProxies:     proxies,
 		DisableFastLane:    !f.fastLane,
+		FileCache:          files,
 	})
 	if err != nil {
 		return errors.Join(err, closeAll())
@@ -329,6 +343,21 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 		logger.Info("shut down cleanly")
 	}
 	return runErr
+}
+
+// openFileCache opens the fast lane's file cache, or returns nil when the lane is off, the log is
+// in MySQL, or --file-cache is 0. A data directory that cannot hold it (read-only media) only
+// costs the lane its files: bundles are then sent from memory.
+func openFileCache(f *serveFlags, logger *slog.Logger) *filecache.Cache {
+	if !f.fastLane || f.logRequests || f.tlsCert != "" || f.mysqlDSN != "" || f.fileCache <= 0 {
+		return nil
+	}
+	c, err := filecache.Open(filepath.Join(f.dataDir, fileCacheDir), f.fileCache)
+	if err != nil {
+		logger.Warn("serving entry bundles without a file cache", "error", err)
+		return nil
+	}
+	return c
 }
 
 // startAppender starts Tessera's appender lifecycle on the driver. A read-only (frozen) log gets

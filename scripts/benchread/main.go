@@ -7,7 +7,7 @@
 //	                                      entries with Accept-Encoding: gzip, so a server that
 //	                                      compresses a bundle on its first request has done so
 //	benchread run -size N -target NAME=URL ... [-pids NAME=PID,...] [-workers 64] [-duration 10s]
-//	                                      [-rounds 1] reads random resources of a log of N entries
+//	                                      [-rounds 1] [-slices 10] reads random resources of a log of N entries
 //	                                      from each target and prints the rates, their ratios and
 //	                                      the CPU time per read of each target and of itself
 //
@@ -21,10 +21,12 @@
 //	entry        /quire/v1/entries/I (only the target named quire)
 //
 // Before the clock starts run checks that every target serves the same bytes for a sample of
-// tiles and bundles (gzip ones decompressed), so the comparison is of one log. Cells run round by
-// round, every target for one kind back to back, so a busy neighbour on the machine slows them
-// alike; with -rounds above 1 the table shows each cell's median and each ratio's median over the
-// rounds. Every answer must be 200 with the expected shape, or it counts as an error, not a read.
+// tiles and bundles (gzip ones decompressed), so the comparison is of one log. Within a round every
+// cell (a kind from a target) runs -slices times for -duration/-slices each, the cells taking turns
+// slice by slice, so that a neighbour on the shared machine that gets busy for a while slows every
+// cell alike rather than the one that happened to run then; each cell's warm-up runs before its
+// first slice. With -rounds above 1 the table shows each cell's median and each ratio's median over
+// the rounds. Every answer must be 200 with the expected shape, or it counts as an error, not a read.
 package main
 
 import (
@@ -91,6 +93,7 @@ func run(args []string, stdout io.Writer) error {
 		fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long each cell runs")
 		fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured reads before each cell")
 		fs.IntVar(&cfg.rounds, "rounds", 1, "how many times every cell runs")
+		fs.IntVar(&cfg.slices, "slices", 10, "how many turns the cells of a round take, each of -duration/-slices")
 		kinds := fs.String("kinds", strings.Join(allKinds, ","), "comma-separated kinds to read")
 		jsonOut := fs.String("json", "", "also write every cell's figures as JSON to `FILE`")
 		fs.Func("target", "`NAME=URL` of a server to read from (repeat); the one named quire also serves proofs and entries", func(s string) error {
@@ -221,6 +224,7 @@ type runConfig struct {
 	duration time.Duration
 	warmup   time.Duration
 	rounds   int
+	slices   int
 	kinds    []string
 	targets  []target
 }
@@ -242,14 +246,38 @@ type cell struct {
 	ServerMicros float64 `json:"server_cpu_us_per_read"`
 	// FirstError is an example of what went wrong, if anything did.
 	FirstError string `json:"first_error,omitempty"`
+
+	// clientCPU and serverCPU are the CPU times behind ClientMicros and ServerMicros.
+	clientCPU, serverCPU time.Duration
+}
+
+// add adds slice d, a measurement of the same kind and target, to c.
+func (c *cell) add(d cell) {
+	c.Kind, c.Target = d.Kind, d.Target
+	c.Reads += d.Reads
+	c.Errors += d.Errors
+	c.Bytes += d.Bytes
+	c.Gzipped += d.Gzipped
+	c.Seconds += d.Seconds
+	c.clientCPU += d.clientCPU
+	c.serverCPU += d.serverCPU
+	if c.FirstError == "" {
+		c.FirstError = d.FirstError
+	}
+	c.Rate = float64(c.Reads) / c.Seconds
+	c.ClientMicros, c.ServerMicros = 0, 0
+	if c.Reads > 0 {
+		c.ClientMicros = c.clientCPU.Seconds() * 1e6 / float64(c.Reads)
+		c.ServerMicros = c.serverCPU.Seconds() * 1e6 / float64(c.Reads)
+	}
 }
 
 func (c runConfig) valid() error {
 	switch {
 	case c.size < layout.EntryBundleWidth:
 		return fmt.Errorf("-size %d: the log needs at least one full tile (%d entries)", c.size, layout.EntryBundleWidth)
-	case c.workers < 1 || c.rounds < 1 || c.duration <= 0 || c.warmup < 0:
-		return errors.New("-workers, -rounds and -duration must be positive")
+	case c.workers < 1 || c.rounds < 1 || c.slices < 1 || c.duration <= 0 || c.warmup < 0:
+		return errors.New("-workers, -rounds, -slices and -duration must be positive")
 	case len(c.targets) == 0:
 		return errors.New("at least one -target is required")
 	}
@@ -272,22 +300,31 @@ func runBench(cfg runConfig, jsonOut string, stdout io.Writer) error {
 	}
 	loadStart := loadAverage()
 	var cells []cell
+	slice := cfg.duration / time.Duration(cfg.slices)
 	for round := 1; round <= cfg.rounds; round++ {
-		for _, kind := range cfg.kinds {
-			for _, t := range cfg.targets {
-				if !serves(t, kind) {
-					continue
+		fmt.Fprintf(os.Stderr, "benchread: round %d\n", round)
+		first := len(cells)
+		for s := range cfg.slices {
+			i := first
+			for _, kind := range cfg.kinds {
+				for _, t := range cfg.targets {
+					if !serves(t, kind) {
+						continue
+					}
+					if s == 0 {
+						if cfg.warmup > 0 {
+							measure(cfg, t, kind, cfg.warmup)
+						}
+						cells = append(cells, cell{Round: round})
+					}
+					cells[i].add(measure(cfg, t, kind, slice))
+					i++
 				}
-				fmt.Fprintf(os.Stderr, "benchread: round %d: %s from %s\n", round, kind, t.name)
-				if cfg.warmup > 0 {
-					measure(cfg, t, kind, cfg.warmup)
-				}
-				c := measure(cfg, t, kind, cfg.duration)
-				c.Round = round
-				if c.Errors > 0 {
-					fmt.Fprintf(os.Stderr, "benchread: %s from %s: %d errors, e.g. %s\n", kind, t.name, c.Errors, c.FirstError)
-				}
-				cells = append(cells, c)
+			}
+		}
+		for _, c := range cells[first:] {
+			if c.Errors > 0 {
+				fmt.Fprintf(os.Stderr, "benchread: %s from %s: %d errors, e.g. %s\n", c.Kind, c.Target, c.Errors, c.FirstError)
 			}
 		}
 	}
@@ -366,12 +403,9 @@ func measure(cfg runConfig, t target, kind string, d time.Duration) cell {
 	wg.Wait()
 	secs := time.Since(start).Seconds()
 	c := cell{Kind: kind, Target: t.name, Reads: reads.Load(), Errors: errs.Load(), Bytes: nbytes.Load(), Gzipped: gzipped.Load(), Seconds: secs}
-	c.Rate = float64(c.Reads) / secs
-	if c.Reads > 0 {
-		c.ClientMicros = (selfCPU() - selfStart).Seconds() * 1e6 / float64(c.Reads)
-		if len(t.pids) > 0 {
-			c.ServerMicros = (processCPU(t.pids) - srvStart).Seconds() * 1e6 / float64(c.Reads)
-		}
+	c.clientCPU = selfCPU() - selfStart
+	if len(t.pids) > 0 {
+		c.serverCPU = processCPU(t.pids) - srvStart
 	}
 	if p := firstErr.Load(); p != nil {
 		c.FirstError = *p
@@ -695,8 +729,8 @@ func printTable(w io.Writer, cfg runConfig, cells []cell, loadStart, loadEnd str
 		return median(xs), len(xs) > 0
 	}
 
-	fmt.Fprintf(w, "bench-read: %s, %d entries, %d workers, %s per cell after %s warm-up, %d round(s)\n",
-		time.Now().UTC().Format(time.RFC3339), cfg.size, cfg.workers, cfg.duration, cfg.warmup, cfg.rounds)
+	fmt.Fprintf(w, "bench-read: %s, %d entries, %d workers, %s per cell in %d interleaved slices after %s warm-up, %d round(s)\n",
+		time.Now().UTC().Format(time.RFC3339), cfg.size, cfg.workers, cfg.duration, cfg.slices, cfg.warmup, cfg.rounds)
 	fmt.Fprintf(w, "  load average at start %s, at end %s\n\n", loadStart, loadEnd)
 	fmt.Fprintf(w, "%-26s", "reads/s")
 	for _, t := range cfg.targets {
