@@ -27,6 +27,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -84,9 +85,14 @@ func (d *DB) Backup(dir string) error {
 	return nil
 }
 
-// Close flushes the memtable and closes the database. Without the flush the next Open replays
-// every posting written since the last flush from the WAL and writes them out before it returns,
-// which was most of a restart's time on a large log (scripts/bench-scale). A crash still replays
+// closeSettle bounds how long Close waits for compactions (see pebblelog.Settle).
+const closeSettle = 10 * time.Second
+
+// Close flushes the memtable, lets compactions finish (for at most closeSettle) and closes the
+// database. Without the flush the next Open replays every posting written since the last flush
+// from the WAL and writes them out before it returns; without the wait it starts a compaction
+// and waits for it to end: together most of a restart's time on a large log
+// (scripts/bench-scale). A crash still replays
 // the WAL, as it must. An index whose last commit failed or whose directory is gone is not
 // flushed: Pebble treats a failure to start a new WAL as fatal and would end the process.
 func (d *DB) Close() error {
@@ -96,6 +102,8 @@ func (d *DB) Close() error {
 			flushErr = fmt.Errorf("index database directory: %w", err)
 		} else if err := d.db.Flush(); err != nil {
 			flushErr = fmt.Errorf("flushing index memtable: %w", err)
+		} else {
+			pebblelog.Settle(d.db, closeSettle)
 		}
 	}
 	if err := d.db.Close(); err != nil {

@@ -66,6 +66,9 @@ const (
 
 	hashSize = 32
 
+	// closeSettle bounds how long Close waits for compactions (see pebblelog.Settle).
+	closeSettle = 10 * time.Second
+
 	memTableBytes = 32 << 20
 	// memTables is how many memtables may exist at once (Pebble's default stop-writes threshold).
 	memTables = 2
@@ -452,6 +455,10 @@ func (s *Storage) Close() error {
 	if !s.cfg.ReadOnly && s.fault() == nil {
 		if err := s.db.Flush(); err != nil {
 			flushErr = fmt.Errorf("flushing pebble memtables: %w", err)
+		} else {
+			// Pebble's Open waits for any compaction that starts while it opens, and one that
+			// closed with compaction debt starts one at once: settling now spares the next start.
+			pebblelog.Settle(s.db, closeSettle)
 		}
 	}
 	if err := s.db.Close(); err != nil {
