@@ -180,6 +180,7 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 // loses nothing acknowledged: stop taking requests and let in-flight writes get their checkpoint,
 // stop the search follower, drain the appender, close storage.
 func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
+	begin := time.Now()
 	f, err := parseServeFlags(inv, args)
 	if err != nil {
 		return err
@@ -313,7 +314,7 @@ func runServe(ctx context.Context, inv *cli.Invocation, args []string) error {
 	logger.Info("quire serving",
 		"http", httpLis.Addr().String(), "grpc", grpcLis.Addr().String(), "metrics", metricsSrv.addr(),
 		"origin", key.origin, "public_url", f.publicURL, "data_dir", f.dataDir, "storage", be.describe,
-		"verifier_key", key.vkey, "read_only", be.readOnly, "frozen", be.frozen, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil)
+		"verifier_key", key.vkey, "read_only", be.readOnly, "frozen", be.frozen, "dedup", f.dedup, "witness_policy", f.witnessPolicy, "tls", tlsConfig != nil, "started_in", time.Since(begin))
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLis, grpcLis) }()

@@ -92,10 +92,14 @@ func openPebble(ctx context.Context, f *serveFlags, key *logKey, identityRecorde
 		cfg.HTTPClient = &http.Client{Transport: tracker.Transport(nil)}
 		cfg.OnPublish = tracker.ObservePublication
 	}
+	// The phases of a start are logged with their durations, so a slow restart says where its
+	// time went (scripts/bench-scale keeps the server's log).
+	began := time.Now()
 	drv, err := pebble.New(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening log storage: %w", err)
 	}
+	openedLog := time.Now()
 	storage := drv.(*pebble.Storage)
 	finalSize, frozen, err := storage.Frozen()
 	if err != nil {
@@ -119,10 +123,12 @@ func openPebble(ctx context.Context, f *serveFlags, key *logKey, identityRecorde
 			return nil
 		})
 	}
+	startedAppender := time.Now()
 	idx, noFollow, err := openIndex(f, logger)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("opening search index: %w", err), closeStorage())
 	}
+	logger.Info("storage opened", "log_db", openedLog.Sub(began), "appender", startedAppender.Sub(openedLog), "index_db", time.Since(startedAppender))
 	stopAdmin := listenAdmin(f, storage, idx, logger)
 	be := &backend{
 		appender: appender, reader: reader, awaiter: storage, history: storage, index: idx,

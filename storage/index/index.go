@@ -24,7 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -42,14 +45,19 @@ const postingTag = 0x01
 // DB is an index stored in a Pebble database. Its methods are safe for
 // concurrent use; Add calls are serialised.
 type DB struct {
-	db *pebble.DB
-	mu sync.Mutex // serialises Add's read-check-write of progress
+	db       *pebble.DB
+	path     string
+	readOnly bool
+	mu       sync.Mutex // serialises Add's read-check-write of progress
+	// commitFailed says a batch commit failed: the database may have lost its WAL, so Close
+	// must not flush (Pebble ends the process when it cannot start a new WAL).
+	commitFailed atomic.Bool
 }
 
 // Open opens (creating if needed) the index database in directory path. Pebble's messages go to
 // logger (nil: slog.Default()); failures that matter also reach the caller as errors.
 func Open(path string, logger *slog.Logger) (*DB, error) {
-	return open(path, &pebble.Options{Logger: pebblelog.New(logger)})
+	return open(path, &pebble.Options{Logger: pebblelog.New(logger)}, false)
 }
 
 // OpenReadOnly opens an existing index database for lookups only, on read-only media too (see
@@ -57,15 +65,15 @@ func Open(path string, logger *slog.Logger) (*DB, error) {
 func OpenReadOnly(path string, logger *slog.Logger) (*DB, error) {
 	opts := &pebble.Options{Logger: pebblelog.New(logger)}
 	readonly.Options(opts)
-	return open(path, opts)
+	return open(path, opts, true)
 }
 
-func open(path string, opts *pebble.Options) (*DB, error) {
+func open(path string, opts *pebble.Options, readOnly bool) (*DB, error) {
 	db, err := pebble.Open(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening index database %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	return &DB{db: db, path: path, readOnly: readOnly}, nil
 }
 
 // Backup writes a consistent copy of the index to dir, which must not exist, while it is in use
@@ -77,12 +85,40 @@ func (d *DB) Backup(dir string) error {
 	return nil
 }
 
-// Close closes the database.
+// closeSettle bounds how long Close waits for compactions (see pebblelog.Settle).
+const closeSettle = 10 * time.Second
+
+// Close flushes the memtable, lets compactions finish (for at most closeSettle) and closes the
+// database. Without the flush the next Open replays every posting written since the last flush
+// from the WAL and writes them out before it returns; without the wait it starts a compaction
+// and waits for it to end: together most of a restart's time on a large log
+// (scripts/bench-scale). A crash still replays
+// the WAL, as it must. An index whose last commit failed or whose directory is gone is not
+// flushed: Pebble treats a failure to start a new WAL as fatal and would end the process.
 func (d *DB) Close() error {
-	if err := d.db.Close(); err != nil {
-		return fmt.Errorf("closing index database: %w", err)
+	var flushErr error
+	if !d.readOnly && !d.commitFailed.Load() {
+		if _, err := os.Stat(d.path); err != nil {
+			flushErr = fmt.Errorf("index database directory: %w", err)
+		} else if err := d.db.Flush(); err != nil {
+			flushErr = fmt.Errorf("flushing index memtable: %w", err)
+		} else {
+			pebblelog.Settle(d.db, closeSettle)
+		}
 	}
-	return nil
+	if err := d.db.Close(); err != nil {
+		return errors.Join(flushErr, fmt.Errorf("closing index database: %w", err))
+	}
+	return flushErr
+}
+
+// commit commits b with Sync, remembering a failure for Close.
+func (d *DB) commit(b *pebble.Batch) error {
+	err := b.Commit(pebble.Sync)
+	if err != nil {
+		d.commitFailed.Store(true)
+	}
+	return err
 }
 
 // postingPrefix is 0x01 uvarint(len(key)) key.
@@ -128,7 +164,7 @@ func (d *DB) Add(ctx context.Context, keys [][]byte, indices []uint64, next uint
 	if err := b.Set(progressKey, binary.BigEndian.AppendUint64(nil, next), nil); err != nil {
 		return fmt.Errorf("adding progress to batch: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := d.commit(b); err != nil {
 		return fmt.Errorf("committing index batch up to %d: %w", next, err)
 	}
 	return nil
@@ -194,7 +230,7 @@ func (d *DB) Restart(ctx context.Context, format uint64) error {
 	if err := b.Set(progressKey, binary.BigEndian.AppendUint64(nil, 0), nil); err != nil {
 		return fmt.Errorf("adding progress to batch: %w", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := d.commit(b); err != nil {
 		return fmt.Errorf("committing index restart for format %d: %w", format, err)
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 func TestIndex(t *testing.T) {
@@ -185,4 +187,57 @@ func BenchmarkAdd(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "postings/s")
+}
+
+// tablesIn opens the index in dir read-only and counts its sstables: what Close flushed, as
+// opposed to what is only in the WAL.
+func tablesIn(t *testing.T, dir string) int64 {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	return db.Metrics().Total().TablesCount
+}
+
+func TestClose(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name         string
+		commitFailed bool
+		wantTables   bool
+	}{
+		{"a clean close flushes the postings, so the next open replays no WAL", false, true},
+		{"after a failed commit close leaves the postings in the WAL for the next open", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			d, err := Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Add(ctx, [][]byte{[]byte("k")}, []uint64{4}, 5); err != nil {
+				t.Fatal(err)
+			}
+			d.commitFailed.Store(tc.commitFailed)
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := tablesIn(t, dir) > 0; got != tc.wantTables {
+				t.Fatalf("tables after Close: %v, want %v", got, tc.wantTables)
+			}
+			d, err = Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if p, err := d.Progress(ctx); err != nil || p != 5 {
+				t.Fatalf("Progress() after reopening = %d, %v; want 5", p, err)
+			}
+			if ok, err := d.Has([]byte("k"), 4); err != nil || !ok {
+				t.Fatalf("Has(k, 4) after reopening = %v, %v; want true", ok, err)
+			}
+		})
+	}
 }

@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	pdb "github.com/cockroachdb/pebble/v2"
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
 )
 
 // TestRestartKeepsTheLog reopens the same directory: the tree, its checkpoint and its dedup index
@@ -348,4 +351,60 @@ func TestReadsOfAbsentResources(t *testing.T) {
 			t.Fatalf("ReadTile(p=4) = %x, %v; want the first 4 hashes", part, err)
 		}
 	})
+}
+
+// TestBlobFiles checks where values go: a database made before value separation (Pebble's
+// default format) is moved to the format that allows it when opened, and from then on entry
+// bundles are kept in blob files and read back from them after a restart.
+func TestBlobFiles(t *testing.T) {
+	signer, verifier := testKeys(t)
+	ctx := context.Background()
+	cfg := Config{Path: filepath.Join(t.TempDir(), "db")}
+	old, err := pdb.Open(cfg.Path, &pdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Set([]byte{keyVersion}, []byte{formatVersion}, pdb.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	entries := entryData("blob", 0, 300)
+	l := openTestLog(t, cfg, fastOptions(signer))
+	l.appendAll(t, entries)
+	l.awaitSize(t, verifier, uint64(len(entries)))
+	l.close(t)
+
+	ro, err := pdb.Open(cfg.Path, &pdb.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ro.Metrics()
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m.BlobFiles.LiveCount == 0 || m.BlobFiles.ReferencedValueSize < layout.EntryBundleWidth*uint64(len(entries[0])) {
+		t.Fatalf("blob files after closing: %d holding %d referenced bytes; want the full bundle's entries in them", m.BlobFiles.LiveCount, m.BlobFiles.ReferencedValueSize)
+	}
+
+	l = openTestLog(t, cfg, fastOptions(signer))
+	defer l.close(t)
+	raw, err := l.s.ReadEntryBundle(ctx, 0, 0)
+	if err != nil {
+		t.Fatalf("reading the full bundle back: %v", err)
+	}
+	var b api.EntryBundle
+	if err := b.UnmarshalText(raw); err != nil {
+		t.Fatalf("parsing the full bundle: %v", err)
+	}
+	for i, e := range b.Entries {
+		if !bytes.Equal(e, entries[i]) {
+			t.Fatalf("entry %d read back as %q, want %q", i, e, entries[i])
+		}
+	}
+	if len(b.Entries) != layout.EntryBundleWidth {
+		t.Fatalf("full bundle has %d entries, want %d", len(b.Entries), layout.EntryBundleWidth)
+	}
 }

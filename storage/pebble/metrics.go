@@ -110,3 +110,15 @@ func (s *Storage) register(reg prometheus.Registerer) error {
 	}
 	return nil
 }
+
+// LSM returns Pebble's own report on the database: per level its tables, bytes ingested, moved
+// and written by compactions, write amplification, and the block cache and bloom filter hit
+// rates, for finding what a growing log spends its time on (scripts/benchgrow -lsm).
+func (s *Storage) LSM() string {
+	s.readMu.RLock()
+	defer s.readMu.RUnlock()
+	if s.closed {
+		return "pebble storage is closed"
+	}
+	return s.db.Metrics().String()
+}

@@ -1,6 +1,7 @@
-// Package pebblelog adapts Pebble's logger interface (pebble.Logger) to a *slog.Logger, so that the
-// Pebble databases of the log storage, the search index and the witness report through the logger
-// their owner was given rather than through Go's global log package.
+// Package pebblelog holds what Quire's Pebble databases (the log storage, the search index, the
+// witness) share: an adapter of Pebble's logger interface (pebble.Logger) to a *slog.Logger, so
+// that they report through the logger their owner was given rather than through Go's global log
+// package, and Settle, which lets compactions finish before a database is closed.
 package pebblelog
 
 import (
