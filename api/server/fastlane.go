@@ -582,21 +582,22 @@ func (l *laneListener) answer(c *laneConn, req laneRequest) bool {
 	return true
 }
 
-// writeFullBody answers c.req, a full tile or bundle, with body in coding c.coding, and offers it
-// to the file cache for the next requests for it (sendCached).
+// writeFullBody offers c.req, a full tile or bundle with body in coding c.coding, to the file cache
+// for the next requests for it (sendCached), then answers it. The offer comes first so that a
+// client holding this answer finds the file there on its next request, whichever connection asks.
 func (c *laneConn) writeFullBody(body, version []byte) error {
 	tag := etag(version, c.coding)
-	c.write(body, contentTypeTile, tag)
 	if c.cacheName() {
 		if err := c.l.files.Put(string(c.name), body, tag); err != nil {
 			// The bundle is still served, from storage: a full disk should not stop reads, nor
 			// flood the log with a warning per read.
 			if now := c.start.Unix(); c.l.filesWarned.Load() < now-60 {
 				c.l.filesWarned.Store(now)
-				c.l.cfg.Logger.Warn("keeping an entry bundle as a file (warned at most once a minute)", "path", c.req.res.Path(), "error", err)
+				c.l.cfg.Logger.Warn("keeping a full tile or bundle as a file (warned at most once a minute)", "path", c.req.res.Path(), "error", err)
 			}
 		}
 	}
+	c.write(body, contentTypeTile, tag)
 	return nil
 }
 
