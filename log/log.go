@@ -190,7 +190,9 @@ type Log struct {
 	admission Admission
 	cps       checkpointCache
 	proofs    *proofCache
-	metrics   *metrics
+	// entryOffsets is where readEntry finds entries in full bundles.
+	entryOffsets offsetCache
+	metrics      *metrics
 
 	stopFollower context.CancelFunc
 	followerDone chan struct{}
