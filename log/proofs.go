@@ -201,10 +201,7 @@ func (c *proofCache) upperProof(ctx context.Context, index, size uint64, tileRoo
 		up.hashes[i] = b
 	}
 	c.mu.Lock()
-	if len(c.upper) >= upperProofs {
-		clear(c.upper)
-	}
-	c.upper[k] = up
+	putBounded(c.upper, k, up, upperProofs)
 	c.mu.Unlock()
 	return up, nil
 }
@@ -275,10 +272,7 @@ func (c *proofCache) ephemeralNode(ctx context.Context, size uint64, id compact.
 		h = hasher.HashChildren(left, h)
 	}
 	c.mu.Lock()
-	if len(c.ephemeral) >= ephemeralNodes {
-		clear(c.ephemeral)
-	}
-	c.ephemeral[k] = h
+	putBounded(c.ephemeral, k, h, ephemeralNodes)
 	c.mu.Unlock()
 	return h, nil
 }
@@ -324,6 +318,16 @@ func (c *proofCache) tile(ctx context.Context, k tileKey) (*tileNodes, error) {
 	c.putLocked(k, tn)
 	c.mu.Unlock()
 	return tn, nil
+}
+
+// putBounded puts v under k in m, emptying m first when it holds max
+// entries: the caches that use it hold what readers ask for now, which
+// refills quickly, and need no order kept to evict by.
+func putBounded[K comparable, V any](m map[K]V, k K, v V, max int) {
+	if len(m) >= max {
+		clear(m)
+	}
+	m[k] = v
 }
 
 func (c *proofCache) putLocked(k tileKey, tn *tileNodes) {
@@ -473,10 +477,10 @@ func (c *offsetCache) get(index uint64, body []byte) ([]uint32, error) {
 		return nil, fmt.Errorf("entry bundle %d: %w", index, err)
 	}
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= entryOffsetBundles {
-		c.m = make(map[uint64][]uint32, entryOffsetBundles)
+	if c.m == nil {
+		c.m = make(map[uint64][]uint32)
 	}
-	c.m[index] = offs
+	putBounded(c.m, index, offs, entryOffsetBundles)
 	c.mu.Unlock()
 	return offs, nil
 }

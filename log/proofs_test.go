@@ -38,33 +38,10 @@ func (r gcReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([
 func TestProofs(t *testing.T) {
 	ctx := context.Background()
 	tl := openTestLog(t, t.TempDir(), testLogOpts{})
-	var w written
 	// Appended in rounds so that several checkpoints, and partial tiles of
 	// several widths, are published on the way.
 	const n = 700
-	for round := 0; round < 7; round++ {
-		var futures []tessera.IndexFuture
-		var datas [][]byte
-		for i := 0; i < n/7; i++ {
-			d := fmt.Appendf(nil, "leaf %d/%d", round, i)
-			futures = append(futures, tl.appender.Add(ctx, tessera.NewEntry(d)))
-			datas = append(datas, d)
-		}
-		for i, f := range futures {
-			idx, _, err := tl.awaiter.Await(ctx, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.add(idx.Index, datas[i])
-		}
-	}
-	cp, err := tl.latest(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cp.size != n {
-		t.Fatalf("log size %d, want %d", cp.size, n)
-	}
+	w := appendRounds(t, tl, 7, n/7)
 	pairs := []struct{ a, b uint64 }{{0, 1}, {1, 2}, {5, 9}, {255, 256}, {256, 257}, {0, 511}, {511, 512}, {300, 513}, {100, 699}, {699, 700}, {17, 700}, {256, 700}}
 
 	t.Run("proofs equal Tessera's ProofBuilder and verify against independent roots", func(t *testing.T) {
@@ -171,29 +148,8 @@ func (r faultReader) ReadTile(ctx context.Context, level, index uint64, p uint8)
 func TestProofsNeverServeAStorageFault(t *testing.T) {
 	ctx := context.Background()
 	tl := openTestLog(t, t.TempDir(), testLogOpts{})
-	var w written
 	const n = 700
-	var futures []tessera.IndexFuture
-	var datas [][]byte
-	for i := range n {
-		d := fmt.Appendf(nil, "leaf %d", i)
-		futures = append(futures, tl.appender.Add(ctx, tessera.NewEntry(d)))
-		datas = append(datas, d)
-	}
-	for i, f := range futures {
-		idx, _, err := tl.awaiter.Await(ctx, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.add(idx.Index, datas[i])
-	}
-	cp, err := tl.latest(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cp.size != n {
-		t.Fatalf("log size %d, want %d", cp.size, n)
-	}
+	w := appendRounds(t, tl, 1, n)
 	root := w.root(t, n)
 	for _, tc := range []struct {
 		name string
@@ -247,6 +203,38 @@ func TestProofsNeverServeAStorageFault(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appendRounds appends rounds of perRound entries to tl, each round
+// integrated before the next starts, and returns what it wrote.
+func appendRounds(t *testing.T, tl *testLog, rounds, perRound int) written {
+	t.Helper()
+	ctx := context.Background()
+	var w written
+	for round := range rounds {
+		var futures []tessera.IndexFuture
+		var datas [][]byte
+		for i := range perRound {
+			d := fmt.Appendf(nil, "leaf %d/%d", round, i)
+			futures = append(futures, tl.appender.Add(ctx, tessera.NewEntry(d)))
+			datas = append(datas, d)
+		}
+		for i, f := range futures {
+			idx, _, err := tl.awaiter.Await(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.add(idx.Index, datas[i])
+		}
+	}
+	cp, err := tl.latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(rounds * perRound); cp.size != want {
+		t.Fatalf("log size %d, want %d", cp.size, want)
+	}
+	return w
 }
 
 func equalHashes(a, b [][]byte) bool {
