@@ -72,10 +72,10 @@ type upperProof struct {
 }
 
 // upperProofs bounds proofCache.upper: an entry holds a key, a tile root and
-// at most 56 hashes (a tree of 2^64 has 64 levels, 8 of them in the level-0
-// tile), so at most about 8 MiB, and about 1.3 MiB in a tree of a million
-// (12 hashes each). 4,096 entries cover the level-0 tiles of a million
-// entries at one tree size.
+// at most 56 hashes with their slice headers (a tree of 2^64 has 64 levels,
+// 8 of them in the level-0 tile), about 3 KiB, so at most about 13 MiB, and
+// about 3 MiB in a tree of a million (12 hashes each). 4,096 entries cover
+// the level-0 tiles of a million entries at one tree size.
 const upperProofs = 4096
 
 // ephemeralKey names ephemeral node id of the tree of size (proof.Nodes.Ephem):
