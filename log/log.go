@@ -190,7 +190,9 @@ type Log struct {
 	admission Admission
 	cps       checkpointCache
 	proofs    *proofCache
-	metrics   *metrics
+	// entryOffsets is where readEntry finds entries in full bundles.
+	entryOffsets offsetCache
+	metrics      *metrics
 
 	stopFollower context.CancelFunc
 	followerDone chan struct{}
@@ -395,14 +397,11 @@ func (l *Log) proofTo(ctx context.Context, index uint64, leaf []byte, cp *checkp
 	if cp.size > math.MaxInt64 {
 		return nil, fmt.Errorf("tree size %d does not fit the answer", cp.size)
 	}
-	hashes, err := l.proofs.inclusion(ctx, index, cp.size)
+	// The proof is checked against the root, which catches a storage fault
+	// before a client sees a proof that does not verify.
+	hashes, err := l.proofs.verifiedInclusion(ctx, index, cp.size, leaf, cp.root)
 	if err != nil {
 		return nil, fmt.Errorf("building inclusion proof for %d in tree of %d: %w", index, cp.size, err)
-	}
-	// Checking costs about log2(size) hashes and catches a storage fault
-	// before a client sees a proof that does not verify.
-	if err := proof.VerifyInclusion(hasher, index, cp.size, leaf, hashes, cp.root); err != nil {
-		return nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: %w", index, cp.size, err)
 	}
 	ip := &rekorv1.InclusionProof{
 		LogIndex: int64(index),

@@ -1,8 +1,10 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -51,7 +53,30 @@ type proofCache struct {
 	// ephemeral holds the ephemeral nodes proofs have folded (see hashes),
 	// under mu; it is emptied when it reaches ephemeralNodes.
 	ephemeral map[ephemeralKey][]byte
+	// upper holds, under mu, the checked upper parts of inclusion proofs
+	// (see verifiedInclusion); it is emptied when it reaches upperProofs.
+	upper map[upperKey]upperProof
 }
+
+// upperKey names the upper part of the inclusion proofs of the entries of
+// full level-0 tile index in the tree of size: the proof of that tile's root
+// node, which all of them share.
+type upperKey struct{ size, index uint64 }
+
+// upperProof is an upper part that was checked against the tree's root: the
+// tile root it starts from and the hashes above it, copied out of the tile
+// cache so that an entry pins no evicted tile.
+type upperProof struct {
+	tileRoot []byte
+	hashes   [][]byte
+}
+
+// upperProofs bounds proofCache.upper: an entry holds a key, a tile root and
+// at most 56 hashes with their slice headers (a tree of 2^64 has 64 levels,
+// 8 of them in the level-0 tile), about 3 KiB, so at most about 13 MiB, and
+// about 3 MiB in a tree of a million (12 hashes each). 4,096 entries cover
+// the level-0 tiles of a million entries at one tree size.
+const upperProofs = 4096
 
 // ephemeralKey names ephemeral node id of the tree of size (proof.Nodes.Ephem):
 // a node on the tree's right border whose hash is not stored in any tile, but
@@ -81,7 +106,7 @@ type tileNodes struct {
 }
 
 func newProofCache(f client.TileFetcherFunc) *proofCache {
-	return &proofCache{fetch: f, cur: make(map[tileKey]*tileNodes), ephemeral: make(map[ephemeralKey][]byte)}
+	return &proofCache{fetch: f, cur: make(map[tileKey]*tileNodes), ephemeral: make(map[ephemeralKey][]byte), upper: make(map[upperKey]upperProof)}
 }
 
 func (c *proofCache) inclusion(ctx context.Context, index, size uint64) ([][]byte, error) {
@@ -90,6 +115,95 @@ func (c *proofCache) inclusion(ctx context.Context, index, size uint64) ([][]byt
 		return nil, fmt.Errorf("inclusion proof node list: %w", err)
 	}
 	return c.hashes(ctx, size, nodes)
+}
+
+// verifiedInclusion returns the inclusion proof of the entry at index with
+// leaf hash leaf in the tree of size, checked against the tree's root: a
+// storage fault (a wrong hash in a stored tile) gives an error, never a
+// proof that does not verify. The hashes are shared as hashes' are.
+//
+// Checking every proof with proof.VerifyInclusion cost a sixth of a proof's
+// CPU, yet for an entry in a full level-0 tile most of that work is the same
+// for every proof: the lower eight hashes and the path they give to the
+// tile's root are the tile's own nodes (buildTile made them), and the rest
+// is the proof of the tile's root, shared by the tile's 256 entries. So that
+// upper part is checked once per tile and tree size (the tree above level 8
+// is an RFC 6962 tree over ceil(size/256) leaves, the level-8 nodes) and
+// kept; each proof then only compares its leaf hash with the tile's and the
+// tile's root with the one the upper part was checked from.
+func (c *proofCache) verifiedInclusion(ctx context.Context, index, size uint64, leaf, root []byte) ([][]byte, error) {
+	tileIndex, slot := index/layout.TileWidth, index%layout.TileWidth
+	if (tileIndex+1)*layout.TileWidth > size {
+		// The right edge's partial tile: its nodes change with the size.
+		hs, err := c.inclusion(ctx, index, size)
+		if err != nil {
+			return nil, err
+		}
+		if err := proof.VerifyInclusion(hasher, index, size, leaf, hs, root); err != nil {
+			return nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: %w", index, size, err)
+		}
+		return hs, nil
+	}
+	tn, err := c.tile(ctx, tileKey{level: 0, index: tileIndex})
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(tn.rows[0][slot*hashSize:(slot+1)*hashSize], leaf) {
+		return nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: leaf hash %x differs from the tile's %x", index, size, leaf, tn.rows[0][slot*hashSize:(slot+1)*hashSize])
+	}
+	tileRoot := tn.rows[layout.TileHeight]
+	up, err := c.upperProof(ctx, index, size, tileRoot, root)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(up.tileRoot, tileRoot) {
+		// The tile was read again since and differs: one of its two reads
+		// was wrong.
+		return nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: tile 0/%d's root changed", index, size, tileIndex)
+	}
+	hs := make([][]byte, 0, layout.TileHeight+len(up.hashes))
+	for h := range layout.TileHeight {
+		sib := (slot>>h ^ 1) * hashSize
+		hs = append(hs, tn.rows[h][sib:sib+hashSize])
+	}
+	return append(hs, up.hashes...), nil
+}
+
+// upperProof returns the upper part of the inclusion proofs of the entries
+// in the full level-0 tile of index in the tree of size, checked from
+// tileRoot, that tile's root, to the tree's root.
+func (c *proofCache) upperProof(ctx context.Context, index, size uint64, tileRoot, root []byte) (upperProof, error) {
+	k := upperKey{size: size, index: index / layout.TileWidth}
+	c.mu.Lock()
+	up, ok := c.upper[k]
+	c.mu.Unlock()
+	if ok {
+		return up, nil
+	}
+	hs, err := c.inclusion(ctx, index, size)
+	if err != nil {
+		return upperProof{}, err
+	}
+	if len(hs) < layout.TileHeight {
+		return upperProof{}, fmt.Errorf("inclusion proof for %d in tree of %d has %d hashes, fewer than a full tile's height", index, size, len(hs))
+	}
+	hs = hs[layout.TileHeight:]
+	coarse := (size + layout.TileWidth - 1) / layout.TileWidth
+	if err := proof.VerifyInclusion(hasher, k.index, coarse, tileRoot, hs, root); err != nil {
+		return upperProof{}, fmt.Errorf("inclusion proof for %d in tree of %d does not verify above its tile: %w", index, size, err)
+	}
+	buf := make([]byte, (1+len(hs))*hashSize)
+	up = upperProof{tileRoot: buf[:hashSize:hashSize], hashes: make([][]byte, len(hs))}
+	copy(buf, tileRoot)
+	for i, h := range hs {
+		b := buf[(1+i)*hashSize : (2+i)*hashSize : (2+i)*hashSize]
+		copy(b, h)
+		up.hashes[i] = b
+	}
+	c.mu.Lock()
+	putBounded(c.upper, k, up, upperProofs)
+	c.mu.Unlock()
+	return up, nil
 }
 
 func (c *proofCache) consistency(ctx context.Context, first, second uint64) ([][]byte, error) {
@@ -158,10 +272,7 @@ func (c *proofCache) ephemeralNode(ctx context.Context, size uint64, id compact.
 		h = hasher.HashChildren(left, h)
 	}
 	c.mu.Lock()
-	if len(c.ephemeral) >= ephemeralNodes {
-		clear(c.ephemeral)
-	}
-	c.ephemeral[k] = h
+	putBounded(c.ephemeral, k, h, ephemeralNodes)
 	c.mu.Unlock()
 	return h, nil
 }
@@ -207,6 +318,16 @@ func (c *proofCache) tile(ctx context.Context, k tileKey) (*tileNodes, error) {
 	c.putLocked(k, tn)
 	c.mu.Unlock()
 	return tn, nil
+}
+
+// putBounded puts v under k in m, emptying m first when it holds max
+// entries: the caches that use it hold what readers ask for now, which
+// refills quickly, and need no order kept to evict by.
+func putBounded[K comparable, V any](m map[K]V, k K, v V, max int) {
+	if len(m) >= max {
+		clear(m)
+	}
+	m[k] = v
 }
 
 func (c *proofCache) putLocked(k tileKey, tn *tileNodes) {
@@ -305,9 +426,22 @@ func (l *Log) readEntry(ctx context.Context, index, size uint64) ([]byte, error)
 	if v, ok := l.reader.(bundleViewer); ok && !res.Partial() {
 		var e []byte
 		err := v.ViewFull(ctx, res, "", func(body, _ []byte) error {
-			b, err := tiles.BundleEntry(body, int(index%layout.EntryBundleWidth))
-			e = append([]byte(nil), b...)
-			return err
+			offs, err := l.entryOffsets.get(bi, body)
+			if err != nil {
+				return err
+			}
+			k := index % layout.EntryBundleWidth
+			if k+1 >= uint64(len(offs)) {
+				return fmt.Errorf("entry bundle %d holds %d entries, want entry %d", bi, len(offs)-1, k)
+			}
+			start, end := offs[k]+2, offs[k+1]
+			// The offsets came from this bundle, which never changes, but a
+			// list that does not fit the body must not cut a wrong entry.
+			if end > uint32(len(body)) || start > end || binary.BigEndian.Uint16(body[start-2:]) != uint16(end-start) {
+				return fmt.Errorf("entry bundle %d does not match its entry offsets", bi)
+			}
+			e = append([]byte(nil), body[start:end]...)
+			return nil
 		})
 		if err == nil {
 			return e, nil
@@ -315,4 +449,38 @@ func (l *Log) readEntry(ctx context.Context, index, size uint64) ([]byte, error)
 		// Whatever went wrong, the general path below reads it again and says what.
 	}
 	return tiles.ReadEntry(ctx, l.reader, index, size)
+}
+
+// offsetCache keeps tiles.BundleOffsets of the full entry bundles readEntry
+// has read: finding an entry walks the lengths before it, a chain of reads
+// across 125 KiB that cost a tenth of an entry read. It holds at most
+// entryOffsetBundles lists of 257 offsets (about 1 KiB each, 4 MiB in all)
+// and is emptied when full.
+type offsetCache struct {
+	mu sync.Mutex
+	m  map[uint64][]uint32
+}
+
+// entryOffsetBundles covers the bundles of a million entries.
+const entryOffsetBundles = 4096
+
+// get returns the entry offsets of full bundle index, whose body is body.
+func (c *offsetCache) get(index uint64, body []byte) ([]uint32, error) {
+	c.mu.Lock()
+	offs, ok := c.m[index]
+	c.mu.Unlock()
+	if ok {
+		return offs, nil
+	}
+	offs, err := tiles.BundleOffsets(body)
+	if err != nil {
+		return nil, fmt.Errorf("entry bundle %d: %w", index, err)
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[uint64][]uint32)
+	}
+	putBounded(c.m, index, offs, entryOffsetBundles)
+	c.mu.Unlock()
+	return offs, nil
 }

@@ -38,33 +38,10 @@ func (r gcReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([
 func TestProofs(t *testing.T) {
 	ctx := context.Background()
 	tl := openTestLog(t, t.TempDir(), testLogOpts{})
-	var w written
 	// Appended in rounds so that several checkpoints, and partial tiles of
 	// several widths, are published on the way.
 	const n = 700
-	for round := 0; round < 7; round++ {
-		var futures []tessera.IndexFuture
-		var datas [][]byte
-		for i := 0; i < n/7; i++ {
-			d := fmt.Appendf(nil, "leaf %d/%d", round, i)
-			futures = append(futures, tl.appender.Add(ctx, tessera.NewEntry(d)))
-			datas = append(datas, d)
-		}
-		for i, f := range futures {
-			idx, _, err := tl.awaiter.Await(ctx, f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.add(idx.Index, datas[i])
-		}
-	}
-	cp, err := tl.latest(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cp.size != n {
-		t.Fatalf("log size %d, want %d", cp.size, n)
-	}
+	w := appendRounds(t, tl, 7, n/7)
 	pairs := []struct{ a, b uint64 }{{0, 1}, {1, 2}, {5, 9}, {255, 256}, {256, 257}, {0, 511}, {511, 512}, {300, 513}, {100, 699}, {699, 700}, {17, 700}, {256, 700}}
 
 	t.Run("proofs equal Tessera's ProofBuilder and verify against independent roots", func(t *testing.T) {
@@ -91,6 +68,13 @@ func TestProofs(t *testing.T) {
 			leaf := rfc6962.DefaultHasher.HashLeaf(w.bodies[tc.a])
 			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, tc.a, tc.b, leaf, got, w.root(t, tc.b)); err != nil {
 				t.Fatalf("inclusion(%d, %d): %v", tc.a, tc.b, err)
+			}
+			// Twice: once checking the part above the level-0 tile, once from
+			// the part kept.
+			for range 2 {
+				if checked, err := tl.proofs.verifiedInclusion(ctx, tc.a, tc.b, leaf, w.root(t, tc.b)); err != nil || !equalHashes(checked, want) {
+					t.Fatalf("verifiedInclusion(%d, %d) differs from ProofBuilder (%v)", tc.a, tc.b, err)
+				}
 			}
 			if tc.a == 0 {
 				continue
@@ -130,6 +114,127 @@ func TestProofs(t *testing.T) {
 			}
 		}
 	})
+}
+
+// faultReader flips one bit of the hash at slot of every version of hash
+// tile level/index it reads, or with bundle set the byte at slot of entry
+// bundle index, as a storage fault would.
+type faultReader struct {
+	tessera.LogReader
+	bundle             bool
+	level, index, slot uint64
+}
+
+func (r faultReader) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
+	b, err := r.LogReader.ReadEntryBundle(ctx, index, p)
+	if err != nil || !r.bundle || index != r.index || uint64(len(b)) <= r.slot {
+		return b, err
+	}
+	b = bytes.Clone(b)
+	b[r.slot] ^= 1
+	return b, nil
+}
+
+func (r faultReader) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
+	t, err := r.LogReader.ReadTile(ctx, level, index, p)
+	if err != nil || r.bundle || level != r.level || index != r.index || uint64(len(t)) <= r.slot*hashSize {
+		return t, err
+	}
+	t = bytes.Clone(t)
+	t[r.slot*hashSize+7] ^= 1
+	return t, nil
+}
+
+func TestProofsNeverServeAStorageFault(t *testing.T) {
+	ctx := context.Background()
+	tl := openTestLog(t, t.TempDir(), testLogOpts{})
+	const n = 700
+	w := appendRounds(t, tl, 1, n)
+	root := w.root(t, n)
+	for _, tc := range []struct {
+		name string
+		r    faultReader
+		// bad are the entries whose proofs or leaf hashes use the flipped hash,
+		// badEntry those Entry must refuse.
+		bad, badEntry func(i uint64) bool
+	}{
+		// Entry hashes the leaf from its bundle, and the proof of the flipped
+		// leaf itself does not contain its hash: it may serve that proof, which
+		// verifies, and does so at the right edge.
+		{name: "a wrong leaf hash fails the proofs of its full tile", r: faultReader{level: 0, index: 1, slot: 9}, bad: func(i uint64) bool { return i/256 == 1 }, badEntry: func(i uint64) bool { return i/256 == 1 }},
+		// Entries 0 to 511 have the root of entries 512 to 699 in their proofs.
+		{name: "a wrong leaf hash in the right edge's partial tile fails every proof", r: faultReader{level: 0, index: 2, slot: 100}, bad: func(uint64) bool { return true }, badEntry: func(i uint64) bool { return i != 612 }},
+		// Entries 256 to 511 have tile 0's root in their proofs, and entries 512
+		// to 699 its parent.
+		{name: "a wrong tile root one level up fails the proofs that use it", r: faultReader{level: 1, index: 0, slot: 0}, bad: func(i uint64) bool { return i >= 256 }, badEntry: func(i uint64) bool { return i >= 256 }},
+		// Byte 5 of bundle 1 is in entry 256's data, after its 2-byte length.
+		{name: "a wrong entry in a bundle is not served with a proof", r: faultReader{bundle: true, index: 1, slot: 5}, bad: func(uint64) bool { return false }, badEntry: func(i uint64) bool { return i == 256 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.r.LogReader = tl.reader
+			l, err := New(ctx, Config{Reader: tc.r, VerifierKey: tl.vkey, ReadOnly: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Twice, so that proofs also come from what the first pass kept.
+			for range 2 {
+				for i := range uint64(n) {
+					leaf := rfc6962.DefaultHasher.HashLeaf(w.bodies[i])
+					p, err := l.InclusionProof(ctx, i, 0)
+					e, eErr := l.Entry(ctx, i)
+					if tc.bad(i) != (err != nil) {
+						t.Fatalf("entry %d: InclusionProof gave error %v, want one: %t", i, err, tc.bad(i))
+					}
+					if tc.badEntry(i) != (eErr != nil) {
+						t.Fatalf("entry %d: Entry gave error %v, want one: %t", i, eErr, tc.badEntry(i))
+					}
+					if err == nil {
+						if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, n, leaf, p.GetHashes(), root); err != nil {
+							t.Fatalf("entry %d: proof InclusionProof served does not verify: %v", i, err)
+						}
+					}
+					if eErr == nil {
+						leaf := rfc6962.DefaultHasher.HashLeaf(e.TransparencyLogEntry.GetCanonicalizedBody())
+						if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, n, leaf, e.TransparencyLogEntry.GetInclusionProof().GetHashes(), root); err != nil {
+							t.Fatalf("entry %d: proof Entry served does not verify: %v", i, err)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// appendRounds appends rounds of perRound entries to tl, each round
+// integrated before the next starts, and returns what it wrote.
+func appendRounds(t *testing.T, tl *testLog, rounds, perRound int) written {
+	t.Helper()
+	ctx := context.Background()
+	var w written
+	for round := range rounds {
+		var futures []tessera.IndexFuture
+		var datas [][]byte
+		for i := range perRound {
+			d := fmt.Appendf(nil, "leaf %d/%d", round, i)
+			futures = append(futures, tl.appender.Add(ctx, tessera.NewEntry(d)))
+			datas = append(datas, d)
+		}
+		for i, f := range futures {
+			idx, _, err := tl.awaiter.Await(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.add(idx.Index, datas[i])
+		}
+	}
+	cp, err := tl.latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(rounds * perRound); cp.size != want {
+		t.Fatalf("log size %d, want %d", cp.size, want)
+	}
+	return w
 }
 
 func equalHashes(a, b [][]byte) bool {

@@ -51,14 +51,11 @@ func TrimBundle(b []byte, w uint8) ([]byte, error) {
 		if n == layout.EntryBundleWidth {
 			return nil, fmt.Errorf("entry bundle holds more than %d entries", layout.EntryBundleWidth)
 		}
-		if len(b)-off < 2 {
-			return nil, fmt.Errorf("entry %d of the bundle has a truncated length", n)
+		_, next, err := bundleNext(b, off, n)
+		if err != nil {
+			return nil, err
 		}
-		size := int(binary.BigEndian.Uint16(b[off:]))
-		off += 2 + size
-		if off > len(b) {
-			return nil, fmt.Errorf("entry %d of the bundle is %d bytes, past the bundle's end", n, size)
-		}
+		off = next
 	}
 	if n < want {
 		return nil, fmt.Errorf("entry bundle holds %d entries, want at least %d", n, want)
@@ -76,20 +73,49 @@ func BundleEntry(b []byte, i int) ([]byte, error) {
 	}
 	off := 0
 	for n := 0; ; n++ {
-		if len(b)-off < 2 {
-			if off == len(b) {
-				return nil, fmt.Errorf("entry bundle holds %d entries, want entry %d", n, i)
-			}
-			return nil, fmt.Errorf("entry %d of the bundle has a truncated length", n)
+		if off == len(b) {
+			return nil, fmt.Errorf("entry bundle holds %d entries, want entry %d", n, i)
 		}
-		size := int(binary.BigEndian.Uint16(b[off:]))
-		start := off + 2
-		off = start + size
-		if off > len(b) {
-			return nil, fmt.Errorf("entry %d of the bundle is %d bytes, past the bundle's end", n, size)
+		start, end, err := bundleNext(b, off, n)
+		if err != nil {
+			return nil, err
 		}
 		if n == i {
-			return b[start:off:off], nil
+			return b[start:end:end], nil
 		}
+		off = end
 	}
+}
+
+// BundleOffsets returns where each entry of entry bundle b starts, and its end: entry k is
+// b[offs[k]+2:offs[k+1]], after its 2-byte length prefix. Finding one entry walks the lengths of
+// all before it, a chain of dependent reads across the bundle; callers that read many entries of
+// one bundle walk it once with this.
+func BundleOffsets(b []byte) ([]uint32, error) {
+	offs := make([]uint32, 1, layout.EntryBundleWidth+1)
+	for n, off := 0, 0; off < len(b); n++ {
+		if n == layout.EntryBundleWidth {
+			return nil, fmt.Errorf("entry bundle holds more than %d entries", layout.EntryBundleWidth)
+		}
+		_, end, err := bundleNext(b, off, n)
+		if err != nil {
+			return nil, err
+		}
+		offs = append(offs, uint32(end))
+		off = end
+	}
+	return offs, nil
+}
+
+// bundleNext returns the bounds of entry n of bundle b, whose length prefix is at off.
+func bundleNext(b []byte, off, n int) (start, end int, err error) {
+	if len(b)-off < 2 {
+		return 0, 0, fmt.Errorf("entry %d of the bundle has a truncated length", n)
+	}
+	start = off + 2
+	end = start + int(binary.BigEndian.Uint16(b[off:]))
+	if end > len(b) {
+		return 0, 0, fmt.Errorf("entry %d of the bundle is %d bytes, past the bundle's end", n, end-start)
+	}
+	return start, end, nil
 }

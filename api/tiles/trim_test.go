@@ -202,3 +202,32 @@ func FuzzBundleEntry(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBundleOffsets checks that BundleOffsets never panics, refuses what Tessera's own parser
+// refuses (or a bundle of more than 256 entries), and otherwise cuts every entry that parser
+// finds.
+func FuzzBundleOffsets(f *testing.F) {
+	f.Add([]byte{0, 1, 'a', 0, 2, 'b', 'c'})
+	f.Add([]byte{0, 1})
+	f.Add([]byte{})
+	f.Add(bundle(256))
+	f.Add(append(bundle(256), 0, 0))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		offs, err := BundleOffsets(b)
+		var whole api.EntryBundle
+		if whole.UnmarshalText(b) != nil || len(whole.Entries) > 256 {
+			if err == nil {
+				t.Fatalf("BundleOffsets(%x) = %v, want an error", b, offs)
+			}
+			return
+		}
+		if err != nil || len(offs) != len(whole.Entries)+1 {
+			t.Fatalf("BundleOffsets(%x) = %v, %v; want %d entries", b, offs, err, len(whole.Entries))
+		}
+		for k, e := range whole.Entries {
+			if got := b[offs[k]+2 : offs[k+1]]; !bytes.Equal(got, e) {
+				t.Fatalf("BundleOffsets(%x): entry %d is %x, want %x", b, k, got, e)
+			}
+		}
+	})
+}
