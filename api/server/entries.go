@@ -57,14 +57,15 @@ func (h *entriesHandler) create(w http.ResponseWriter, r *http.Request, req *rek
 		gatewayErrorHandler(ctx, nil, h.marshaler, w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", h.marshaler.ContentType(tle))
-	w.WriteHeader(http.StatusCreated)
+	// Marshalled before the status goes out, so that a failure can still be answered as one.
 	buf := answerBufs.Get().(*[]byte)
 	b, err := h.marshaler.appendMarshal((*buf)[:0], tle)
 	if err != nil {
 		gatewayErrorHandler(ctx, nil, h.marshaler, w, r, err)
 		return
 	}
+	w.Header().Set("Content-Type", h.marshaler.ContentType(tle))
+	w.WriteHeader(http.StatusCreated)
 	// Write copies b into the connection's buffer or the socket and keeps none of it.
 	_, _ = w.Write(b)
 	if cap(b) <= maxPooledAnswer {
