@@ -381,7 +381,12 @@ func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 		errc <- err
 	}()
 	go func() {
-		errc <- s.grpc.Serve(grpcLis)
+		err := s.grpc.Serve(grpcLis)
+		if errors.Is(err, grpc.ErrServerStopped) {
+			// Shutdown came before Serve began: a clean stop, as http.ErrServerClosed is.
+			err = nil
+		}
+		errc <- err
 	}()
 	first := <-errc
 	if first != nil {
