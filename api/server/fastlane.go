@@ -287,6 +287,8 @@ type laneListener struct {
 	answered, sentFiles atomic.Int64
 	// filesWarned is when (Unix seconds) the lane last warned that it could not keep a file.
 	filesWarned atomic.Int64
+	// proofs holds the prepared parts of inclusion proof answers (answerTileProof).
+	proofs proofJSON
 
 	handoff chan net.Conn
 	done    chan struct{} // closed when the underlying listener stops
@@ -563,6 +565,9 @@ func (l *laneListener) answer(c *laneConn, req laneRequest) bool {
 			return false
 		}
 	case laneProof, laneEntry:
+		if req.kind == laneProof && l.answerTileProof(ctx, c) {
+			break
+		}
 		var msg any
 		if req.kind == laneProof {
 			p, err := l.log.InclusionProof(ctx, req.index, req.treeSize)
