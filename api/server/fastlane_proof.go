@@ -23,8 +23,9 @@ import (
 // upperJSONBytes bounds proofJSON.upper, counting each part's bytes and upperJSONOverhead: the
 // hashes above the level-0 tiles of a tree of a million entries, 12 of 47 bytes per tile, take
 // about 2.5 MiB. treeJSONMax bounds a tree head kept in proofJSON.trees: the checkpoint's
-// envelope, escaped, is most of it; a bigger one (a checkpoint with hundreds of cosignatures) is
-// encoded for each proof.
+// envelope, escaped, is most of it, and the entry also holds the envelope itself, so each takes
+// at most twice treeJSONMax (README "Memory"); a bigger one (a checkpoint with hundreds of
+// cosignatures) is encoded for each proof.
 const (
 	upperJSONBytes    = 4 << 20
 	upperJSONOverhead = 96
