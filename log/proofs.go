@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -132,8 +133,7 @@ func (c *proofCache) inclusion(ctx context.Context, index, size uint64) ([][]byt
 // kept; each proof then only compares its leaf hash with the tile's and the
 // tile's root with the one the upper part was checked from.
 func (c *proofCache) verifiedInclusion(ctx context.Context, index, size uint64, leaf, root []byte) ([][]byte, error) {
-	tileIndex, slot := index/layout.TileWidth, index%layout.TileWidth
-	if (tileIndex+1)*layout.TileWidth > size {
+	if !inFullTile(index, size) {
 		// The right edge's partial tile: its nodes change with the size.
 		hs, err := c.inclusion(ctx, index, size)
 		if err != nil {
@@ -144,29 +144,86 @@ func (c *proofCache) verifiedInclusion(ctx context.Context, index, size uint64, 
 		}
 		return hs, nil
 	}
-	tn, err := c.tile(ctx, tileKey{level: 0, index: tileIndex})
+	lower, upper, err := c.verifiedTileInclusion(ctx, index, size, leaf, root)
 	if err != nil {
 		return nil, err
 	}
+	hs := make([][]byte, 0, len(lower)+len(upper))
+	return append(append(hs, lower[:]...), upper...), nil
+}
+
+// inFullTile reports whether entry index is in a full level-0 tile of the
+// tree of size.
+func inFullTile(index, size uint64) bool {
+	return (index/layout.TileWidth+1)*layout.TileWidth <= size
+}
+
+// verifiedTileInclusion is verifiedInclusion for an entry in a full level-0
+// tile, as the proof's two parts: lower, the eight hashes within the tile,
+// and upper, the hashes above it, which the tile's entries share in this tree.
+func (c *proofCache) verifiedTileInclusion(ctx context.Context, index, size uint64, leaf, root []byte) (lower [layout.TileHeight][]byte, upper [][]byte, err error) {
+	tileIndex, slot := index/layout.TileWidth, index%layout.TileWidth
+	tn, err := c.tile(ctx, tileKey{level: 0, index: tileIndex})
+	if err != nil {
+		return lower, nil, err
+	}
 	if !bytes.Equal(tn.rows[0][slot*hashSize:(slot+1)*hashSize], leaf) {
-		return nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: leaf hash %x differs from the tile's %x", index, size, leaf, tn.rows[0][slot*hashSize:(slot+1)*hashSize])
+		return lower, nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: leaf hash %x differs from the tile's %x", index, size, leaf, tn.rows[0][slot*hashSize:(slot+1)*hashSize])
 	}
 	tileRoot := tn.rows[layout.TileHeight]
 	up, err := c.upperProof(ctx, index, size, tileRoot, root)
 	if err != nil {
-		return nil, err
+		return lower, nil, err
 	}
 	if !bytes.Equal(up.tileRoot, tileRoot) {
 		// The tile was read again since and differs: one of its two reads
 		// was wrong.
-		return nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: tile 0/%d's root changed", index, size, tileIndex)
+		return lower, nil, fmt.Errorf("inclusion proof for %d in tree of %d does not verify: tile 0/%d's root changed", index, size, tileIndex)
 	}
-	hs := make([][]byte, 0, layout.TileHeight+len(up.hashes))
 	for h := range layout.TileHeight {
 		sib := (slot>>h ^ 1) * hashSize
-		hs = append(hs, tn.rows[h][sib:sib+hashSize])
+		lower[h] = tn.rows[h][sib : sib+hashSize]
 	}
-	return append(hs, up.hashes...), nil
+	return lower, up.hashes, nil
+}
+
+// TileProof is the inclusion proof of an entry in a full level-0 tile, in
+// the parts that proofs share: an answer can keep the encoding of the tree
+// head and of Upper, and encode only the entry's own Lower hashes.
+type TileProof struct {
+	Index, TreeSize uint64
+	// Root is the root of the tree of TreeSize, and Checkpoint the
+	// checkpoint the log signed at that size, if it has one (Signed).
+	Root       []byte
+	Checkpoint string
+	Signed     bool
+	// Lower are the proof's first hashes, within the entry's tile; Upper
+	// the rest, the proof of the tile's root, which every entry of the tile
+	// shares in the tree of TreeSize. Both are shared with the proof cache:
+	// callers must not modify them.
+	Lower [layout.TileHeight][]byte
+	Upper [][]byte
+}
+
+// TileInclusionProof is InclusionProof in parts, for an entry in a full
+// level-0 tile: its hashes are the same, and as checked against the root.
+// It reports false, and no error, when InclusionProof is to answer
+// instead: for an entry in the right edge's partial tile, and for any
+// request that InclusionProof refuses.
+func (l *Log) TileInclusionProof(ctx context.Context, index, treeSize uint64) (TileProof, bool, error) {
+	cp, err := l.checkpointForSize(ctx, treeSize)
+	if err != nil || index >= cp.size || !inFullTile(index, cp.size) || cp.size > math.MaxInt64 {
+		return TileProof{}, false, nil
+	}
+	leaf, err := l.proofs.leaf(ctx, index, cp.size)
+	if err != nil {
+		return TileProof{}, false, fmt.Errorf("reading leaf hash of entry %d: %w", index, err)
+	}
+	p := TileProof{Index: index, TreeSize: cp.size, Root: cp.root, Checkpoint: cp.envelope, Signed: cp.raw != nil}
+	if p.Lower, p.Upper, err = l.proofs.verifiedTileInclusion(ctx, index, cp.size, leaf, cp.root); err != nil {
+		return TileProof{}, false, fmt.Errorf("building inclusion proof for %d in tree of %d: %w", index, cp.size, err)
+	}
+	return p, true, nil
 }
 
 // upperProof returns the upper part of the inclusion proofs of the entries

@@ -193,6 +193,17 @@ func TestProofsNeverServeAStorageFault(t *testing.T) {
 							t.Fatalf("entry %d: proof InclusionProof served does not verify: %v", i, err)
 						}
 					}
+					// The lane's proof in parts answers only entries of full
+					// tiles, and refuses what InclusionProof refuses there.
+					tp, ok, tErr := l.TileInclusionProof(ctx, i, 0)
+					if full := inFullTile(i, n); ok != (full && !tc.bad(i)) || (tErr != nil) != (full && tc.bad(i)) {
+						t.Fatalf("entry %d: TileInclusionProof answered %t with error %v, want an answer: %t", i, ok, tErr, full && !tc.bad(i))
+					}
+					if ok {
+						if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, n, leaf, append(tp.Lower[:], tp.Upper...), root); err != nil {
+							t.Fatalf("entry %d: proof TileInclusionProof served does not verify: %v", i, err)
+						}
+					}
 					if eErr == nil {
 						leaf := rfc6962.DefaultHasher.HashLeaf(e.TransparencyLogEntry.GetCanonicalizedBody())
 						if err := proof.VerifyInclusion(rfc6962.DefaultHasher, i, n, leaf, e.TransparencyLogEntry.GetInclusionProof().GetHashes(), root); err != nil {

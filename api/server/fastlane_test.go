@@ -85,6 +85,9 @@ func TestLaneAnswersAsNetHTTPDoes(t *testing.T) {
 		{"an inclusion proof to the latest checkpoint", "/quire/v1/proof/inclusion?index=5", "", "", false},
 		{"an inclusion proof to a named size", "/quire/v1/proof/inclusion?index=300&tree_size=600", "", "", false},
 		{"an inclusion proof with camelCase", "/quire/v1/proof/inclusion?treeSize=600&index=599", "", "", false},
+		{"an inclusion proof from a tile whose proofs the lane has answered", "/quire/v1/proof/inclusion?index=6", "", "", false},
+		{"an inclusion proof to a past size", "/quire/v1/proof/inclusion?index=301&tree_size=513", "", "", false},
+		{"an inclusion proof in a tree of one full tile", "/quire/v1/proof/inclusion?index=255&tree_size=256", "", "", false},
 		{"an entry", "/quire/v1/entries/7", "", "", false},
 	}
 	for _, tt := range tests {

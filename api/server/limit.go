@@ -58,6 +58,11 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
+// NetConn returns the connection under the limit, as tls.Conn's NetConn does. Writers that send
+// several buffers need it: net.Buffers goes out in one writev only to a *net.TCPConn, and to any
+// wrapper in one write per buffer, so each its own TCP segment.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }
+
 // limitedSyscallConn is a limitedConn over a connection that offers syscall.Conn.
 type limitedSyscallConn struct {
 	*limitedConn

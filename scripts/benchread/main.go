@@ -17,8 +17,8 @@
 //	tile         a full level-0 hash tile, /tile/0/<N> (8 KiB)
 //	bundle       a full entry bundle, /tile/entries/<N>
 //	bundle-gzip  the same with Accept-Encoding: gzip (the body is read, not decompressed)
-//	proof        /quire/v1/proof/inclusion?index=I&tree_size=N (only the target named quire)
-//	entry        /quire/v1/entries/I (only the target named quire)
+//	proof        /quire/v1/proof/inclusion?index=I&tree_size=N (only targets named quire or quire-*)
+//	entry        /quire/v1/entries/I (only targets named quire or quire-*)
 //
 // Before the clock starts run checks that every target serves the same bytes for a sample of
 // tiles and bundles (gzip ones decompressed), so the comparison is of one log. Within a round every
@@ -196,7 +196,8 @@ const (
 	kindBundleGzip = "bundle-gzip"
 	kindProof      = "proof"
 	kindEntry      = "entry"
-	// quireOnly names the target that also serves the quire.v1 reads.
+	// quireOnly names the target that also serves the quire.v1 reads, and the one the others are
+	// compared with.
 	quireOnly = "quire"
 )
 
@@ -342,8 +343,14 @@ func runBench(cfg runConfig, jsonOut string, stdout io.Writer) error {
 	return nil
 }
 
+// serves reports whether t serves reads of kind: the quire.v1 reads come only from a target named
+// quire or quire-SOMETHING (quire-before, say, to compare two builds in one run).
 func serves(t target, kind string) bool {
-	return t.name == quireOnly || (kind != kindProof && kind != kindEntry)
+	return isQuire(t.name) || (kind != kindProof && kind != kindEntry)
+}
+
+func isQuire(name string) bool {
+	return name == quireOnly || strings.HasPrefix(name, quireOnly+"-")
 }
 
 // path is the resource read for kind at random index r of the log.
@@ -786,8 +793,10 @@ func printTable(w io.Writer, cfg runConfig, cells []cell, loadStart, loadEnd str
 	}
 	fmt.Fprintln(w)
 	for _, kind := range []string{kindProof, kindEntry} {
-		if v, ok := ratios(kind, quireOnly, kindTile, quireOnly); ok {
-			fmt.Fprintf(w, "%s / full tile, both from %s: %.2fx\n", kindLabels[kind], quireOnly, v)
+		for _, t := range cfg.targets {
+			if v, ok := ratios(kind, t.name, kindTile, t.name); ok && isQuire(t.name) {
+				fmt.Fprintf(w, "%s / full tile, both from %s: %.2fx\n", kindLabels[kind], t.name, v)
+			}
 		}
 	}
 	for _, t := range cfg.targets {
