@@ -197,6 +197,8 @@ type Log struct {
 	stopFollower context.CancelFunc
 	followerDone chan struct{}
 	follower     *follower
+	// handoff carries writes' search keys to the follower; nil without one.
+	handoff *keyHandoff
 }
 
 // New checks cfg and returns a Log. If cfg.Index is set it starts the search
@@ -278,6 +280,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		fctx, cancel := context.WithCancel(ctx)
 		l.stopFollower = cancel
 		l.followerDone = make(chan struct{})
+		l.handoff = new(keyHandoff)
 		l.follower = &follower{l: l, interval: cfg.FollowInterval, bundles: cfg.FollowBundles, logger: cfg.Logger}
 		go func() {
 			defer close(l.followerDone)
@@ -328,6 +331,9 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 	}
 	if l.fault.Load() != nil {
 		l.fault.Store(nil)
+	}
+	if l.handoff != nil && v.searchKeys != nil && !idx.IsDup {
+		l.handoff.put(idx.Index, append([][]byte{leafKey(e.LeafHash())}, v.searchKeys...))
 	}
 	wctx, cancel := context.WithTimeoutCause(ctx, l.writeWait, ErrWriteTimeout)
 	defer cancel()
