@@ -93,8 +93,8 @@ func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*valida
 		return nil, fmt.Errorf("building hashedrekord leaf: %w", err)
 	}
 	out := &validated{kind: rekor.KindHashedRekord, body: body, signers: []string{key.signer}}
-	if dk, err := rekor.FormatDigest(alg.HashAlgorithm(), hr.GetDigest()); err == nil {
-		out.searchKeys = addKeys([][]byte{[]byte(dk)}, key.indexKeys...)
+	if dk, err := rekor.AppendDigest(nil, alg.HashAlgorithm(), hr.GetDigest()); err == nil {
+		out.searchKeys = addKeys([][]byte{dk}, key.indexKeys...)
 	}
 	return out, nil
 }

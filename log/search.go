@@ -62,11 +62,11 @@ func EntryKeys(body, leafHash []byte) ([][]byte, error) {
 	if err != nil {
 		return keys, err
 	}
-	dk, err := rekor.FormatDigest(info.DigestAlgorithm, info.Digest)
+	dk, err := rekor.AppendDigest(nil, info.DigestAlgorithm, info.Digest)
 	if err != nil {
 		return keys, err
 	}
-	keys = addKeys(keys, []byte(dk))
+	keys = addKeys(keys, dk)
 	for _, v := range info.Verifiers {
 		if v.PublicKey != nil {
 			keys = addKeys(keys, publicKeyIndexKeys(v.PublicKey)...)
