@@ -109,7 +109,7 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		go func(i int) { errs <- write(cctx, i) }(next)
 		// The entry is appended before the write waits; cancelling any time after still makes it
 		// pending, and cancelling before it appends makes Add fail, which is no PendingError.
-		waitForSize(t, tl, uint64(next))
+		waitForCount(t, "integrated size", tl.store.IntegratedSize, uint64(next))
 		cancel(cause)
 		var pe *PendingError
 		if err := <-errs; !errors.As(err, &pe) || !errors.Is(err, cause) {
@@ -121,7 +121,7 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		errs := make(chan error, 1)
 		next++
 		go func(i int) { errs <- write(ctx, i) }(next)
-		waitForSize(t, tl, uint64(next))
+		waitForCount(t, "integrated size", tl.store.IntegratedSize, uint64(next))
 		gate.set(true, errors.New("storage closed"))
 		var se *StorageError
 		if err := <-errs; !errors.As(err, &se) {
@@ -133,22 +133,4 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 			t.Fatalf("the write after the awaiter recovered: %v", err)
 		}
 	})
-}
-
-// waitForSize waits until the log's storage has integrated size entries, published or not.
-func waitForSize(t *testing.T, tl *testLog, size uint64) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		s, err := tl.store.IntegratedSize(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s >= size {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("storage integrated %d entries after 20s, want %d", s, size)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
