@@ -40,10 +40,12 @@ type publications struct {
 // slot share the slot's deadline, so a write waits between the timeout and 1/deadlineSlots more.
 const deadlineSlots = 64
 
-// deadlines hands out the shared write-timeout channels.
+// deadlines hands out the shared write-timeout channels. Most writes find the current slot's
+// deadline late enough and take it without a lock.
 type deadlines struct {
-	mu  sync.Mutex
-	cur *deadline
+	cur atomic.Pointer[deadline]
+	// mu serialises making a slot.
+	mu sync.Mutex
 }
 
 type deadline struct {
@@ -53,16 +55,20 @@ type deadline struct {
 
 // after returns a channel closed at least wait from now, and at most wait/deadlineSlots later.
 func (d *deadlines) after(wait time.Duration) <-chan struct{} {
-	now := time.Now()
+	earliest := time.Now().Add(wait)
+	if dl := d.cur.Load(); dl != nil && !dl.at.Before(earliest) {
+		return dl.done
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.cur == nil || d.cur.at.Before(now.Add(wait)) {
-		in := wait + wait/deadlineSlots
-		dl := &deadline{at: now.Add(in), done: make(chan struct{})}
-		time.AfterFunc(in, func() { close(dl.done) })
-		d.cur = dl
+	if dl := d.cur.Load(); dl != nil && !dl.at.Before(earliest) {
+		return dl.done
 	}
-	return d.cur.done
+	in := wait + wait/deadlineSlots
+	dl := &deadline{at: time.Now().Add(in), done: make(chan struct{})}
+	time.AfterFunc(in, func() { close(dl.done) })
+	d.cur.Store(dl)
+	return dl.done
 }
 
 // awaitCheckpoint waits until a published checkpoint covers index and returns it, verified. It

@@ -34,7 +34,8 @@ type validated struct {
 	// signers name the keys or identities whose signatures verified, for rate limits.
 	signers []string
 	// searchKeys are the entry's search keys but its leaf key, in EntryKeys' order (the digest,
-	// then the signer's), for the follower (see keyHandoff); nil when not worked out.
+	// then the signer's), for the follower (see keyHandoff); nil when not worked out (no
+	// follower, DSSE).
 	searchKeys [][]byte
 }
 
@@ -93,8 +94,10 @@ func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*valida
 		return nil, fmt.Errorf("building hashedrekord leaf: %w", err)
 	}
 	out := &validated{kind: rekor.KindHashedRekord, body: body, signers: []string{key.signer}}
-	if dk, err := rekor.AppendDigest(nil, alg.HashAlgorithm(), hr.GetDigest()); err == nil {
-		out.searchKeys = addKeys([][]byte{dk}, key.indexKeys...)
+	if l.handoff != nil {
+		if dk, err := rekor.AppendDigest(nil, alg.HashAlgorithm(), hr.GetDigest()); err == nil {
+			out.searchKeys = addKeys([][]byte{dk}, key.indexKeys...)
+		}
 	}
 	return out, nil
 }

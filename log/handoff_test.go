@@ -50,7 +50,7 @@ func TestHandedKeysAreEntryKeys(t *testing.T) {
 		{"a certificate that is not Fulcio's", p256, p256.certVerifier(t)},
 	} {
 		t.Run(tc.name+" hands off the keys EntryKeys finds in the body", func(t *testing.T) {
-			l := &Log{keys: newKeyCache(1 << 20)}
+			l := &Log{keys: newKeyCache(1 << 20), handoff: new(keyHandoff)}
 			// The first request parses the key, the second finds it in the cache.
 			for i, from := range []string{"parsed", "cached"} {
 				v, err := l.validate(tc.s.request(t, fmt.Appendf(nil, "artifact %d", i), tc.v))
@@ -68,7 +68,7 @@ func TestHandedKeysAreEntryKeys(t *testing.T) {
 		})
 	}
 	t.Run("a DSSE request hands off nothing, its keys are found from the body", func(t *testing.T) {
-		l := &Log{keys: newKeyCache(1 << 20)}
+		l := &Log{keys: newKeyCache(1 << 20), handoff: new(keyHandoff)}
 		v, err := l.validate(dsseRequest(t, []byte(`{"_type":"https://in-toto.io/Statement/v1"}`), p256))
 		if err != nil {
 			t.Fatal(err)
