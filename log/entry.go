@@ -33,6 +33,10 @@ type validated struct {
 	body []byte
 	// signers name the keys or identities whose signatures verified, for rate limits.
 	signers []string
+	// searchKeys are the entry's search keys but its leaf key, in EntryKeys' order (the digest,
+	// then the signer's), for the follower (see keyHandoff); nil when not worked out (no
+	// follower, DSSE).
+	searchKeys [][]byte
 }
 
 // validateHashedRekord checks a HashedRekordRequestV002 the way rekor-tiles
@@ -89,7 +93,13 @@ func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*valida
 	if err != nil {
 		return nil, fmt.Errorf("building hashedrekord leaf: %w", err)
 	}
-	return &validated{kind: rekor.KindHashedRekord, body: body, signers: []string{key.signer}}, nil
+	out := &validated{kind: rekor.KindHashedRekord, body: body, signers: []string{key.signer}}
+	if l.handoff != nil {
+		if dk, err := rekor.AppendDigest(nil, alg.HashAlgorithm(), hr.GetDigest()); err == nil {
+			out.searchKeys = addKeys([][]byte{dk}, key.indexKeys...)
+		}
+	}
+	return out, nil
 }
 
 // pae is the DSSE v1 pre-authentication encoding of an envelope's payload

@@ -114,11 +114,14 @@ func (f *follower) step(ctx context.Context) (bool, error) {
 		for i := r.First; i < r.First+r.N; i++ {
 			li := r.Index*layout.EntryBundleWidth + uint64(i)
 			body := b.Entries[i]
-			ek, err := EntryKeys(body, rfc6962.DefaultHasher.HashLeaf(body))
-			if err != nil {
-				// A leaf this log did not write (another personality shares
-				// the tree) is still findable by leaf hash.
-				f.logger.DebugContext(ctx, "search index: entry with a leaf hash key only", "index", li, "error", err)
+			leaf := rfc6962.DefaultHasher.HashLeaf(body)
+			ek := l.handoff.take(li, leaf)
+			if ek == nil {
+				if ek, err = EntryKeys(body, leaf); err != nil {
+					// A leaf this log did not write (another personality shares
+					// the tree) is still findable by leaf hash.
+					f.logger.DebugContext(ctx, "search index: entry with a leaf hash key only", "index", li, "error", err)
+				}
 			}
 			keys = append(keys, ek...)
 			for range ek {

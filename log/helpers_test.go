@@ -166,6 +166,9 @@ type testLogOpts struct {
 	skey     string
 	vkey     string
 	admit    Admission
+	// awaiter, if set, wraps the driver's awaiter.
+	awaiter      func(Awaiter) Awaiter
+	writeTimeout time.Duration
 }
 
 func newTestKeys(t testing.TB) (skey, vkey string) {
@@ -217,6 +220,9 @@ func openTestLog(t testing.TB, dir string, o testLogOpts) *testLog {
 	if store != nil {
 		awaiter, history = store, store
 	}
+	if o.awaiter != nil {
+		awaiter = o.awaiter(awaiter)
+	}
 	l, err := New(ctx, Config{
 		Appender:       appender,
 		Reader:         reader,
@@ -227,6 +233,7 @@ func openTestLog(t testing.TB, dir string, o testLogOpts) *testLog {
 		ReadOnly:       o.readOnly,
 		FollowInterval: 20 * time.Millisecond,
 		Admission:      o.admit,
+		WriteTimeout:   o.writeTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -72,15 +72,17 @@ func TestKeyCache(t *testing.T) {
 	})
 	t.Run("a key that verified is kept under the SHA-256 of its DER", func(t *testing.T) {
 		l := &Log{keys: newKeyCache(1 << 20)}
-		if _, _, err := l.Validate(p256.request(t, []byte("accepted"), p256.paddedCertVerifier(t, 8<<10))); err != nil {
+		v := p256.paddedCertVerifier(t, 8<<10)
+		if _, _, err := l.Validate(p256.request(t, []byte("accepted"), v)); err != nil {
 			t.Fatal(err)
 		}
 		if len(l.keys.keys) != 1 {
 			t.Fatalf("the cache keeps %d keys, want the one that verified", len(l.keys.keys))
 		}
+		want := keyID{sum: sha256.Sum256(v.GetX509Certificate().GetRawBytes()), isCert: true}
 		for id := range l.keys.keys {
-			if len(id) != sha256.Size {
-				t.Fatalf("a cached key is filed under %d bytes, want a %d-byte hash", len(id), sha256.Size)
+			if id != want {
+				t.Fatalf("the certificate is filed under %x (certificate: %t), want its DER's SHA-256 %x as a certificate", id.sum, id.isCert, want.sum)
 			}
 		}
 	})

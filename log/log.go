@@ -197,6 +197,11 @@ type Log struct {
 	stopFollower context.CancelFunc
 	followerDone chan struct{}
 	follower     *follower
+	// handoff carries writes' search keys to the follower; nil without one.
+	handoff *keyHandoff
+	// pubs and timeouts are what writes wait on (see awaitCheckpoint).
+	pubs     publications
+	timeouts deadlines
 }
 
 // New checks cfg and returns a Log. If cfg.Index is set it starts the search
@@ -264,6 +269,8 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		metrics:     newMetrics(),
 	}
 	l.proofs = newProofCache(l.readTile)
+	l.pubs.ctx = ctx
+	l.pubs.cur.Store(&publication{next: make(chan struct{})})
 	if cfg.Metrics != nil {
 		if err := l.register(cfg.Metrics); err != nil {
 			return nil, fmt.Errorf("log config: registering metrics: %w", err)
@@ -278,6 +285,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		fctx, cancel := context.WithCancel(ctx)
 		l.stopFollower = cancel
 		l.followerDone = make(chan struct{})
+		l.handoff = new(keyHandoff)
 		l.follower = &follower{l: l, interval: cfg.FollowInterval, bundles: cfg.FollowBundles, logger: cfg.Logger}
 		go func() {
 			defer close(l.followerDone)
@@ -329,21 +337,15 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 	if l.fault.Load() != nil {
 		l.fault.Store(nil)
 	}
-	wctx, cancel := context.WithTimeoutCause(ctx, l.writeWait, ErrWriteTimeout)
-	defer cancel()
-	_, rawCP, err := l.awaiter.Await(wctx, func() (tessera.Index, error) { return idx, nil })
+	if l.handoff != nil && v.searchKeys != nil && !idx.IsDup {
+		l.handoff.put(idx.Index, append([][]byte{leafKey(e.LeafHash())}, v.searchKeys...))
+	}
+	cp, err := l.awaitCheckpoint(ctx, idx.Index)
 	if err != nil {
-		if wctx.Err() != nil {
-			return nil, &PendingError{Index: idx.Index, Err: context.Cause(wctx)}
-		}
-		return nil, l.storageFault(fmt.Errorf("awaiting a checkpoint covering entry %d: %w", idx.Index, err))
+		return nil, err
 	}
 	if idx.IsDup {
 		return nil, &DuplicateError{Index: idx.Index}
-	}
-	cp, err := l.openCheckpoint(rawCP)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint covering entry %d: %w", idx.Index, err)
 	}
 	p, err := l.proofTo(ctx, idx.Index, e.LeafHash(), cp)
 	if err != nil {

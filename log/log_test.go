@@ -113,9 +113,15 @@ func checkAnswer(t *testing.T, tl *testLog, tle *rekorv1.TransparencyLogEntry, w
 
 func waitIndexed(t *testing.T, l *Log, size uint64) {
 	t.Helper()
+	waitForCount(t, "index", l.IndexedSize, size)
+}
+
+// waitForCount polls count (for at most 20s) until it reaches size; what names it in the failure.
+func waitForCount(t *testing.T, what string, count func(context.Context) (uint64, error), size uint64) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		got, err := l.IndexedSize(context.Background())
+		got, err := count(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +129,7 @@ func waitIndexed(t *testing.T, l *Log, size uint64) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("index stuck at %d, want %d", got, size)
+			t.Fatalf("%s stuck at %d, want %d", what, got, size)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -27,9 +27,12 @@ const (
 	identityIssuerPrefix = "identity+issuer:"
 )
 
+// leafKeyPrefix starts the index key of an RFC 6962 leaf hash.
+const leafKeyPrefix = "leaf:"
+
 // leafKey is the index key of an RFC 6962 leaf hash: "leaf:" and the 32 raw bytes.
 func leafKey(h []byte) []byte {
-	return append([]byte("leaf:"), h...)
+	return append([]byte(leafKeyPrefix), h...)
 }
 
 func signerKey(fp []byte) []byte { return append([]byte(keyPrefix), fp...) }
@@ -59,44 +62,61 @@ func EntryKeys(body, leafHash []byte) ([][]byte, error) {
 	if err != nil {
 		return keys, err
 	}
-	dk, err := rekor.FormatDigest(info.DigestAlgorithm, info.Digest)
+	dk, err := rekor.AppendDigest(nil, info.DigestAlgorithm, info.Digest)
 	if err != nil {
 		return keys, err
 	}
-	add := func(k []byte) {
-		for _, have := range keys {
-			if bytes.Equal(have, k) {
-				return
-			}
-		}
-		keys = append(keys, k)
-	}
-	add([]byte(dk))
+	keys = addKeys(keys, dk)
 	for _, v := range info.Verifiers {
 		if v.PublicKey != nil {
-			fp := rekor.KeyFingerprint(v.PublicKey)
-			add(signerKey(fp[:]))
+			keys = addKeys(keys, publicKeyIndexKeys(v.PublicKey)...)
 			continue
 		}
 		id, err := rekor.ParseCertificateIdentity(v.Certificate)
 		if err != nil {
 			continue
 		}
-		fp := rekor.KeyFingerprint(id.KeyDER)
-		add(signerKey(fp[:]))
-		sans := id.SANs()
-		sans = sans[:min(len(sans), maxSANsIndexed)]
-		for _, san := range sans {
-			add(identityKey(san))
-		}
-		if id.Issuer != "" {
-			add(issuerKey(id.Issuer))
-			for _, san := range sans {
-				add(identityIssuerKey(san, id.Issuer))
-			}
-		}
+		keys = addKeys(keys, certificateIndexKeys(id)...)
 	}
 	return keys, nil
+}
+
+// addKeys appends to keys those of more it does not hold yet.
+func addKeys(keys [][]byte, more ...[]byte) [][]byte {
+next:
+	for _, k := range more {
+		for _, have := range keys {
+			if bytes.Equal(have, k) {
+				continue next
+			}
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// publicKeyIndexKeys are the keys of a signer named by its PKIX public key (DER).
+func publicKeyIndexKeys(der []byte) [][]byte {
+	fp := rekor.KeyFingerprint(der)
+	return [][]byte{signerKey(fp[:])}
+}
+
+// certificateIndexKeys are the keys of a signer named by its certificate, in EntryKeys' order.
+func certificateIndexKeys(id *rekor.CertificateIdentity) [][]byte {
+	fp := rekor.KeyFingerprint(id.KeyDER)
+	keys := [][]byte{signerKey(fp[:])}
+	sans := id.SANs()
+	sans = sans[:min(len(sans), maxSANsIndexed)]
+	for _, san := range sans {
+		keys = append(keys, identityKey(san))
+	}
+	if id.Issuer != "" {
+		keys = append(keys, issuerKey(id.Issuer))
+		for _, san := range sans {
+			keys = append(keys, identityIssuerKey(san, id.Issuer))
+		}
+	}
+	return keys
 }
 
 // SearchQuery names what a Search looks for: exactly one of Digest, Key, and Identity or Issuer

@@ -103,7 +103,7 @@ func verifyMessage(a rekor.Algorithm, pub crypto.PublicKey, m *messageDigests, s
 // signature has verified with it.
 type verifierKey struct {
 	pub  crypto.PublicKey
-	id   [sha256.Size]byte
+	id   keyID
 	cost int64
 	// signer names who signs with the key, for rate limits (admission.KeySigner,
 	// admission.CertificateSigner).
@@ -115,6 +115,9 @@ type verifierKey struct {
 	isCert bool
 	// cached says the key came from the cache, so remember has nothing to add.
 	cached bool
+	// indexKeys are the search keys of the signer (see EntryKeys), kept with the key so that
+	// no write parses its certificate twice.
+	indexKeys [][]byte
 }
 
 // keyCache remembers the keys that verified a signature, by the SHA-256 of their DER: signers reuse
@@ -125,19 +128,27 @@ type verifierKey struct {
 // cache is bounded in bytes.
 type keyCache struct {
 	mu    sync.RWMutex
-	keys  map[[sha256.Size]byte]cachedKey
+	keys  map[keyID]cachedKey
 	bytes int64
 	max   int64
 }
 
+// keyID files a verifier in the cache: the SHA-256 of its DER, and whether that DER is a
+// certificate, so that a blob that parses as both a certificate and a key is never confused.
+type keyID struct {
+	sum    [sha256.Size]byte
+	isCert bool
+}
+
 type cachedKey struct {
-	pub    crypto.PublicKey
-	cost   int64
-	signer string
+	pub       crypto.PublicKey
+	cost      int64
+	signer    string
+	indexKeys [][]byte
 }
 
 func newKeyCache(maxBytes int64) *keyCache {
-	return &keyCache{keys: make(map[[sha256.Size]byte]cachedKey), max: maxBytes}
+	return &keyCache{keys: make(map[keyID]cachedKey), max: maxBytes}
 }
 
 // publicKey returns the key in v, from the cache or parsed from its PKIX public key or X.509
@@ -162,18 +173,14 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (*verifierKey, 
 	if len(raw) > limit {
 		return nil, invalid(field, "%d bytes, more than the %d bytes any real one needs", len(raw), limit)
 	}
-	// Certificates and keys share the cache; the type byte keeps a DER blob that parses as both
-	// from being confused.
-	h := sha256.New()
-	h.Write([]byte{boolByte(isCert)})
-	h.Write(raw)
-	k := &verifierKey{isCert: isCert}
-	h.Sum(k.id[:0])
+	// Every write looks its key up here; sha256.Sum256 hashes on the stack, where a streaming
+	// hasher for the type byte and the DER was a heap allocation per write.
+	k := &verifierKey{isCert: isCert, id: keyID{sum: sha256.Sum256(raw), isCert: isCert}}
 	c.mu.RLock()
 	hit, ok := c.keys[k.id]
 	c.mu.RUnlock()
 	if ok {
-		k.pub, k.cost, k.signer, k.cached = hit.pub, hit.cost, hit.signer, true
+		k.pub, k.cost, k.signer, k.indexKeys, k.cached = hit.pub, hit.cost, hit.signer, hit.indexKeys, true
 		return k, nil
 	}
 	var spki []byte
@@ -187,19 +194,21 @@ func (c *keyCache) publicKey(prefix string, v *rekorpb.Verifier) (*verifierKey, 
 			return nil, invalid(field, "certificate key algorithm %s is not supported", cert.PublicKeyAlgorithm)
 		}
 		k.pub, spki, k.cert, k.signer = cert.PublicKey, cert.RawSubjectPublicKeyInfo, cert, admission.CertificateSigner(cert)
+		k.indexKeys = certificateIndexKeys(rekor.CertificateIdentityOf(cert))
 	} else {
 		var err error
 		if k.pub, err = x509.ParsePKIXPublicKey(raw); err != nil {
 			return nil, invalid(field, "not a DER PKIX public key: %w", err)
 		}
 		spki, k.signer = raw, admission.KeySigner(raw)
+		k.indexKeys = publicKeyIndexKeys(raw)
 	}
 	// Ed25519 keys alias the DER they were parsed from: a cached one must not keep the request's
 	// buffer (a whole certificate) alive, nor change if the caller reuses it.
 	if ed, ok := k.pub.(ed25519.PublicKey); ok {
 		k.pub = ed25519.PublicKey(bytes.Clone(ed))
 	}
-	k.cost = int64(len(spki)+len(k.signer)) + keyCost
+	k.cost = int64(len(spki)+len(k.signer)+keysBytes(k.indexKeys)) + keyCost
 	return k, nil
 }
 
@@ -223,13 +232,6 @@ func (c *keyCache) remember(k *verifierKey) {
 		delete(c.keys, id)
 		c.bytes -= e.cost
 	}
-	c.keys[k.id] = cachedKey{pub: k.pub, cost: k.cost, signer: k.signer}
+	c.keys[k.id] = cachedKey{pub: k.pub, cost: k.cost, signer: k.signer, indexKeys: k.indexKeys}
 	c.bytes += k.cost
-}
-
-func boolByte(b bool) byte {
-	if b {
-		return 1
-	}
-	return 0
 }

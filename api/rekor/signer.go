@@ -84,6 +84,12 @@ func ParseCertificateIdentity(der []byte) (*CertificateIdentity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing certificate: %w", err)
 	}
+	return CertificateIdentityOf(cert), nil
+}
+
+// CertificateIdentityOf is ParseCertificateIdentity for a certificate already parsed, so that a
+// server that parsed it to check a signature need not parse it again.
+func CertificateIdentityOf(cert *x509.Certificate) *CertificateIdentity {
 	id := &CertificateIdentity{
 		Subject:    cert.Subject.String(),
 		Emails:     cert.EmailAddresses,
@@ -97,7 +103,7 @@ func ParseCertificateIdentity(der []byte) (*CertificateIdentity, error) {
 		id.URIs = append(id.URIs, u.String())
 	}
 	id.Issuer = FulcioIssuer(cert)
-	return id, nil
+	return id
 }
 
 // FulcioIssuer is the OIDC issuer a Fulcio certificate names: extension .1.8, else .1.1; empty
