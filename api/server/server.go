@@ -362,7 +362,11 @@ func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 	httpLis = limitListener(httpLis, s.cfg.MaxHTTPConnections)
 	grpcLis = limitListener(grpcLis, s.cfg.MaxGRPCConnections)
 	if s.tiles != nil {
-		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics)
+		var writes http.Handler
+		if !s.cfg.gatewayWrites {
+			writes = s.handler
+		}
+		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics, writes)
 		s.lane.Store(lane)
 		httpLis = lane
 	}
