@@ -350,8 +350,9 @@ type laneConn struct {
 	name []byte
 	// send is what sendFile sends, kept here so that a request allocates no closure.
 	send fileSend
-	// remote is the client's address; body and resp are a write's body and answer.
+	// remote is the client's address; header, body and resp are a write's headers, body and answer.
 	remote string
+	header http.Header
 	body   laneBody
 	resp   laneResponse
 }

@@ -86,7 +86,8 @@ func FuzzParseLaneRequest(f *testing.F) {
 				t.Fatalf("entry read of %q", hr.RequestURI)
 			}
 		case laneWrite:
-			h, host := laneHeader(req.header)
+			h := make(http.Header)
+			host := laneHeader(h, req.header)
 			switch {
 			case hr.URL.Path != writePath || hr.RequestURI != writePath:
 				t.Fatalf("write to %q", hr.RequestURI)

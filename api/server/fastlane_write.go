@@ -73,10 +73,11 @@ func (l *laneListener) readBody(c *laneConn, b []byte, req laneRequest, n int, r
 	return req, end, true, nil
 }
 
-// laneHeader is the header map and Host net/http's request reader makes of a write's header lines,
-// which parseLaneRequest has checked: one "Name: value" a line, names tokens, no folding.
-func laneHeader(lines []byte) (http.Header, string) {
-	h := make(http.Header, bytes.Count(lines, []byte("\r\n")))
+// laneHeader fills h, which it empties first, with the header map net/http's request reader makes
+// of a write's header lines, which parseLaneRequest has checked (one "Name: value" a line, names
+// tokens, no folding), and returns the Host.
+func laneHeader(h http.Header, lines []byte) string {
+	clear(h)
 	var host string
 	for len(lines) > 0 {
 		var line []byte
@@ -87,10 +88,20 @@ func laneHeader(lines []byte) (http.Header, string) {
 			host = string(value)
 			continue
 		}
-		key := textproto.CanonicalMIMEHeaderKey(string(name))
+		key, ok := laneHeaderNames[string(name)]
+		if !ok {
+			key = textproto.CanonicalMIMEHeaderKey(string(name))
+		}
 		h[key] = append(h[key], string(value))
 	}
-	return h, host
+	return host
+}
+
+// laneHeaderNames are the header names Rekor clients send, as they send them: a write's header
+// map takes them without allocating a key.
+var laneHeaderNames = map[string]string{
+	"Accept": "Accept", "Accept-Encoding": "Accept-Encoding", "Connection": "Connection", "Content-Length": "Content-Length",
+	"Content-Type": "Content-Type", "User-Agent": "User-Agent", "X-Forwarded-For": "X-Forwarded-For",
 }
 
 // answerWrite answers req, a write with its body in c's buffer, with the server's handler.
@@ -105,10 +116,14 @@ func (l *laneListener) answerWrite(c *laneConn, req laneRequest) bool {
 	if c.remote == "" {
 		c.remote = c.RemoteAddr().String()
 	}
-	h, host := laneHeader(req.header)
+	// The handler chain keeps no part of a request once it has answered, so the map is reused.
+	if c.header == nil {
+		c.header = make(http.Header)
+	}
+	host := laneHeader(c.header, req.header)
 	r := &http.Request{
 		Method: http.MethodPost, URL: &url.URL{Path: writePath}, RequestURI: writePath,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Host: host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: c.header, Host: host,
 		ContentLength: int64(req.length), Body: http.NoBody, Close: req.close, RemoteAddr: c.remote,
 	}
 	if req.length > 0 {
