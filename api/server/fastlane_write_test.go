@@ -193,3 +193,84 @@ func TestLaneAnswersWritesAsNetHTTPDoes(t *testing.T) {
 		}
 	})
 }
+
+// TestLaneWritesAcknowledgedAtShutdownAreKept shuts a log down while writers keep writing through
+// the lane, each on its own connection, then reopens it: every write that was answered 201 must be
+// in the reopened log at the index its answer gave (the same request is now a duplicate of it).
+// Writes caught by the shutdown may get no answer, never a 201 for an entry the log lost.
+func TestLaneWritesAcknowledgedAtShutdownAreKept(t *testing.T) {
+	l := startLog(t)
+	k := newSigner(t)
+	const writers, perWriter = 32, 40
+	requests := make([][]signedEntry, writers)
+	for w := range requests {
+		for i := range perWriter {
+			requests[w] = append(requests[w], signArtifact(t, k, []byte(fmt.Sprint("shutdown ", w, " ", i))))
+		}
+	}
+	type ack struct {
+		entry signedEntry
+		index int64
+		body  []byte
+	}
+	acks := make(chan ack, writers*perWriter)
+	first := make(chan struct{}, writers*perWriter)
+	done := make(chan struct{})
+	for w := range writers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c, err := net.Dial("tcp", strings.TrimPrefix(l.baseURL, "http://"))
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+			br := bufio.NewReader(c)
+			for _, e := range requests[w] {
+				body := e.json()
+				if _, err := fmt.Fprintf(c, "POST /api/v2/log/entries HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body); err != nil {
+					return
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					return
+				}
+				if resp.StatusCode == http.StatusCreated {
+					acks <- ack{entry: e, body: b}
+					first <- struct{}{}
+				}
+				if resp.Close {
+					return
+				}
+			}
+		}()
+	}
+	// Shut down once writes are flowing, so that some are caught in flight.
+	<-first
+	answered := server.LaneAnswered(l.srv)
+	l.stop()
+	for range writers {
+		<-done
+	}
+	close(acks)
+	if answered == 0 {
+		t.Fatal("the lane answered no write before the shutdown")
+	}
+	var kept []ack
+	for a := range acks {
+		a.index = decodeEntry(t, a.body).GetLogIndex()
+		kept = append(kept, a)
+	}
+	l.start()
+	for _, a := range kept {
+		again := l.post(a.entry.json())
+		if again.status != http.StatusConflict || again.header.Get("X-Log-Index") != fmt.Sprint(a.index) {
+			t.Errorf("a write acknowledged at index %d, sent again after the restart: %d, X-Log-Index %q", a.index, again.status, again.header.Get("X-Log-Index"))
+		}
+	}
+	t.Logf("%d writes acknowledged before the shutdown, all kept", len(kept))
+}
