@@ -25,15 +25,8 @@ import (
 // wire, its Date header's value blanked, and whether the server then closed the connection.
 func wireAnswers(t *testing.T, base, raw string, n int) (answers []string, closed bool) {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := sendRaw(t, base, raw)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
 	var wire bytes.Buffer
 	br := bufio.NewReader(io.TeeReader(c, &wire))
 	var last *http.Response
@@ -67,7 +60,7 @@ func wireAnswers(t *testing.T, base, raw string, n int) (answers []string, close
 		resp, err := http.ReadResponse(br, nil)
 		return answers, err != nil || resp.StatusCode != http.StatusOK
 	}
-	_, err = br.Peek(1)
+	_, err := br.Peek(1)
 	return answers, errors.Is(err, io.EOF)
 }
 
