@@ -134,6 +134,10 @@ func (l *laneListener) answerWrite(c *laneConn, req laneRequest) bool {
 	w.reset(c.out.json[:0], req.close || l.closing.Load())
 	l.writes.ServeHTTP(w, r.WithContext(l.ctx))
 	out := w.finish(l.date(time.Now()))
+	// Neither the body, in the lane's pooled buffer, nor an answer larger than the connection may
+	// keep stays referenced past this request.
+	c.body.Reset(nil)
+	w.out = nil
 	// Counted before the client can see the answer, so a test that has read it sees the count.
 	l.answered.Add(1)
 	_, err := c.Write(out)
