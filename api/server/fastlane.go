@@ -23,9 +23,10 @@ import (
 
 // The fast lane answers the reads that dominate a log's traffic, on plaintext HTTP/1.1
 // connections, before net/http sees them: GET and HEAD of full tiles and entry bundles (the
-// answers of tileHandler.serveFull), and GET of an inclusion proof or an entry by index (the
-// answers of the gateway's GetInclusionProof and GetEntry). It hands a connection to net/http at
-// the first request it does not answer itself.
+// answers of tileHandler.serveFull), GET of an inclusion proof or an entry by index (the
+// answers of the gateway's GetInclusionProof and GetEntry), and writes with a small body
+// (fastlane_write.go). It hands a connection to net/http at the first request it does not answer
+// itself.
 //
 // Why: a full tile is 8 KiB lent out by storage, yet net/http spends about 55 µs of CPU on it
 // (header maps, a context and goroutine hand-offs per request, the answer in two writes and so two
@@ -65,6 +66,8 @@ const (
 	laneProof
 	// laneEntry is GET /quire/v1/entries/I.
 	laneEntry
+	// laneWrite is POST /api/v2/log/entries with a Content-Length body (fastlane_write.go).
+	laneWrite
 )
 
 // laneRequest is a request the lane answers.
@@ -75,6 +78,11 @@ type laneRequest struct {
 	head            bool           // HEAD rather than GET
 	gzip            bool           // the client accepts gzip
 	close           bool           // Connection: close
+	// laneWrite: the header lines (after the request line, before the empty line), the declared
+	// body length and, once readRequest has it whole, the body.
+	header []byte
+	length int
+	body   []byte
 }
 
 // parseLaneRequest parses one request at the start of b. It returns the request and its length
@@ -93,10 +101,12 @@ func parseLaneRequest(b []byte) (req laneRequest, n int, ok bool) {
 	case string(method) == http.MethodGet:
 	case string(method) == http.MethodHead:
 		req.head = true
+	case string(method) == http.MethodPost && string(target) == writePath:
+		req.kind, req.header, req.length = laneWrite, rest, -1
 	default:
 		return req, 0, false
 	}
-	if string(proto) != "HTTP/1.1" || !parseLaneTarget(&req, target) {
+	if string(proto) != "HTTP/1.1" || req.kind != laneWrite && !parseLaneTarget(&req, target) {
 		return req, 0, false
 	}
 	hosts, encodings := 0, 0
@@ -128,12 +138,19 @@ func parseLaneRequest(b []byte) (req laneRequest, n int, ok bool) {
 			default:
 				return req, 0, false
 			}
-		case laneRefused(name):
+		case req.kind == laneWrite && asciiEqualFold(name, "Content-Length"):
+			// One length, in plain digits; repeats and the rest are net/http's to judge.
+			v, ok := parseDecimal(value)
+			if !ok || req.length >= 0 || v > laneBufSize {
+				return req, 0, false
+			}
+			req.length = int(v)
+		case laneRefused(name), req.kind == laneWrite && writeRefused(name):
 			return req, 0, false
 		}
 	}
 	// HTTP/1.1 requires exactly one Host (RFC 9112 section 3.2); net/http answers the rest.
-	if hosts != 1 {
+	if hosts != 1 || req.kind == laneWrite && req.length < 0 {
 		return req, 0, false
 	}
 	return req, n, true
@@ -276,8 +293,13 @@ func isHost(b []byte) bool {
 // hands net/http (through Accept) the connections the lane gives up.
 type laneListener struct {
 	net.Listener
-	tiles   *tileHandler // its storage is a fullReader
-	log     *quirelog.Log
+	tiles *tileHandler // its storage is a fullReader
+	log   *quirelog.Log
+	// writes, if not nil, is the server's handler, which answers the writes the lane reads
+	// (fastlane_write.go) with ctx as their context; stop ends ctx when a shutdown runs out of time.
+	writes  http.Handler
+	ctx     context.Context
+	stop    context.CancelFunc
 	cfg     *Config
 	metrics *laneMetrics
 	// files, if not nil, holds full tiles, bundles and bundles' gzip forms as files, sent with
@@ -332,6 +354,11 @@ type laneConn struct {
 	name []byte
 	// send is what sendFile sends, kept here so that a request allocates no closure.
 	send fileSend
+	// remote is the client's address; header, body and resp are a write's headers, body and answer.
+	remote string
+	header http.Header
+	body   laneBody
+	resp   laneResponse
 }
 
 // httpDate is the Date header of the current second.
@@ -342,9 +369,11 @@ type httpDate struct {
 
 var laneReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, laneBufSize) }}
 
-func newLaneListener(l net.Listener, h *tileHandler, cfg *Config, m *laneMetrics) *laneListener {
-	ll := &laneListener{Listener: l, tiles: h, log: cfg.Log, cfg: cfg, metrics: m, files: cfg.FileCache,
+// newLaneListener starts the lane on l; writes, if not nil, answers the writes it reads.
+func newLaneListener(l net.Listener, h *tileHandler, cfg *Config, m *laneMetrics, writes http.Handler) *laneListener {
+	ll := &laneListener{Listener: l, tiles: h, log: cfg.Log, cfg: cfg, metrics: m, files: cfg.FileCache, writes: writes,
 		handoff: make(chan net.Conn), done: make(chan struct{}), conns: make(map[*laneConn]struct{})}
+	ll.ctx, ll.stop = context.WithCancel(context.Background())
 	go ll.acceptLoop()
 	return ll
 }
@@ -417,6 +446,9 @@ func (l *laneListener) wait(ctx context.Context) {
 	select {
 	case <-idle:
 	case <-ctx.Done():
+		// A write still waiting for its checkpoint gives up, unanswered, as net/http's do when
+		// their connections close.
+		l.stop()
 		l.mu.Lock()
 		for c := range l.conns {
 			c.state.Store(laneShut)
@@ -525,6 +557,9 @@ func (l *laneListener) readRequest(c *laneConn, readDeadline *time.Time) (req la
 		// the request now rather than after the lane waited for a CRLF CRLF that never comes.
 		if bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n")) {
 			req, n, ok = parseLaneRequest(b)
+			if ok && req.kind == laneWrite {
+				return l.readBody(c, b, req, n, readDeadline)
+			}
 			return req, n, ok, nil
 		}
 		if len(b) == laneBufSize {
@@ -544,6 +579,9 @@ func (l *laneListener) readRequest(c *laneConn, readDeadline *time.Time) (req la
 // answer writes the answer to req and reports true, or reports false having written nothing:
 // for a resource that is not full, and for any error, which net/http then reports as it does.
 func (l *laneListener) answer(c *laneConn, req laneRequest) bool {
+	if req.kind == laneWrite {
+		return l.answerWrite(c, req)
+	}
 	c.req, c.start, c.werr, c.coding = req, time.Now(), nil, ""
 	ctx := context.Background()
 	switch req.kind {

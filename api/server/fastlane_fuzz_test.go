@@ -4,13 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 )
 
 // FuzzParseLaneRequest holds parseLaneRequest to net/http: whatever request it accepts, net/http
-// reads as the same request (method, target, Host, no body), ending at the same byte, and
-// tileHandler would see the same Accept-Encoding and Connection.
+// reads as the same request (method, target, Host, no body or a body of the same length), its
+// head ending at the same byte, tileHandler would see the same Accept-Encoding and Connection, and
+// a write's handler the same headers.
 func FuzzParseLaneRequest(f *testing.F) {
 	for _, seed := range []string{
 		"GET /tile/0/000 HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -22,6 +24,13 @@ func FuzzParseLaneRequest(f *testing.F) {
 		"GET /tile/0/000 HTTP/1.1\nHost: x\n\n",
 		"GET /tile/0/000 HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",
 		"GET /tile/0/000 HTTP/1.1\r\nHost: x\r\nX: caf\xc3\xa9\tz\r\n\r\n",
+		"POST /api/v2/log/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+		"POST /api/v2/log/entries HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\nx-forwarded-for: 192.0.2.1\r\nX-Forwarded-For: 192.0.2.2 \r\nConnection: close\r\n\r\n",
+		"POST /api/v2/log/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+		"POST /api/v2/log/entries HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}",
+		"POST /api/v2/log/entries HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+		"POST /api/v2/log/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nGrpc-Timeout: 1S\r\nPragma: no-cache\r\n\r\n{}",
+		"POST /api/v2/log/%65ntries HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -39,15 +48,18 @@ func FuzzParseLaneRequest(f *testing.F) {
 		if consumed := len(b) - br.Buffered() - r.Len(); consumed != n {
 			t.Fatalf("the lane reads %d bytes of %q, net/http %d", n, b, consumed)
 		}
-		wantMethod := http.MethodGet
-		if req.head {
+		wantMethod, wantLength := http.MethodGet, 0
+		switch {
+		case req.head:
 			wantMethod = http.MethodHead
+		case req.kind == laneWrite:
+			wantMethod, wantLength = http.MethodPost, req.length
 		}
 		switch {
 		case hr.Method != wantMethod:
-			t.Fatalf("method %q, lane says head=%v", hr.Method, req.head)
-		case hr.ContentLength != 0 || len(hr.TransferEncoding) > 0:
-			t.Fatalf("net/http sees a body (length %d, %v) the lane does not", hr.ContentLength, hr.TransferEncoding)
+			t.Fatalf("method %q, lane says head=%v, kind %v", hr.Method, req.head, req.kind)
+		case hr.ContentLength != int64(wantLength) || len(hr.TransferEncoding) > 0:
+			t.Fatalf("net/http sees a body (length %d, %v), the lane one of %d", hr.ContentLength, hr.TransferEncoding, wantLength)
 		case hr.Host == "":
 			t.Fatalf("no Host, yet the lane accepts %q", b[:n])
 		case hr.Close != req.close:
@@ -72,6 +84,19 @@ func FuzzParseLaneRequest(f *testing.F) {
 		case laneEntry:
 			if !strings.HasPrefix(hr.URL.Path, "/quire/v1/entries/") {
 				t.Fatalf("entry read of %q", hr.RequestURI)
+			}
+		case laneWrite:
+			h := make(http.Header)
+			host := laneHeader(h, req.header)
+			switch {
+			case hr.URL.Path != writePath || hr.RequestURI != writePath:
+				t.Fatalf("write to %q", hr.RequestURI)
+			case host != hr.Host:
+				t.Fatalf("Host %q, the lane's %q", hr.Host, host)
+			case !reflect.DeepEqual(h, hr.Header):
+				t.Fatalf("headers %q, the lane's %q", hr.Header, h)
+			case gatewayOnly(hr):
+				t.Fatalf("the lane answers a write only the gateway can: %q", b[:n])
 			}
 		default:
 			t.Fatalf("kind %v", req.kind)

@@ -22,15 +22,8 @@ import (
 // methods, the methods of the requests raw holds, as a client that pipelines them would.
 func rawExchange(t *testing.T, base, raw string, methods ...string) []*http.Response {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := sendRaw(t, base, raw)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
 	br := bufio.NewReader(c)
 	var out []*http.Response
 	for _, m := range methods {
@@ -46,6 +39,21 @@ func rawExchange(t *testing.T, base, raw string, methods ...string) []*http.Resp
 		out = append(out, resp)
 	}
 	return out
+}
+
+// sendRaw sends raw on a new connection, which has 20 seconds to answer.
+func sendRaw(t *testing.T, base, raw string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	return c
 }
 
 func bodyOf(resp *http.Response) []byte {

@@ -5,7 +5,8 @@
 // rekor_service.proto, so Rekor v2 clients work unchanged) and quire.v1.Log (proto/quire/v1/
 // log.proto). HTTP serves the same services through grpc-gateway, in-process (no loopback gRPC hop),
 // with rekor-tiles' JSON encoding and error body {"code":N,"message":"…","details":[]} (writes,
-// POST /api/v2/log/entries, skip the gateway's route but answer as it does: entries.go), plus the
+// POST /api/v2/log/entries, skip the gateway's route but answer as it does: entries.go, and small
+// ones skip net/http's request reading too: fastlane_write.go), plus the
 // C2SP tlog-tiles reads (/checkpoint, /tile/…) at / and under /api/v2/, the status page at / (its
 // JSON at /quire/v1/status; with Config.Explorer, the explorer's home page and its pages under
 // /explorer/), /healthz (alive), /readyz (ready for writes, from Config.Ready) and
@@ -362,7 +363,11 @@ func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 	httpLis = limitListener(httpLis, s.cfg.MaxHTTPConnections)
 	grpcLis = limitListener(grpcLis, s.cfg.MaxGRPCConnections)
 	if s.tiles != nil {
-		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics)
+		var writes http.Handler
+		if !s.cfg.gatewayWrites {
+			writes = s.handler
+		}
+		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics, writes)
 		s.lane.Store(lane)
 		httpLis = lane
 	}
