@@ -102,6 +102,16 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		return proof.VerifyInclusion(hasher, uint64(ip.GetLogIndex()), uint64(ip.GetTreeSize()), hasher.HashLeaf(tle.GetCanonicalizedBody()), ip.GetHashes(), ip.GetRootHash())
 	}
 	next := 0
+	// waiting starts the next write with ctx behind the closed gate and returns once its entry
+	// is appended, so that it is waiting for its checkpoint.
+	waiting := func(ctx context.Context) <-chan error {
+		gate.set(false, nil)
+		errs := make(chan error, 1)
+		next++
+		go func(i int) { errs <- write(ctx, i) }(next)
+		waitForCount(t, "integrated size", tl.store.IntegratedSize, uint64(next))
+		return errs
+	}
 	t.Run("concurrent writes each get a checkpoint that covers them", func(t *testing.T) {
 		errs := make(chan error, 50)
 		for range 50 {
@@ -124,16 +134,12 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		}
 	})
 	t.Run("a write whose caller gives up is pending with the caller's cause", func(t *testing.T) {
-		gate.set(false, nil)
 		defer gate.set(true, nil)
 		cause := errors.New("the client went away")
 		cctx, cancel := context.WithCancelCause(ctx)
-		errs := make(chan error, 1)
-		next++
-		go func(i int) { errs <- write(cctx, i) }(next)
 		// The entry is appended before the write waits; cancelling any time after still makes it
 		// pending, and cancelling before it appends makes Add fail, which is no PendingError.
-		waitForCount(t, "integrated size", tl.store.IntegratedSize, uint64(next))
+		errs := waiting(cctx)
 		cancel(cause)
 		var pe *PendingError
 		if err := <-errs; !errors.As(err, &pe) || !errors.Is(err, cause) {
@@ -141,11 +147,7 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		}
 	})
 	t.Run("a write waiting when the awaiter fails gets a storage error, and the next write succeeds", func(t *testing.T) {
-		gate.set(false, nil)
-		errs := make(chan error, 1)
-		next++
-		go func(i int) { errs <- write(ctx, i) }(next)
-		waitForCount(t, "integrated size", tl.store.IntegratedSize, uint64(next))
+		errs := waiting(ctx)
 		gate.set(true, errors.New("storage closed"))
 		var se *StorageError
 		if err := <-errs; !errors.As(err, &se) {
@@ -174,11 +176,7 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		}
 	})
 	t.Run("Close ends the watch, and a write waiting then fails", func(t *testing.T) {
-		gate.set(false, nil)
-		errs := make(chan error, 1)
-		next++
-		go func(i int) { errs <- write(ctx, i) }(next)
-		waitForCount(t, "integrated size", tl.store.IntegratedSize, uint64(next))
+		errs := waiting(ctx)
 		if err := tl.Log.Close(); err != nil {
 			t.Fatal(err)
 		}
