@@ -1,12 +1,15 @@
 package log
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
 )
 
@@ -19,21 +22,47 @@ import (
 
 // publication is what waiting writes know of the log's checkpoints: the latest one the watch saw
 // (nil before the first) and a channel closed when a later one, or the watch's end, replaces it.
-// err is set when the watch ended on an error: the writes waiting then fail with it.
+// err is set when the watch ended on an error: the writes waiting then fail with it. bad is set
+// when a checkpoint of size badSize was published after cp but failed verification: the writes
+// it covers fail as pending (their entries are sequenced), and the watch goes on to the next.
 type publication struct {
-	cp   *checkpoint
-	err  error
-	next chan struct{}
+	cp      *checkpoint
+	err     error
+	bad     error
+	badSize uint64
+	next    chan struct{}
 }
 
 // publications is the watch's state.
 type publications struct {
 	cur atomic.Pointer[publication]
-	// mu serialises starting and ending the watch; watching says it runs.
+	// mu serialises starting and ending the watch; watching says it runs, and closed that
+	// Log.Close ran, after which none starts.
 	mu       sync.Mutex
 	watching atomic.Bool
-	// ctx bounds the watch: the log's.
-	ctx context.Context
+	closed   bool
+	// ctx bounds the watch: the log's, until Close calls stop; running counts the watch, so
+	// Close can wait for it.
+	ctx     context.Context
+	stop    context.CancelFunc
+	running sync.WaitGroup
+}
+
+// errLogClosed ends the wait of writes that reach a closed log.
+var errLogClosed = errors.New("the log is closed")
+
+// close stops the watch and waits for it to end; writes still waiting fail with errLogClosed.
+func (ps *publications) close() {
+	ps.mu.Lock()
+	ps.closed = true
+	ps.mu.Unlock()
+	ps.stop()
+	ps.running.Wait()
+	p := ps.cur.Load()
+	if p.err == nil {
+		ps.cur.Store(&publication{cp: p.cp, err: errLogClosed, next: make(chan struct{})})
+		close(p.next)
+	}
 }
 
 // deadlineSlots is how many slots a write timeout spans: the writes that start within one
@@ -90,6 +119,9 @@ func (l *Log) awaitCheckpoint(ctx context.Context, index uint64) (*checkpoint, e
 		if p.err != nil {
 			return nil, l.storageFault(fmt.Errorf("awaiting a checkpoint covering entry %d: %w", index, p.err))
 		}
+		if p.bad != nil && p.badSize > index {
+			return nil, &PendingError{Index: index, Err: p.bad}
+		}
 		select {
 		case <-p.next:
 			p = l.pubs.cur.Load()
@@ -107,13 +139,14 @@ func (l *Log) watch(from *publication) {
 	ps := &l.pubs
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.watching.Load() {
+	if ps.watching.Load() || ps.closed {
 		return
 	}
 	if from.err != nil && ps.cur.Load() == from {
 		ps.cur.Store(&publication{cp: from.cp, next: make(chan struct{})})
 	}
 	ps.watching.Store(true)
+	ps.running.Add(1)
 	go l.watchCheckpoints()
 }
 
@@ -121,15 +154,23 @@ func (l *Log) watch(from *publication) {
 // fails (the storage closed, the log's context ended), and publishes each to the waiting writes.
 func (l *Log) watchCheckpoints() {
 	ps := &l.pubs
+	defer ps.running.Done()
+	p := ps.cur.Load()
+	// after is the size the next checkpoint must exceed: the last one seen, verified or not, so
+	// that an unverifiable checkpoint is reported once, not fetched again and again.
+	var after uint64
+	if p.cp != nil {
+		after = p.cp.size
+	}
 	for {
-		p := ps.cur.Load()
-		var size uint64
-		if p.cp != nil {
-			size = p.cp.size
-		}
-		cp, err := l.nextCheckpoint(size)
-		next := &publication{cp: cp, next: make(chan struct{})}
-		if err != nil {
+		cp, err := l.nextCheckpoint(after)
+		var bad *badCheckpointError
+		var next *publication
+		switch {
+		case errors.As(err, &bad) && bad.size > after:
+			next = &publication{cp: p.cp, bad: err, badSize: bad.size, next: make(chan struct{})}
+			after = bad.size
+		case err != nil:
 			next = &publication{cp: p.cp, err: err, next: make(chan struct{})}
 			ps.mu.Lock()
 			ps.watching.Store(false)
@@ -137,13 +178,31 @@ func (l *Log) watchCheckpoints() {
 			ps.mu.Unlock()
 			close(p.next)
 			return
+		default:
+			next = &publication{cp: cp, next: make(chan struct{})}
+			after = cp.size
 		}
 		ps.cur.Store(next)
 		close(p.next)
+		p = next
 	}
 }
 
+// badCheckpointError is a published checkpoint that failed verification; size is what its
+// unverified text claims, which is what the Awaiter compared.
+type badCheckpointError struct {
+	size uint64
+	err  error
+}
+
+func (e *badCheckpointError) Error() string {
+	return fmt.Sprintf("the published checkpoint of size %d failed verification: %v", e.size, e.err)
+}
+
+func (e *badCheckpointError) Unwrap() error { return e.err }
+
 // nextCheckpoint waits for a published checkpoint larger than size and returns it, verified.
+// One that fails verification is a *badCheckpointError if its size can be read.
 func (l *Log) nextCheckpoint(size uint64) (*checkpoint, error) {
 	_, raw, err := l.awaiter.Await(l.pubs.ctx, func() (tessera.Index, error) { return tessera.Index{Index: size}, nil })
 	if err != nil {
@@ -151,10 +210,27 @@ func (l *Log) nextCheckpoint(size uint64) (*checkpoint, error) {
 	}
 	cp, err := l.openCheckpoint(raw)
 	if err != nil {
+		if claimed, ok := unverifiedSize(raw); ok {
+			return nil, &badCheckpointError{size: claimed, err: err}
+		}
 		return nil, fmt.Errorf("checkpoint covering entry %d: %w", size, err)
 	}
 	if cp.size <= size {
 		return nil, fmt.Errorf("awaiting a checkpoint covering entry %d: the awaiter returned one of size %d", size, cp.size)
 	}
 	return cp, nil
+}
+
+// unverifiedSize is the tree size a signed checkpoint's text claims, without checking anything
+// else: the signatures start after the first blank line.
+func unverifiedSize(raw []byte) (uint64, bool) {
+	text, _, ok := bytes.Cut(raw, []byte("\n\n"))
+	if !ok {
+		return 0, false
+	}
+	var c flog.Checkpoint
+	if _, err := c.Unmarshal(raw[:len(text)+1]); err != nil {
+		return 0, false
+	}
+	return c.Size, true
 }

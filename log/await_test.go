@@ -1,10 +1,13 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,12 +17,21 @@ import (
 )
 
 // gatedAwaiter passes the storage's Await through, except that while closed it holds every answer
-// until opened or its context ends, and while failing it fails every call that ends.
+// until opened or its context ends, while failing it fails every call that ends, and while
+// forging it answers with the checkpoint's signature altered. waiting counts the calls under way.
 type gatedAwaiter struct {
 	Awaiter
-	mu   sync.Mutex
-	open chan struct{}
-	fail error
+	mu      sync.Mutex
+	open    chan struct{}
+	fail    error
+	forge   bool
+	waiting atomic.Int32
+}
+
+func (g *gatedAwaiter) setForge(forge bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.forge = forge
 }
 
 func newGatedAwaiter(a Awaiter) *gatedAwaiter {
@@ -45,6 +57,8 @@ func (g *gatedAwaiter) set(open bool, fail error) {
 }
 
 func (g *gatedAwaiter) Await(ctx context.Context, f tessera.IndexFuture) (tessera.Index, []byte, error) {
+	g.waiting.Add(1)
+	defer g.waiting.Add(-1)
 	idx, cp, err := g.Awaiter.Await(ctx, f)
 	g.mu.Lock()
 	open := g.open
@@ -55,10 +69,20 @@ func (g *gatedAwaiter) Await(ctx context.Context, f tessera.IndexFuture) (tesser
 		return tessera.Index{}, nil, ctx.Err()
 	}
 	g.mu.Lock()
-	fail := g.fail
+	fail, forge := g.fail, g.forge
 	g.mu.Unlock()
 	if fail != nil {
 		return tessera.Index{}, nil, fail
+	}
+	if forge && err == nil {
+		// The signature line ends in base64 and a newline; changing the last base64 character
+		// keeps the note well formed and makes the signature wrong.
+		cp = bytes.Clone(cp)
+		if c := &cp[len(cp)-2]; *c == 'A' {
+			*c = 'B'
+		} else {
+			*c = 'A'
+		}
 	}
 	return idx, cp, err
 }
@@ -78,6 +102,16 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		return proof.VerifyInclusion(hasher, uint64(ip.GetLogIndex()), uint64(ip.GetTreeSize()), hasher.HashLeaf(tle.GetCanonicalizedBody()), ip.GetHashes(), ip.GetRootHash())
 	}
 	next := 0
+	// waiting starts the next write with ctx behind the closed gate and returns once its entry
+	// is appended, so that it is waiting for its checkpoint.
+	waiting := func(ctx context.Context) <-chan error {
+		gate.set(false, nil)
+		errs := make(chan error, 1)
+		next++
+		go func(i int) { errs <- write(ctx, i) }(next)
+		waitForCount(t, "integrated size", tl.store.IntegratedSize, uint64(next))
+		return errs
+	}
 	t.Run("concurrent writes each get a checkpoint that covers them", func(t *testing.T) {
 		errs := make(chan error, 50)
 		for range 50 {
@@ -100,16 +134,12 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		}
 	})
 	t.Run("a write whose caller gives up is pending with the caller's cause", func(t *testing.T) {
-		gate.set(false, nil)
 		defer gate.set(true, nil)
 		cause := errors.New("the client went away")
 		cctx, cancel := context.WithCancelCause(ctx)
-		errs := make(chan error, 1)
-		next++
-		go func(i int) { errs <- write(cctx, i) }(next)
 		// The entry is appended before the write waits; cancelling any time after still makes it
 		// pending, and cancelling before it appends makes Add fail, which is no PendingError.
-		waitForCount(t, "integrated size", tl.store.IntegratedSize, uint64(next))
+		errs := waiting(cctx)
 		cancel(cause)
 		var pe *PendingError
 		if err := <-errs; !errors.As(err, &pe) || !errors.Is(err, cause) {
@@ -117,11 +147,7 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		}
 	})
 	t.Run("a write waiting when the awaiter fails gets a storage error, and the next write succeeds", func(t *testing.T) {
-		gate.set(false, nil)
-		errs := make(chan error, 1)
-		next++
-		go func(i int) { errs <- write(ctx, i) }(next)
-		waitForCount(t, "integrated size", tl.store.IntegratedSize, uint64(next))
+		errs := waiting(ctx)
 		gate.set(true, errors.New("storage closed"))
 		var se *StorageError
 		if err := <-errs; !errors.As(err, &se) {
@@ -131,6 +157,36 @@ func TestWritesWaitForTheirCheckpoint(t *testing.T) {
 		next++
 		if err := write(ctx, next); err != nil {
 			t.Fatalf("the write after the awaiter recovered: %v", err)
+		}
+	})
+	t.Run("a write covered by a checkpoint that fails verification is pending, the log stays writable, and the next write succeeds", func(t *testing.T) {
+		gate.setForge(true)
+		next++
+		var pe *PendingError
+		if err := write(ctx, next); !errors.As(err, &pe) || !strings.Contains(err.Error(), "failed verification") {
+			t.Fatalf("CreateEntry = %v, want a *PendingError saying the checkpoint failed verification", err)
+		}
+		if err := tl.Writable(ctx); err != nil {
+			t.Fatalf("Writable after a checkpoint failed verification = %v, want nil", err)
+		}
+		gate.setForge(false)
+		next++
+		if err := write(ctx, next); err != nil {
+			t.Fatalf("the write after checkpoints verify again: %v", err)
+		}
+	})
+	t.Run("Close ends the watch, and a write waiting then fails", func(t *testing.T) {
+		errs := waiting(ctx)
+		if err := tl.Log.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errs; err == nil {
+			t.Fatal("CreateEntry waiting when the log closed succeeded")
+		}
+		// The gate answers only when its context ends: if Close left the watch running, its
+		// Await would still be under way.
+		if n := gate.waiting.Load(); n != 0 {
+			t.Fatalf("%d Await calls still under way after Close returned, want 0", n)
 		}
 	})
 }

@@ -269,7 +269,7 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 		metrics:     newMetrics(),
 	}
 	l.proofs = newProofCache(l.readTile)
-	l.pubs.ctx = ctx
+	l.pubs.ctx, l.pubs.stop = context.WithCancel(ctx)
 	l.pubs.cur.Store(&publication{next: make(chan struct{})})
 	if cfg.Metrics != nil {
 		if err := l.register(cfg.Metrics); err != nil {
@@ -295,13 +295,15 @@ func New(ctx context.Context, cfg Config) (*Log, error) {
 	return l, nil
 }
 
-// Close stops the search follower and waits for it; the Index may then be
-// closed. It does not touch the appender or the reader.
+// Close stops the search follower and the watch of published checkpoints, and
+// waits for them; the Index may then be closed. It does not touch the appender
+// or the reader. Writes still waiting for a checkpoint fail.
 func (l *Log) Close() error {
 	if l.stopFollower != nil {
 		l.stopFollower()
 		<-l.followerDone
 	}
+	l.pubs.close()
 	return nil
 }
 

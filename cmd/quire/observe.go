@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 
 	"github.com/quirelog/quire/api/server"
 	"github.com/quirelog/quire/cmd/internal/cli"
@@ -41,7 +42,10 @@ func newMetrics(build cli.Build) (*prometheus.Registry, func(context.Context) er
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting the OpenTelemetry Prometheus exporter: %w", err)
 	}
-	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	// Exemplars come only from sampled spans, and no tracer provider is installed, so none is ever
+	// kept; the default filter still looks for a span in the context of every measurement, and
+	// Tessera makes two measurements per entry.
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter), sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
 	otel.SetMeterProvider(provider)
 	return reg, provider.Shutdown, nil
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,12 +152,20 @@ func (d *DB) Add(ctx context.Context, keys [][]byte, indices []uint64, next uint
 	if next < cur {
 		return fmt.Errorf("adding to index: progress %d would move back from %d", next, cur)
 	}
+	// The postings go into the batch in key order. Pebble applies a batch to its memtable in the
+	// batch's order, remembering where the last key went; keys that are hashes land all over the
+	// skiplist, and each insert searches it from the top, while in order each starts near the last.
+	buf := make([]byte, 0, len(keys)*(1+binary.MaxVarintLen64+8)+totalLen(keys))
+	postings := make([][]byte, len(keys))
+	for i, k := range keys {
+		start := len(buf)
+		buf = binary.BigEndian.AppendUint64(appendPostingPrefix(buf, k), indices[i])
+		postings[i] = buf[start:len(buf):len(buf)]
+	}
+	slices.SortFunc(postings, bytes.Compare)
 	b := d.db.NewBatch()
 	defer b.Close()
-	// Set copies the key into the batch, so one buffer serves every posting.
-	var pk []byte
-	for i, k := range keys {
-		pk = binary.BigEndian.AppendUint64(appendPostingPrefix(pk[:0], k), indices[i])
+	for i, pk := range postings {
 		if err := b.Set(pk, nil, nil); err != nil {
 			return fmt.Errorf("adding posting %d to batch: %w", i, err)
 		}
@@ -168,6 +177,15 @@ func (d *DB) Add(ctx context.Context, keys [][]byte, indices []uint64, next uint
 		return fmt.Errorf("committing index batch up to %d: %w", next, err)
 	}
 	return nil
+}
+
+// totalLen is the sum of the lengths of keys.
+func totalLen(keys [][]byte) int {
+	n := 0
+	for _, k := range keys {
+		n += len(k)
+	}
+	return n
 }
 
 // Lookup returns at most limit indices recorded for key, smallest first,
