@@ -136,8 +136,8 @@ func TestReopenedLogFindsItsDuplicates(t *testing.T) {
 	for name, want := range map[string]float64{
 		"quire_dedup_filter_in_use": 1,
 		// Written while the filter was built, the "during" keys were added twice.
-		"quire_dedup_filter_keys":   float64(len(before) + 2*len(during) + len(after)),
-		"quire_dedup_filter_bytes":  float64(l.s.filter.bytes.Load()),
+		"quire_dedup_filter_keys":  float64(len(before) + 2*len(during) + len(after)),
+		"quire_dedup_filter_bytes": float64(l.s.filter.bytes.Load()),
 	} {
 		if v, err := gaugeValue(reg, name); err != nil || v != want || v == 0 {
 			t.Errorf("%s = %v (%v), want %v", name, v, err, want)
