@@ -15,7 +15,7 @@ import (
 
 // Sizes of the dedup filter (see dedupFilter).
 const (
-	// DefaultDedupFilterBytes caps the dedup filter's memory: about 26 million dedup identities
+	// DefaultDedupFilterBytes caps the dedup filter's memory: about 27 million dedup identities
 	// at filterBitsPerKey, after which lookups go to Pebble again.
 	DefaultDedupFilterBytes = 32 << 20
 	// filterBitsPerKey gives a blocked Bloom filter of 7 probes a false-positive rate near 1%.
