@@ -77,13 +77,19 @@ var (
 		"Bytes free to the log on the file system of its Pebble database.", nil, nil)
 	outstandingDesc = prometheus.NewDesc("quire_sequencer_outstanding_entries",
 		"Entries added but not yet sequenced; writes are pushed back beyond --pushback.", nil, nil)
+	filterBytesDesc = prometheus.NewDesc("quire_dedup_filter_bytes",
+		"Memory held by the in-memory dedup filter (capped by its configured byte limit).", nil, nil)
+	filterKeysDesc = prometheus.NewDesc("quire_dedup_filter_keys",
+		"Dedup identities added to the in-memory dedup filter; one written while the filter is built at open may count twice.", nil, nil)
+	filterInUseDesc = prometheus.NewDesc("quire_dedup_filter_in_use",
+		"1 while the dedup filter answers lookups; 0 while it is being built at open, or for good once it reached its byte cap.", nil, nil)
 )
 
 // collector reads the driver's state at scrape time, so gauges are never stale.
 type collector struct{ s *Storage }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{integratedDesc, publishedDesc, ageDesc, diskFreeDesc, outstandingDesc} {
+	for _, d := range []*prometheus.Desc{integratedDesc, publishedDesc, ageDesc, diskFreeDesc, outstandingDesc, filterBytesDesc, filterKeysDesc, filterInUseDesc} {
 		ch <- d
 	}
 }
@@ -98,6 +104,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if free, err := s.freeBytes(); err == nil {
 		ch <- prometheus.MustNewConstMetric(diskFreeDesc, prometheus.GaugeValue, float64(free))
+	}
+	if f := s.filter; f != nil {
+		inUse := 0.0
+		if f.usable() {
+			inUse = 1
+		}
+		ch <- prometheus.MustNewConstMetric(filterBytesDesc, prometheus.GaugeValue, float64(f.bytes.Load()))
+		ch <- prometheus.MustNewConstMetric(filterKeysDesc, prometheus.GaugeValue, float64(f.keys.Load()))
+		ch <- prometheus.MustNewConstMetric(filterInUseDesc, prometheus.GaugeValue, inUse)
 	}
 }
 

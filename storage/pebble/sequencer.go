@@ -154,6 +154,7 @@ type sequencer struct {
 	key      []byte
 	stateBuf []byte
 	fresh    []cachePut
+	newIDs   [][]byte
 	visitErr error
 	visit    compact.VisitFn
 }
@@ -294,6 +295,7 @@ func (seq *sequencer) commit(group []*batch) error {
 	wb.Reset()
 	clear(seq.seen)
 	seq.fresh = seq.fresh[:0]
+	seq.newIDs = seq.newIDs[:0]
 	seq.visitErr = nil
 	start := seq.size
 
@@ -318,6 +320,7 @@ func (seq *sequencer) commit(group []*batch) error {
 					continue
 				case !ok:
 					seq.seen[string(e.Identity())] = seq.size
+					seq.newIDs = append(seq.newIDs, e.Identity())
 					seq.key = dedupKey(seq.key, e.Identity())
 					var v [8]byte
 					binary.BigEndian.PutUint64(v[:], seq.size)
@@ -349,6 +352,11 @@ func (seq *sequencer) commit(group []*batch) error {
 	}
 	if err := seq.s.checkDiskSpace(wb.Len()); err != nil {
 		return err
+	}
+	// Before the commit, so no lookup can run between the keys being stored and being in the
+	// filter; a commit that then fails leaves them as harmless false positives.
+	if f := seq.s.filter; f != nil {
+		f.add(seq.newIDs...)
 	}
 	if err := wb.Commit(pdb.Sync); err != nil {
 		return fmt.Errorf("committing entries [%d, %d): %w", start, seq.size, err)
@@ -392,16 +400,27 @@ func (seq *sequencer) prefetch(group []*batch) error {
 	return errors.Join(errs...)
 }
 
-// lookupSorted sets stored[i] to the index stored for identities[i], or -1.
+// lookupSorted sets stored[i] to the index stored for identities[i], or -1. Identities the dedup
+// filter rules out never reach Pebble.
 func (s *Storage) lookupSorted(identities [][]byte, stored []int64) error {
 	type lookup struct {
 		key []byte
 		i   int
 	}
-	ls := make([]lookup, len(identities))
+	filter := s.filter
+	if filter != nil && !filter.usable() {
+		filter = nil
+	}
+	ls := make([]lookup, 0, len(identities))
 	for i, id := range identities {
-		ls[i] = lookup{key: dedupKey(nil, id), i: i}
 		stored[i] = -1
+		if filter != nil && !filter.mayContain(id) {
+			continue
+		}
+		ls = append(ls, lookup{key: dedupKey(nil, id), i: i})
+	}
+	if len(ls) == 0 {
+		return nil
 	}
 	slices.SortFunc(ls, func(a, b lookup) int { return bytes.Compare(a.key, b.key) })
 	// Pebble skips the bottom level's bloom filters in iterators unless asked; nearly every

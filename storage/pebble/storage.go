@@ -18,6 +18,7 @@
 //	"t" level u64 index u64           hash tile: 1..256 concatenated 32-byte hashes (tlog-tiles)
 //	"b" index u64                     entry bundle: entry count u8 (0 = 256) | tlog-tiles bundle
 //	"d" identity                      dedup: index u64 of the first entry with that identity
+//	                                  (an in-memory filter over them is rebuilt at open, see filter.go)
 //	"z" index u64                     gzip form of full entry bundle index (derived, see full.go)
 //	"f"                               frozen: final tree size u64 (see Freeze)
 //
@@ -90,6 +91,9 @@ type Config struct {
 	Path string
 	// DisableDedup turns strong deduplication off; it is on by default.
 	DisableDedup bool
+	// DedupFilterBytes caps the in-memory filter that answers most dedup lookups (see
+	// dedupFilter); 0 means DefaultDedupFilterBytes. Past it lookups go to Pebble, as slower.
+	DedupFilterBytes int64
 	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles
 	// and recently read full tiles and gzip forms; 0 means DefaultCacheBytes.
 	CacheBytes int64
@@ -120,6 +124,8 @@ func (c *Config) valid() error {
 		return fmt.Errorf("pebble storage: Config.CacheBytes is %d, want 0 (the default) or more", c.CacheBytes)
 	case c.PebbleCacheBytes < 0:
 		return fmt.Errorf("pebble storage: Config.PebbleCacheBytes is %d, want 0 (the default) or more", c.PebbleCacheBytes)
+	case c.DedupFilterBytes < 0:
+		return fmt.Errorf("pebble storage: Config.DedupFilterBytes is %d, want 0 (the default) or more", c.DedupFilterBytes)
 	}
 	return nil
 }
@@ -130,6 +136,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PebbleCacheBytes == 0 {
 		c.PebbleCacheBytes = DefaultPebbleCacheBytes
+	}
+	if c.DedupFilterBytes == 0 {
+		c.DedupFilterBytes = DefaultDedupFilterBytes
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = http.DefaultClient
@@ -184,6 +193,12 @@ type Storage struct {
 	metrics     *metrics
 	// commitFault is the error of the latest commit if it failed; nil once one succeeds.
 	commitFault atomic.Pointer[error]
+
+	// filter answers most dedup lookups; nil when read-only or without dedup. The goroutine
+	// building it from the stored keys stops when filterStop closes and then closes filterDone.
+	filter     *dedupFilter
+	filterStop chan struct{}
+	filterDone chan struct{}
 }
 
 // treeHead is an immutable snapshot of the integrated tree.
@@ -247,10 +262,17 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
+	if !cfg.ReadOnly && !cfg.DisableDedup {
+		s.filter = newDedupFilter(cfg.DedupFilterBytes, filterFirstKeys, cfg.Logger)
+	}
 	if cfg.Metrics != nil {
 		if err := s.register(cfg.Metrics); err != nil {
 			return nil, errors.Join(fmt.Errorf("registering metrics: %w", err), db.Close())
 		}
+	}
+	if s.filter != nil {
+		s.filterStop, s.filterDone = make(chan struct{}), make(chan struct{})
+		go s.fillDedupFilter()
 	}
 	return s, nil
 }
@@ -450,6 +472,10 @@ func (s *Storage) Close() error {
 	old := s.pub.Load()
 	s.pub.Store(&published{size: old.size, atNano: old.atNano, cp: old.cp, next: make(chan struct{}), closed: true})
 	close(old.next)
+	if s.filter != nil {
+		close(s.filterStop)
+		<-s.filterDone
+	}
 
 	s.readMu.Lock()
 	defer s.readMu.Unlock()

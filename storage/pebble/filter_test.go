@@ -1,0 +1,186 @@
+package pebble
+
+import (
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/tessera"
+)
+
+// TestDedupFilterHasNoFalseNegatives adds random identities in batches to filters of several
+// shapes and checks, against a map of what was added, that every added identity is reported as
+// maybe present while the filter is usable, across link growth and up to the byte cap, and that
+// the filter still rules out most identities never added.
+func TestDedupFilterHasNoFalseNegatives(t *testing.T) {
+	cases := []struct {
+		name             string
+		maxBytes, first  int64
+		keys             int
+		wantFullAtTheEnd bool
+	}{
+		{"one link that never fills", 1 << 20, 1 << 14, 5_000, false},
+		{"links growing from a tiny first one", 1 << 20, 64, 100_000, false},
+		{"a last link cut to the byte cap, then full", 8 << 10, 64, 20_000, true},
+		{"a cap smaller than the first link", 256, 1 << 10, 1_000, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newDedupFilter(c.maxBytes, c.first, slog.New(slog.DiscardHandler))
+			f.ready.Store(true)
+			rng := rand.New(rand.NewPCG(uint64(c.keys), 7))
+			added := make(map[string]bool, c.keys)
+			var order [][]byte
+			for len(order) < c.keys {
+				batch := make([][]byte, 1+rng.IntN(300))
+				for i := range batch {
+					// Identities of varied length, some sharing long prefixes.
+					id := binary.BigEndian.AppendUint64(make([]byte, rng.IntN(3)*16), rng.Uint64())
+					batch[i] = id
+					added[string(id)] = true
+				}
+				links := len(*f.links.Load())
+				f.add(batch...)
+				order = append(order, batch...)
+				if !f.usable() {
+					break
+				}
+				// Bits are only ever set, so a key stays found until the links change: check the
+				// new batch each time, and everything whenever a link was added and at the end.
+				check := batch
+				if len(*f.links.Load()) != links || len(order) >= c.keys {
+					check = order
+				}
+				for _, id := range check {
+					if !f.mayContain(id) {
+						t.Fatalf("after %d keys in %d links: an added identity is reported absent", f.keys.Load(), len(*f.links.Load()))
+					}
+				}
+			}
+			if f.bytes.Load() > c.maxBytes {
+				t.Errorf("filter holds %d bytes, cap %d", f.bytes.Load(), c.maxBytes)
+			}
+			if got := !f.usable(); got != c.wantFullAtTheEnd {
+				t.Fatalf("full at the end = %v, want %v (%d keys, %d bytes)", got, c.wantFullAtTheEnd, f.keys.Load(), f.bytes.Load())
+			}
+			if c.wantFullAtTheEnd {
+				return
+			}
+			maybe, absent := 0, 0
+			for absent < 20_000 {
+				id := binary.BigEndian.AppendUint64([]byte("never"), rng.Uint64())
+				if added[string(id)] {
+					continue
+				}
+				absent++
+				if f.mayContain(id) {
+					maybe++
+				}
+			}
+			// Each link answers "maybe" for about 1% of absent identities.
+			links := len(*f.links.Load())
+			if rate := float64(maybe) / float64(absent); rate > 0.015*float64(links) {
+				t.Errorf("%.1f%% of identities never added are reported maybe present by %d links, want under %.1f%%", 100*rate, links, 1.5*float64(links))
+			}
+		})
+	}
+}
+
+// TestReopenedLogFindsItsDuplicates checks deduplication through the filter's life: a reopened
+// log finds the duplicates of entries written before, while its filter is still being built from
+// the stored keys and after; and entries written after it is built (added only by the sequencer)
+// are found too.
+func TestReopenedLogFindsItsDuplicates(t *testing.T) {
+	signer, _ := testKeys(t)
+	dir := filepath.Join(t.TempDir(), "db")
+	before := entryData("before", 0, 3000)
+	l := openTestLog(t, Config{Path: dir}, fastOptions(signer))
+	l.appendAll(t, before)
+	l.close(t)
+
+	reg := prometheus.NewRegistry()
+	l = openTestLog(t, Config{Path: dir, Metrics: reg}, fastOptions(signer))
+	defer l.close(t)
+	// Racing the real scan, whichever finishes first.
+	expectDups(t, l, before[2000:], 2000)
+	// Then stand in for a scan that has not finished: a fresh filter that is not ready yet,
+	// built only once the writes below are done.
+	<-l.s.filterDone
+	l.s.filter = newDedupFilter(DefaultDedupFilterBytes, 1<<10, slog.New(slog.DiscardHandler))
+	l.s.filterStop, l.s.filterDone = make(chan struct{}), make(chan struct{})
+
+	during := entryData("during", 0, 500)
+	expectDups(t, l, before[:1000], 0)
+	l.appendAll(t, during)
+	expectDups(t, l, during, len(before))
+	if l.s.filter.usable() {
+		t.Fatal("the filter is in use before its scan ran")
+	}
+	if v, err := gaugeValue(reg, "quire_dedup_filter_in_use"); err != nil || v != 0 {
+		t.Errorf("quire_dedup_filter_in_use = %v (%v) while building, want 0", v, err)
+	}
+
+	go l.s.fillDedupFilter()
+	<-l.s.filterDone
+	if !l.s.filter.usable() {
+		t.Fatal("the filter is not in use after its scan")
+	}
+	expectDups(t, l, before, 0)
+	expectDups(t, l, during, len(before))
+	after := entryData("after", 0, 2000)
+	l.appendAll(t, after)
+	expectDups(t, l, after, len(before)+len(during))
+
+	for name, want := range map[string]float64{
+		"quire_dedup_filter_in_use": 1,
+		// Written while the filter was built, the "during" keys were added twice.
+		"quire_dedup_filter_keys":  float64(len(before) + 2*len(during) + len(after)),
+		"quire_dedup_filter_bytes": float64(l.s.filter.bytes.Load()),
+	} {
+		if v, err := gaugeValue(reg, name); err != nil || v != want || v == 0 {
+			t.Errorf("%s = %v (%v), want %v", name, v, err, want)
+		}
+	}
+}
+
+// TestDedupPastTheFilterCap gives the filter room for a few dozen identities: once full it is no
+// longer consulted, and duplicates of every entry are still found in Pebble.
+func TestDedupPastTheFilterCap(t *testing.T) {
+	signer, _ := testKeys(t)
+	l := openTestLog(t, Config{Path: filepath.Join(t.TempDir(), "db"), DedupFilterBytes: 64}, fastOptions(signer))
+	defer l.close(t)
+	<-l.s.filterDone
+	entries := entryData("capped", 0, 300)
+	l.appendAll(t, entries)
+	if l.s.filter.usable() || l.s.filter.bytes.Load() > 64 {
+		t.Fatalf("filter usable %v with %d bytes after 300 identities, cap 64", l.s.filter.usable(), l.s.filter.bytes.Load())
+	}
+	expectDups(t, l, entries, 0)
+}
+
+// expectDups adds entries again and checks each is answered as the duplicate of index first+i.
+func expectDups(t *testing.T, l *testLog, entries [][]byte, first int) {
+	t.Helper()
+	for i, idx := range l.appendAll(t, entries) {
+		if !idx.IsDup || idx.Index != uint64(first+i) {
+			t.Fatalf("entry %d again: %+v, want the duplicate of %d", i, idx, first+i)
+		}
+	}
+	ids := make([][]byte, len(entries))
+	for i, e := range entries {
+		ids[i] = tessera.NewEntry(e).Identity()
+	}
+	stored, err := l.s.DedupIndices(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, got := range stored {
+		if got != int64(first+i) {
+			t.Fatalf("DedupIndices of entry %d = %d, want %d", i, got, first+i)
+		}
+	}
+}
