@@ -23,8 +23,9 @@ import (
 // head and body into its one buffer and writes the whole answer with one write.
 //
 // The answer is still the server's own handler's: the lane builds the *http.Request net/http would
-// build (method, URL, Host, headers, remote address, the body) and calls the same handler chain,
-// so the body limit, the in-flight byte budget, the per-address rate limit, overload refusals, the
+// build (method, URL, Host, headers, remote address, the body) and calls the handler net/http's
+// router reaches for it, with the same metrics around it (all but the path check and the router,
+// which would only find the write route again), so the body limit, the in-flight byte budget, the per-address rate limit, overload refusals, the
 // request metrics and the in-flight gauge are all the ones net/http's requests go through. Only
 // the framing is the lane's: laneResponse writes status, headers and body as net/http's response
 // writer does for what that chain sends (TestLaneAnswersWritesAsNetHTTPDoes compares the bytes).
