@@ -50,21 +50,31 @@ type reservation struct {
 // reserve waits (at most b.wait, or until ctx ends) for n bytes of room; a request larger than the
 // whole budget gets all of it, alone.
 func (b *bodyBudget) reserve(ctx context.Context, n int64) (*reservation, error) {
+	held, err := b.acquire(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return &reservation{b: b, held: held}, nil
+}
+
+// acquire is reserve for a caller that gives back all it holds at once (b.sem.Release(held)) and
+// so needs no reservation, which every HTTP request would otherwise allocate.
+func (b *bodyBudget) acquire(ctx context.Context, n int64) (held int64, _ error) {
 	n = min(max(n, 1), b.limit)
 	// Most requests find room at once; taking it without the timed context spares every request
 	// a timer and two contexts. TryAcquire leaves room to those already waiting, as Acquire does.
 	if ctx.Err() == nil && b.sem.TryAcquire(n) {
-		return &reservation{b: b, held: n}, nil
+		return n, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, b.wait)
 	defer cancel()
 	if err := b.sem.Acquire(wctx, n); err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("waiting to read the request: %w", ctx.Err())
+			return 0, fmt.Errorf("waiting to read the request: %w", ctx.Err())
 		}
-		return nil, b.busy()
+		return 0, b.busy()
 	}
-	return &reservation{b: b, held: n}, nil
+	return n, nil
 }
 
 // busy is the refusal of a request that found no room in time.
@@ -107,12 +117,12 @@ func (b *bodyBudget) http(maxBody int64, next http.Handler) http.Handler {
 		if n < 0 {
 			n = maxBody
 		}
-		res, err := b.reserve(r.Context(), n)
+		held, err := b.acquire(r.Context(), n)
 		if err != nil {
 			refuseUnread(w, r, mapError(err))
 			return
 		}
-		defer res.release()
+		defer b.sem.Release(held)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -34,7 +34,13 @@ func (h *entriesHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	body, err := readBody(r.Body, r.ContentLength)
+	var body []byte
+	var err error
+	if lb, ok := r.Body.(*laneBody); ok {
+		body = lb.unread()
+	} else {
+		body, err = readBody(r.Body, r.ContentLength)
+	}
 	if err != nil {
 		err = fmt.Errorf("reading request body: %w", err)
 	} else {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -297,11 +298,14 @@ type laneListener struct {
 	log   *quirelog.Log
 	// writes, if not nil, is the server's handler, which answers the writes the lane reads
 	// (fastlane_write.go) with ctx as their context; stop ends ctx when a shutdown runs out of time.
-	writes  http.Handler
-	ctx     context.Context
-	stop    context.CancelFunc
-	cfg     *Config
-	metrics *laneMetrics
+	writes http.Handler
+	// writeRequest is what every write's *http.Request starts from: its method, target, protocol
+	// and ctx, which it can only get through WithContext.
+	writeRequest *http.Request
+	ctx          context.Context
+	stop         context.CancelFunc
+	cfg          *Config
+	metrics      *laneMetrics
 	// files, if not nil, holds full tiles, bundles and bundles' gzip forms as files, sent with
 	// sendfile.
 	files *filecache.Cache
@@ -354,11 +358,15 @@ type laneConn struct {
 	name []byte
 	// send is what sendFile sends, kept here so that a request allocates no closure.
 	send fileSend
-	// remote is the client's address; header, body and resp are a write's headers, body and answer.
-	remote string
-	header http.Header
-	body   laneBody
-	resp   laneResponse
+	// remote is the client's address; request, url, header, body and resp are a write's request
+	// and its parts, and its answer; headerCache is what the connection's header lines were.
+	remote      string
+	request     http.Request
+	url         url.URL
+	header      http.Header
+	headerCache laneHeaderCache
+	body        laneBody
+	resp        laneResponse
 }
 
 // httpDate is the Date header of the current second.
@@ -374,6 +382,9 @@ func newLaneListener(l net.Listener, h *tileHandler, cfg *Config, m *laneMetrics
 	ll := &laneListener{Listener: l, tiles: h, log: cfg.Log, cfg: cfg, metrics: m, files: cfg.FileCache, writes: writes,
 		handoff: make(chan net.Conn), done: make(chan struct{}), conns: make(map[*laneConn]struct{})}
 	ll.ctx, ll.stop = context.WithCancel(context.Background())
+	ll.writeRequest = (&http.Request{
+		Method: http.MethodPost, RequestURI: writePath, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Body: http.NoBody,
+	}).WithContext(ll.ctx)
 	go ll.acceptLoop()
 	return ll
 }

@@ -86,20 +86,35 @@ func FuzzParseLaneRequest(f *testing.F) {
 				t.Fatalf("entry read of %q", hr.RequestURI)
 			}
 		case laneWrite:
-			h := make(http.Header)
-			host := laneHeader(h, req.header)
-			switch {
-			case hr.URL.Path != writePath || hr.RequestURI != writePath:
+			if hr.URL.Path != writePath || hr.RequestURI != writePath {
 				t.Fatalf("write to %q", hr.RequestURI)
-			case host != hr.Host:
-				t.Fatalf("Host %q, the lane's %q", hr.Host, host)
-			case !reflect.DeepEqual(h, hr.Header):
-				t.Fatalf("headers %q, the lane's %q", hr.Header, h)
-			case gatewayOnly(hr):
+			}
+			if gatewayOnly(hr) {
 				t.Fatalf("the lane answers a write only the gateway can: %q", b[:n])
+			}
+			// The header lines are read with the cache empty, then from what it kept of them, and
+			// after a connection's earlier write whose lines partly match.
+			var fresh, earlier laneHeaderCache
+			laneHeader(make(http.Header), []byte(fuzzEarlierWrite), &earlier)
+			for _, c := range []struct {
+				name  string
+				cache *laneHeaderCache
+			}{{"cold", &fresh}, {"warm", &fresh}, {"after another write", &earlier}} {
+				h := make(http.Header)
+				host := laneHeader(h, req.header, c.cache)
+				switch {
+				case host != hr.Host:
+					t.Fatalf("%s: Host %q, the lane's %q", c.name, hr.Host, host)
+				case !reflect.DeepEqual(h, hr.Header):
+					t.Fatalf("%s: headers %q, the lane's %q", c.name, hr.Header, h)
+				}
 			}
 		default:
 			t.Fatalf("kind %v", req.kind)
 		}
 	})
 }
+
+// fuzzEarlierWrite is the header block of a connection's earlier write, as Go clients send it.
+const fuzzEarlierWrite = "Host: 127.0.0.1:8080\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 1200\r\n" +
+	"Content-Type: application/json\r\nAccept-Encoding: gzip\r\n"

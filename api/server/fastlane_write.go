@@ -23,8 +23,9 @@ import (
 // head and body into its one buffer and writes the whole answer with one write.
 //
 // The answer is still the server's own handler's: the lane builds the *http.Request net/http would
-// build (method, URL, Host, headers, remote address, the body) and calls the same handler chain,
-// so the body limit, the in-flight byte budget, the per-address rate limit, overload refusals, the
+// build (method, URL, Host, headers, remote address, the body) and calls the handler net/http's
+// router reaches for it, with the same metrics around it (all but the path check and the router,
+// which would only find the write route again), so the body limit, the in-flight byte budget, the per-address rate limit, overload refusals, the
 // request metrics and the in-flight gauge are all the ones net/http's requests go through. Only
 // the framing is the lane's: laneResponse writes status, headers and body as net/http's response
 // writer does for what that chain sends (TestLaneAnswersWritesAsNetHTTPDoes compares the bytes).
@@ -75,26 +76,84 @@ func (l *laneListener) readBody(c *laneConn, b []byte, req laneRequest, n int, r
 
 // laneHeader fills h, which it empties first, with the header map net/http's request reader makes
 // of a write's header lines, which parseLaneRequest has checked (one "Name: value" a line, names
-// tokens, no folding), and returns the Host.
-func laneHeader(h http.Header, lines []byte) string {
+// tokens, no folding), and returns the Host. Lines the connection sent before come from cache.
+func laneHeader(h http.Header, lines []byte, cache *laneHeaderCache) string {
 	clear(h)
 	var host string
-	for len(lines) > 0 {
-		var line []byte
-		line, lines, _ = bytes.Cut(lines, []byte("\r\n"))
-		name, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.Trim(value, " \t")
-		if asciiEqualFold(name, "Host") {
-			host = string(value)
+	for i := 0; len(lines) > 0; i++ {
+		var raw []byte
+		raw, lines, _ = bytes.Cut(lines, []byte("\r\n"))
+		var line laneHeaderLine
+		if i < len(cache.lines) && cache.lines[i].raw == string(raw) {
+			line = cache.lines[i]
+		} else {
+			line = cache.parse(i, raw)
+		}
+		if line.key == "" {
+			host = line.vals[0]
 			continue
 		}
-		key, ok := laneHeaderNames[string(name)]
-		if !ok {
-			key = textproto.CanonicalMIMEHeaderKey(string(name))
+		if vals, ok := h[line.key]; ok {
+			// A repeated name: append to a copy, never into the cache's slice, whose cap is 1.
+			h[line.key] = append(vals, line.vals[0])
+		} else {
+			h[line.key] = line.vals
 		}
-		h[key] = append(h[key], string(value))
 	}
 	return host
+}
+
+// laneHeaderCache is what laneHeader made of a connection's first write's header lines. A client
+// sends the same lines with every write, Content-Length aside, and the strings and slices made of
+// them once serve each later write, which would otherwise allocate two for every line. It holds
+// at most laneHeaderCacheLines lines of at most laneHeaderCacheBytes in all (names and values are
+// parts of the lines' strings); a line that changes is parsed anew each time and not kept.
+type laneHeaderCache struct {
+	lines []laneHeaderLine
+	size  int
+}
+
+const (
+	laneHeaderCacheLines = 16
+	laneHeaderCacheBytes = 512
+)
+
+// laneHeaderLine is one header line: as sent, its canonical name ("" for Host), and its value
+// alone in a slice of capacity 1.
+type laneHeaderLine struct {
+	raw, key string
+	vals     []string
+}
+
+// parse reads raw, line i of a write's header, and keeps it if it is the cache's next line and
+// fits.
+func (c *laneHeaderCache) parse(i int, raw []byte) laneHeaderLine {
+	keep := i == len(c.lines) && i < laneHeaderCacheLines && c.size+len(raw) <= laneHeaderCacheBytes
+	var line laneHeaderLine
+	name, value, _ := bytes.Cut(raw, []byte(":"))
+	value = bytes.Trim(value, " \t")
+	if keep {
+		// One string for the line; the name and value are parts of it.
+		line.raw = string(raw)
+		rest := raw[len(name)+1:]
+		start := len(name) + 1 + len(rest) - len(bytes.TrimLeft(rest, " \t"))
+		v := line.raw[start : start+len(value)]
+		if !asciiEqualFold(name, "Host") {
+			line.key = textproto.CanonicalMIMEHeaderKey(line.raw[:len(name)])
+		}
+		line.vals = []string{v}
+		c.lines = append(c.lines, line)
+		c.size += len(raw)
+		return line
+	}
+	if !asciiEqualFold(name, "Host") {
+		var ok bool
+		if line.key, ok = laneHeaderNames[string(name)]; !ok {
+			line.key = textproto.CanonicalMIMEHeaderKey(string(name))
+		}
+	}
+	line.vals = []string{string(value)}
+	return line
 }
 
 // laneHeaderNames are the header names Rekor clients send, as they send them: a write's header
@@ -120,23 +179,25 @@ func (l *laneListener) answerWrite(c *laneConn, req laneRequest) bool {
 	if c.header == nil {
 		c.header = make(http.Header)
 	}
-	host := laneHeader(c.header, req.header)
-	r := &http.Request{
-		Method: http.MethodPost, URL: &url.URL{Path: writePath}, RequestURI: writePath,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: c.header, Host: host,
-		ContentLength: int64(req.length), Body: http.NoBody, Close: req.close, RemoteAddr: c.remote,
-	}
+	host := laneHeader(c.header, req.header, &c.headerCache)
+	// Likewise the request and its URL are the connection's, made anew from the listener's
+	// template, which carries the lanes' context.
+	r := &c.request
+	*r = *l.writeRequest
+	c.url = url.URL{Path: writePath}
+	r.URL, r.Header, r.Host, r.ContentLength, r.Close, r.RemoteAddr = &c.url, c.header, host, int64(req.length), req.close, c.remote
 	if req.length > 0 {
-		c.body.Reset(req.body)
+		c.body.reset(req.body)
 		r.Body = &c.body
 	}
 	w := &c.resp
 	w.reset(c.out.json[:0], req.close || l.closing.Load())
-	l.writes.ServeHTTP(w, r.WithContext(l.ctx))
+	l.writes.ServeHTTP(w, r)
 	out := w.finish(l.date(time.Now()))
 	// Neither the body, in the lane's pooled buffer, nor an answer larger than the connection may
 	// keep stays referenced past this request.
-	c.body.Reset(nil)
+	c.body.reset(nil)
+	*r = http.Request{}
 	w.out = nil
 	// Counted before the client can see the answer, so a test that has read it sees the count.
 	l.answered.Add(1)
@@ -150,8 +211,21 @@ func (l *laneListener) answerWrite(c *laneConn, req laneRequest) bool {
 	return true
 }
 
-// laneBody is a write's body, read from the lane's buffer.
-type laneBody struct{ bytes.Reader }
+// laneBody is a write's body, read from the lane's buffer. The entries handler takes the unread
+// bytes as they are (unread) rather than reading a copy: they stay in the buffer until the handler
+// returns, and decoding keeps none of them (it decodes base64 into new slices).
+type laneBody struct {
+	bytes.Reader
+	b []byte
+}
+
+func (b *laneBody) reset(p []byte) {
+	b.b = p
+	b.Reader.Reset(p)
+}
+
+// unread is what the handler chain has not yet read of the body.
+func (b *laneBody) unread() []byte { return b.b[len(b.b)-b.Len():] }
 
 func (*laneBody) Close() error { return nil }
 
@@ -299,4 +373,11 @@ type laneOut laneResponse
 func (o *laneOut) Write(p []byte) (int, error) {
 	o.out = append(o.out, p...)
 	return len(p), nil
+}
+
+// WriteString spares http.Header.WriteSubset a copy of every header line into a new []byte,
+// which it makes for a writer that takes only []byte.
+func (o *laneOut) WriteString(s string) (int, error) {
+	o.out = append(o.out, s...)
+	return len(s), nil
 }

@@ -245,7 +245,10 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 			writeError(w, mapError(&http.MaxBytesError{Limit: limit}))
 			return
 		}
-		if r.Body != nil && r.Body != http.NoBody {
+		// A lane write's body is all in memory and exactly its Content-Length, which is under the
+		// limit: no read of it can run past the limit or time out, so it needs no cap, and the
+		// entries handler can take its bytes where they are.
+		if _, inMemory := r.Body.(*laneBody); !inMemory && r.Body != nil && r.Body != http.NoBody {
 			r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), limit: limit}
 		}
 		next.ServeHTTP(w, r)

@@ -165,6 +165,17 @@ func appendBytes(b []byte, v []byte) []byte {
 func appendString(b []byte, s string) ([]byte, bool) {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// Runs of ASCII that needs no escape, most of a checkpoint, are copied whole: a byte at a
+		// time, a write's checkpoint cost more than the base64 of its entry.
+		run := i
+		for run < len(s) && s[run] >= ' ' && s[run] < utf8.RuneSelf && s[run] != '"' && s[run] != '\\' {
+			run++
+		}
+		if run > i {
+			b = append(b, s[i:run]...)
+			i = run
+			continue
+		}
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			r, n := utf8.DecodeRuneInString(s[i:])

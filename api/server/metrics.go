@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -138,19 +139,42 @@ func (m *metrics) instrumentHTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		m.httpInFlight.Inc()
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := statusRecorders.Get().(*statusRecorder)
+		rec.ResponseWriter = w
 		defer func() {
 			m.httpInFlight.Dec()
 			code := rec.code
-			if code == 0 {
-				code = http.StatusOK
-			}
+			// A handler may not use its ResponseWriter once it has returned, so rec is free again.
+			*rec = statusRecorder{}
+			statusRecorders.Put(rec)
 			rt := route(r.URL.Path)
-			m.httpRequests.WithLabelValues(rt, methodLabel(r.Method), strconv.Itoa(code)).Inc()
+			m.httpRequests.WithLabelValues(rt, methodLabel(r.Method), codeLabel(code)).Inc()
 			m.httpDuration.WithLabelValues(rt).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// statusRecorders spare every HTTP request the allocation of its recorder.
+var statusRecorders = sync.Pool{New: func() any { return new(statusRecorder) }}
+
+// codeLabels are the status codes' label values, made once rather than per request.
+var codeLabels = func() (l [600]string) {
+	for c := range l {
+		l[c] = strconv.Itoa(c)
+	}
+	return l
+}()
+
+// codeLabel is the label value of status code, 200 for none written (net/http's default).
+func codeLabel(code int) string {
+	switch {
+	case code == 0:
+		return codeLabels[http.StatusOK]
+	case code > 0 && code < len(codeLabels):
+		return codeLabels[code]
+	}
+	return strconv.Itoa(code)
 }
 
 // methodLabel folds unusual methods together so a client cannot invent label values.

@@ -221,6 +221,10 @@ type Server struct {
 	http    *http.Server
 	health  *health.Server
 	handler http.Handler
+	// laneWrites answers the writes the fast lane reads: the write route's handler with the
+	// metrics around it, as handler would reach it. The lane's writes all have the route's exact,
+	// clean path, so handler's path check and mux would only find the route again.
+	laneWrites http.Handler
 
 	// tiles and laneMetrics make the fast lane (fastlane.go) when it is on (Config.DisableFastLane)
 	// and storage is a fullReader; lane is the one Serve started, if any.
@@ -305,8 +309,10 @@ func New(cfg Config) (*Server, error) {
 	api := guard(gw)
 	mux.Handle("/api/v2/log/", api)
 	mux.Handle("/quire/v1/", api)
+	var writes http.Handler
 	if !cfg.gatewayWrites {
-		mux.Handle("POST /api/v2/log/entries", guard(&entriesHandler{rekor: rekor, marshaler: marshaler, gateway: gw}))
+		writes = guard(&entriesHandler{rekor: rekor, marshaler: marshaler, gateway: gw})
+		mux.Handle("POST "+writePath, writes)
 	}
 	// Rekor v2 routes GET /api/v2/checkpoint and /api/v2/tile/… to its gRPC reads; the tlog-tiles
 	// handler answers them here instead, byte-exact and with cache headers.
@@ -326,6 +332,9 @@ func New(cfg Config) (*Server, error) {
 		h = s.logRequests(h)
 	}
 	s.handler = m.instrumentHTTP(h)
+	if writes != nil {
+		s.laneWrites = m.instrumentHTTP(writes)
+	}
 
 	s.http = &http.Server{
 		Handler:           s.handler,
@@ -363,11 +372,7 @@ func (s *Server) Serve(httpLis, grpcLis net.Listener) error {
 	httpLis = limitListener(httpLis, s.cfg.MaxHTTPConnections)
 	grpcLis = limitListener(grpcLis, s.cfg.MaxGRPCConnections)
 	if s.tiles != nil {
-		var writes http.Handler
-		if !s.cfg.gatewayWrites {
-			writes = s.handler
-		}
-		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics, writes)
+		lane := newLaneListener(httpLis, s.tiles, &s.cfg, s.laneMetrics, s.laneWrites)
 		s.lane.Store(lane)
 		httpLis = lane
 	}
