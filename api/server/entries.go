@@ -34,13 +34,7 @@ func (h *entriesHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	var body []byte
-	var err error
-	if lb, ok := r.Body.(*laneBody); ok {
-		body = lb.unread()
-	} else {
-		body, err = readBody(r.Body, r.ContentLength)
-	}
+	body, err := readBody(r.Body, r.ContentLength)
 	if err != nil {
 		err = fmt.Errorf("reading request body: %w", err)
 	} else {
@@ -109,6 +103,11 @@ func gatewayOnly(r *http.Request) bool {
 // known size allocates once rather than growing the buffer step by step. limitBody has already
 // refused a declared length over the limit.
 func readBody(r io.Reader, declared int64) ([]byte, error) {
+	// A body the fast lane read is already in memory: decode it where it lies (decoding keeps
+	// none of its bytes, and the lane reuses them only after the handler returns).
+	if lb, ok := r.(*laneBody); ok {
+		return lb.unread(), nil
+	}
 	if declared < 0 {
 		return io.ReadAll(r)
 	}
