@@ -21,12 +21,20 @@ import (
 func TestHealthAndMetricsDescribeTheDriver(t *testing.T) {
 	signer, v := testKeys(t)
 	reg := prometheus.NewRegistry()
+	const n = 20
 	var mu sync.Mutex
 	var published []uint64
+	// The publisher makes a checkpoint visible before it counts it and calls OnPublish, so the
+	// test waits for the call, not only for the checkpoint.
+	heardN := make(chan struct{})
+	var once sync.Once
 	cfg := Config{Path: filepath.Join(t.TempDir(), "db"), Metrics: reg, OnPublish: func(size uint64, cp []byte, err error) {
 		if err == nil && cp != nil {
 			mu.Lock()
 			published = append(published, size)
+			if size == n {
+				once.Do(func() { close(heardN) })
+			}
 			mu.Unlock()
 		}
 	}}
@@ -39,10 +47,14 @@ func TestHealthAndMetricsDescribeTheDriver(t *testing.T) {
 	}()
 	ctx := context.Background()
 
-	const n = 20
 	l.appendAll(t, entryData("health", 0, n))
 	l.appendAll(t, entryData("health", 0, 5)) // duplicates of the first five
 	l.awaitSize(t, v, n)
+	select {
+	case <-heardN:
+	case <-time.After(time.Minute):
+		t.Fatalf("OnPublish never heard of size %d", n)
+	}
 
 	t.Run("the driver is writable and its checkpoint fresh", func(t *testing.T) {
 		if err := l.s.Writable(ctx); err != nil {
