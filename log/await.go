@@ -1,7 +1,6 @@
 package log
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	flog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
+
+	ckpt "github.com/quirelog/quire/api/checkpoint"
 )
 
 // Writes wait for a published checkpoint that covers their entry. Each used to ask the Awaiter
@@ -210,8 +210,8 @@ func (l *Log) nextCheckpoint(size uint64) (*checkpoint, error) {
 	}
 	cp, err := l.openCheckpoint(raw)
 	if err != nil {
-		if claimed, ok := unverifiedSize(raw); ok {
-			return nil, &badCheckpointError{size: claimed, err: err}
+		if claimed, perr := ckpt.Unverified(raw); perr == nil {
+			return nil, &badCheckpointError{size: claimed.Size, err: err}
 		}
 		return nil, fmt.Errorf("checkpoint covering entry %d: %w", size, err)
 	}
@@ -219,18 +219,4 @@ func (l *Log) nextCheckpoint(size uint64) (*checkpoint, error) {
 		return nil, fmt.Errorf("awaiting a checkpoint covering entry %d: the awaiter returned one of size %d", size, cp.size)
 	}
 	return cp, nil
-}
-
-// unverifiedSize is the tree size a signed checkpoint's text claims, without checking anything
-// else: the signatures start after the first blank line.
-func unverifiedSize(raw []byte) (uint64, bool) {
-	text, _, ok := bytes.Cut(raw, []byte("\n\n"))
-	if !ok {
-		return 0, false
-	}
-	var c flog.Checkpoint
-	if _, err := c.Unmarshal(raw[:len(text)+1]); err != nil {
-		return 0, false
-	}
-	return c.Size, true
 }

@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	rekorpb "github.com/sigstore/rekor-tiles/v2/pkg/generated/protobuf"
-	flog "github.com/transparency-dev/formats/log"
-	"golang.org/x/mod/sumdb/note"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/quirelog/quire/api/rekor"
@@ -82,45 +80,6 @@ func FuzzParseDigest(f *testing.F) {
 		again, err := ParseDigest(string(k))
 		if err != nil || !bytes.Equal(again, k) {
 			t.Fatalf("ParseDigest is not idempotent on %q: %q, %v", k, again, err)
-		}
-	})
-}
-
-// FuzzUnverifiedSize reads the claimed size of arbitrary checkpoint notes. Whenever the note is one
-// the log would accept, the claimed size must be the verified one, and the input is never changed.
-func FuzzUnverifiedSize(f *testing.F) {
-	skey, vkey := newTestKeys(f)
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		f.Fatal(err)
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, size := range []uint64{0, 1, 255, 1 << 40} {
-		text := flog.Checkpoint{Origin: verifier.Name(), Size: size, Hash: make([]byte, 32)}.Marshal()
-		signed, err := note.Sign(&note.Note{Text: string(text)}, signer)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(signed)
-	}
-	f.Add([]byte("origin\n12\n\n\n— sig"))
-	f.Add([]byte("\n\n"))
-	l := &Log{verifier: verifier}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		orig := bytes.Clone(raw)
-		size, ok := unverifiedSize(raw)
-		if !bytes.Equal(raw, orig) {
-			t.Fatal("unverifiedSize changed its input")
-		}
-		cp, err := l.openCheckpoint(raw)
-		if err != nil {
-			return
-		}
-		if !ok || size != cp.size {
-			t.Fatalf("unverifiedSize = %d, %v; the verified checkpoint has size %d", size, ok, cp.size)
 		}
 	})
 }

@@ -278,11 +278,15 @@ func TestBackupUnderLoad(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("backup: exit %d\n%s\n%s", code, stdout, stderr)
 	}
-	m := regexp.MustCompile(`backed up (\d+) entries`).FindStringSubmatch(stdout)
+	m := regexp.MustCompile(`backed up (\d+) entries \(latest checkpoint: size (\d+)\)`).FindStringSubmatch(stdout)
 	if m == nil {
-		t.Fatalf("backup output does not say its size:\n%s", stdout)
+		t.Fatalf("backup output does not say its size and its checkpoint's:\n%s", stdout)
 	}
 	backedUp, _ := strconv.ParseUint(m[1], 10, 64)
+	// Writes were acknowledged, so proved against a checkpoint, before the backup began.
+	if cpSize, _ := strconv.ParseUint(m[2], 10, 64); cpSize == 0 || cpSize > backedUp {
+		t.Errorf("the backup's latest checkpoint has size %d; want one in [1, %d]", cpSize, backedUp)
+	}
 	s.stop()
 	if busyAtStart == 0 || busyAtEnd == 0 {
 		t.Errorf("%d writes were outstanding when the backup started and %d when it ended: it was not under load", busyAtStart, busyAtEnd)

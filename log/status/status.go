@@ -9,7 +9,6 @@
 package status
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	flog "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/quirelog/quire/api/checkpoint"
 	"github.com/quirelog/quire/api/notekey"
 	quirelog "github.com/quirelog/quire/log"
 	"github.com/quirelog/quire/log/witnessing"
@@ -158,12 +158,11 @@ func (s *Source) checkpoint(ctx context.Context) ([]byte, *flog.Checkpoint, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	body, _, _ := bytes.Cut(raw, []byte("\n\n"))
-	var cp flog.Checkpoint
-	if _, err := cp.Unmarshal([]byte(string(body) + "\n")); err != nil {
-		return nil, nil, fmt.Errorf("parsing checkpoint: %w", err)
+	cp, err := checkpoint.Unverified(raw)
+	if err != nil {
+		return nil, nil, err
 	}
-	return raw, &cp, nil
+	return raw, cp, nil
 }
 
 // Compute returns the log's status now. Ready and Problems are left for the caller, which knows

@@ -25,9 +25,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
+	flog "github.com/transparency-dev/formats/log"
+
+	"github.com/quirelog/quire/api/checkpoint"
 	"github.com/quirelog/quire/storage/index"
 	"github.com/quirelog/quire/storage/pebble"
 )
@@ -88,7 +89,10 @@ func Check(ctx context.Context, dir string) (*Result, error) {
 		var cp []byte
 		cp, err = s.ReadCheckpoint(ctx)
 		if err == nil {
-			res.CheckpointSize, err = checkpointSize(cp)
+			var c *flog.Checkpoint
+			if c, err = checkpoint.Unverified(cp); err == nil {
+				res.CheckpointSize = c.Size
+			}
 		} else if errors.Is(err, fs.ErrNotExist) {
 			err = nil
 		}
@@ -162,17 +166,4 @@ func copyFile(from, to string) error {
 		return fmt.Errorf("backing up %s: %w", from, err)
 	}
 	return nil
-}
-
-// checkpointSize reads the tree size from a checkpoint's second line (C2SP tlog-checkpoint).
-func checkpointSize(cp []byte) (uint64, error) {
-	lines := strings.SplitN(string(cp), "\n", 3)
-	if len(lines) < 3 {
-		return 0, errors.New("checkpoint has no size line")
-	}
-	size, err := strconv.ParseUint(lines[1], 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("checkpoint size line: %w", err)
-	}
-	return size, nil
 }
