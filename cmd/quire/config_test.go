@@ -53,6 +53,7 @@ func TestExitStatuses(t *testing.T) {
 		{name: "an unknown flag is a usage error", args: []string{"serve", "--listen", "127.0.0.1:0"}, code: 2, stderr: "flag provided but not defined: -listen"},
 		{name: "a bad flag value is a usage error", args: []string{"serve", "--batch-max-age", "soon"}, code: 2, stderr: "-batch-max-age"},
 		{name: "a bad value in the environment is a usage error naming the variable", args: append([]string{"serve"}, random...), env: []string{"QUIRE_BATCH_MAX_AGE=soon"}, code: 2, stderr: "QUIRE_BATCH_MAX_AGE"},
+		{name: "a dedup filter of no bytes is a usage error", args: append([]string{"serve", "--dedup-filter-bytes", "0"}, random...), code: 2, stderr: "--dedup-filter-bytes"},
 		{name: "a missing required flag is a usage error", args: []string{"keygen", "--out", "k"}, code: 2, stderr: "--origin"},
 		{name: "a missing config file is a usage error", args: append([]string{"serve", "--config", filepath.Join(dir, "missing.conf")}, random...), code: 2, stderr: "missing.conf"},
 		{name: "an unknown setting in the config file is a usage error", args: []string{"serve", "--config", unknownSetting}, code: 2, stderr: `"listen"`},

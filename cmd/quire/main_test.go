@@ -540,6 +540,19 @@ func TestServeFlags(t *testing.T) {
 				t.Fatalf("second write: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 			}
 		}},
+		{name: "--dedup-filter-bytes caps the dedup filter, which /metrics then shows out of use while duplicates are still found", args: []string{"--dedup-filter-bytes", "1"}, check: func(t *testing.T, s *serveProc) {
+			body := hashedRekord(t, k, []byte("past the filter's cap"))
+			for _, want := range []int{http.StatusCreated, http.StatusConflict} {
+				if status, answer := s.post(body); status != want {
+					t.Fatalf("status %d, want %d: %s", status, want, answer)
+				}
+			}
+			// The default cap would have given the entry's identity a first link of 1.25 MiB.
+			m := scrape(t, s.metricsURL)
+			if bytes, inUse := series(t, m, "quire_dedup_filter_bytes"), series(t, m, "quire_dedup_filter_in_use"); bytes != 0 || inUse != 0 {
+				t.Fatalf("quire_dedup_filter_bytes %v and quire_dedup_filter_in_use %v, want 0 and 0 under a 1-byte cap", bytes, inUse)
+			}
+		}},
 		{name: "--max-request-body bounds request bodies", args: []string{"--max-request-body", "256"}, check: func(t *testing.T, s *serveProc) {
 			if status, body := s.post(hashedRekord(t, k, []byte("too big for 256 bytes"))); status != http.StatusRequestEntityTooLarge {
 				t.Fatalf("status %d, want 413: %s", status, body)

@@ -24,6 +24,7 @@ import (
 	"github.com/quirelog/quire/log/witnessing"
 	"github.com/quirelog/quire/storage/backup"
 	"github.com/quirelog/quire/storage/filecache"
+	"github.com/quirelog/quire/storage/pebble"
 )
 
 // Defaults of `quire serve`; they aim, on a 2-core machine, at an answer with a proof in about half
@@ -69,6 +70,7 @@ type serveFlags struct {
 	maxGRPCConns       int
 	readOnly           bool
 	dedup              bool
+	dedupFilterBytes   int64
 	shutdownTimeout    time.Duration
 	witnessPolicy      string
 	witnessTimeout     time.Duration
@@ -113,6 +115,7 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.IntVar(&f.maxGRPCConns, "max-grpc-connections", server.DefaultMaxGRPCConnections, "gRPC connections served at once; more wait until one closes (each can hold 8 MiB; clients multiplex calls on one)")
 	fset.BoolVar(&f.readOnly, "read-only", false, "serve reads only (writes get 405), opening the databases read-only, so a log on read-only media serves; a frozen log (quire freeze) is always read-only")
 	fset.BoolVar(&f.dedup, "dedup", true, "give a resubmitted entry the first copy's index (409) instead of logging it again")
+	fset.Int64Var(&f.dedupFilterBytes, "dedup-filter-bytes", pebble.DefaultDedupFilterBytes, "bytes of the in-memory filter that answers dedup lookups of new entries, 1.25 per entry it holds (the default holds about 27 million); past it lookups go to the database, slower, until a restart with a larger one (Pebble storage only)")
 	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "`FILE` with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
 	fset.DurationVar(&f.witnessTimeout, "witness-timeout", tessera.DefaultWitnessTimeout, "how long publication waits for witnesses")
 	fset.BoolVar(&f.witnessFailOpen, "witness-fail-open", false, "publish a checkpoint even when the witness quorum is not met in time (as rekor-tiles does)")
@@ -148,6 +151,9 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	}
 	if f.maxHTTPConns < 1 || f.maxGRPCConns < 1 {
 		return nil, cli.Usagef("--max-http-connections (%d) and --max-grpc-connections (%d) must be at least 1", f.maxHTTPConns, f.maxGRPCConns)
+	}
+	if f.dedupFilterBytes <= 0 {
+		return nil, cli.Usagef("--dedup-filter-bytes must be positive (--dedup=false turns deduplication off)")
 	}
 	if f.maxInFlightBytes < f.maxRequestBody {
 		return nil, cli.Usagef("--max-inflight-bytes (%d) must be at least --max-request-body (%d)", f.maxInFlightBytes, f.maxRequestBody)

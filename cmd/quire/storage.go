@@ -86,7 +86,7 @@ func openBackend(ctx context.Context, f *serveFlags, key *logKey, identityRecord
 // openPebble opens the embedded storage in --data-dir: the log and the search index, and the admin
 // socket that `quire backup` talks to.
 func openPebble(ctx context.Context, f *serveFlags, key *logKey, identityRecorded bool, witnesses tessera.WitnessGroup, logger *slog.Logger, reg prometheus.Registerer, tracker *witnessing.Tracker) (*backend, error) {
-	cfg := pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, Logger: logger, Metrics: reg, ReadOnly: f.readOnly}
+	cfg := pebble.Config{Path: filepath.Join(f.dataDir, logDBDir), DisableDedup: !f.dedup, DedupFilterBytes: f.dedupFilterBytes, Logger: logger, Metrics: reg, ReadOnly: f.readOnly}
 	if tracker != nil {
 		// The tracker watches the publisher's requests to witnesses and what it publishes.
 		cfg.HTTPClient = &http.Client{Transport: tracker.Transport(nil)}

@@ -21,8 +21,7 @@ const (
 	// filterBitsPerKey gives a blocked Bloom filter of 7 probes a false-positive rate near 1%.
 	filterBitsPerKey = 10
 	filterProbes     = 7
-	// filterFirstKeys is the first link's capacity (1.25 MiB): a log of 10M identities needs 4
-	// links, and an absent identity costs one cache miss per link.
+	// filterFirstKeys is the least capacity of the first link (1.25 MiB); see firstLinkKeys.
 	filterFirstKeys = 1 << 20
 	// filterScanChunk is how many stored identities the opening scan adds per hold of readMu, so
 	// Close waits for one chunk at most.
@@ -72,6 +71,17 @@ func newDedupFilter(maxBytes, firstKeys int64, logger *slog.Logger) *dedupFilter
 	f := &dedupFilter{seed: maphash.MakeSeed(), maxBytes: maxBytes, firstKeys: firstKeys, logger: logger}
 	f.links.Store(&[]*filterLink{})
 	return f
+}
+
+// firstLinkKeys is the first link's capacity for a log opened with stored entries: room for all
+// of them and as many again, so a reopened log's filter is one link until it doubles. An absent
+// identity costs one cache miss per link, and each link adds its own false positives (about 1%
+// each, every one a Pebble seek): a 10M log grown from filterFirstKeys in one process has 4
+// links. The tree size stands in for the stored count, which the scan only learns at its end:
+// they differ by the entries sequenced but not yet integrated and by duplicates an import kept.
+// grow cuts the link to the byte cap.
+func firstLinkKeys(stored uint64) int64 {
+	return max(filterFirstKeys, 2*int64(min(stored, 1<<40)))
 }
 
 // usable says whether mayContain's "false" can be trusted.

@@ -90,6 +90,46 @@ func TestDedupFilterHasNoFalseNegatives(t *testing.T) {
 	}
 }
 
+// TestAReopenedFilterIsOneLink checks the first link's size for a log opened with entries: one
+// link holds them all with room for as many again, never below filterFirstKeys, and cut to the
+// byte cap when that leaves less.
+func TestAReopenedFilterIsOneLink(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		stored   int
+		maxBytes int64
+	}{
+		{"an empty log starts with the least first link", 0, DefaultDedupFilterBytes},
+		{"a small log starts with the least first link", 1_000, DefaultDedupFilterBytes},
+		{"a log of 2M identities takes them in one link with room for 2M more", 2_000_000, DefaultDedupFilterBytes},
+		{"a log whose double would pass the cap gets one link cut to the cap", 2_000_000, 4 << 20},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			first := firstLinkKeys(uint64(c.stored))
+			f := newDedupFilter(c.maxBytes, first, slog.New(slog.DiscardHandler))
+			addStored(f, c.stored)
+			if c.stored == 0 {
+				f.add([]byte("one"))
+			}
+			links := *f.links.Load()
+			if len(links) != 1 || f.full.Load() {
+				t.Fatalf("%d links (full %v) after %d identities, want 1", len(links), f.full.Load(), c.stored)
+			}
+			want := max(filterFirstKeys, 2*int64(c.stored))
+			if capBytes := c.maxBytes / 64 * 512 / filterBitsPerKey; want > capBytes {
+				want = capBytes
+			}
+			// A link holds whole 512-bit blocks, so it may take a few keys more than asked for.
+			if got := links[0].capacity; got < want || got > want+512/filterBitsPerKey {
+				t.Errorf("first link holds %d identities, want %d", got, want)
+			}
+			if f.bytes.Load() > c.maxBytes {
+				t.Errorf("filter holds %d bytes, cap %d", f.bytes.Load(), c.maxBytes)
+			}
+		})
+	}
+}
+
 // TestReopenedLogFindsItsDuplicates checks deduplication through the filter's life: a reopened
 // log finds the duplicates of entries written before, while its filter is still being built from
 // the stored keys and after; and entries written after it is built (added only by the sequencer)
@@ -182,5 +222,49 @@ func expectDups(t *testing.T, l *testLog, entries [][]byte, first int) {
 		if got != int64(first+i) {
 			t.Fatalf("DedupIndices of entry %d = %d, want %d", i, got, first+i)
 		}
+	}
+}
+
+// BenchmarkDedupFilterAbsent looks up identities never added in a filter of 10M identities, as
+// a log grown to 10M in one process has it (links from filterFirstKeys up) and as a reopened one
+// has it (one link sized by firstLinkKeys), and reports the share of lookups that would go on to
+// Pebble.
+func BenchmarkDedupFilterAbsent(b *testing.B) {
+	const stored = 10_000_000
+	for _, c := range []struct {
+		name  string
+		first int64
+	}{
+		{"grown in one process", filterFirstKeys},
+		{"reopened", firstLinkKeys(stored)},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			f := newDedupFilter(DefaultDedupFilterBytes, c.first, slog.New(slog.DiscardHandler))
+			f.ready.Store(true)
+			addStored(f, stored)
+			id := []byte("absent..")
+			maybe := 0
+			b.ResetTimer()
+			for i := range b.N {
+				binary.BigEndian.PutUint64(id, uint64(i))
+				if f.mayContain(id) {
+					maybe++
+				}
+			}
+			b.ReportMetric(float64(maybe)/float64(b.N), "maybe/op")
+			b.ReportMetric(float64(len(*f.links.Load())), "links")
+			b.ReportMetric(float64(f.bytes.Load())/(1<<20), "MiB")
+		})
+	}
+}
+
+// addStored adds n distinct identities in batches, as the opening scan does.
+func addStored(f *dedupFilter, n int) {
+	for i := 0; i < n; i += filterScanChunk {
+		batch := make([][]byte, min(filterScanChunk, n-i))
+		for j := range batch {
+			batch[j] = binary.BigEndian.AppendUint64([]byte("stored"), uint64(i+j))
+		}
+		f.add(batch...)
 	}
 }

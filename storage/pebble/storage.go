@@ -263,7 +263,7 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 		return nil, errors.Join(err, db.Close())
 	}
 	if !cfg.ReadOnly && !cfg.DisableDedup {
-		s.filter = newDedupFilter(cfg.DedupFilterBytes, filterFirstKeys, cfg.Logger)
+		s.filter = newDedupFilter(cfg.DedupFilterBytes, firstLinkKeys(s.tree.Load().size), cfg.Logger)
 	}
 	if cfg.Metrics != nil {
 		if err := s.register(cfg.Metrics); err != nil {
