@@ -17,16 +17,15 @@ import (
 )
 
 // Unverified parses the checkpoint text of the signed note raw: its origin, tree size and root
-// hash. The text ends at the note's first blank line, before the signature lines. raw is not
-// modified or kept.
+// hash. The text ends at the note's last blank line, where note.Open ends it (signature lines
+// hold no blank line, but a text may). raw is not modified or kept.
 func Unverified(raw []byte) (*flog.Checkpoint, error) {
-	text, _, ok := bytes.Cut(raw, []byte("\n\n"))
-	if !ok {
+	split := bytes.LastIndex(raw, []byte("\n\n"))
+	if split < 0 {
 		return nil, errors.New("checkpoint note has no blank line before its signatures")
 	}
 	var c flog.Checkpoint
-	// The text's own last newline is the first of the two the cut removed.
-	if _, err := c.Unmarshal(raw[:len(text)+1]); err != nil {
+	if _, err := c.Unmarshal(raw[:split+1]); err != nil {
 		return nil, fmt.Errorf("parsing checkpoint text: %w", err)
 	}
 	return &c, nil

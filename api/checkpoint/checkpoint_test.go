@@ -51,6 +51,7 @@ func TestUnverified(t *testing.T) {
 	}{
 		{"a signed checkpoint gives its size", signed(t, s, body), 1234, ""},
 		{"extension lines after the hash are allowed", signed(t, s, body+"extension\n"), 1234, ""},
+		{"a blank line inside the text is allowed", signed(t, s, body+"\nafter a blank line\n"), 1234, ""},
 		{"a size of zero is a size", signed(t, s, string(flog.Checkpoint{Origin: "o", Hash: root}.Marshal())), 0, ""},
 		{"text with no blank line is refused", []byte(body), 0, "no blank line"},
 		{"a size that is not a number is refused", signed(t, s, "example.com/log\nmany\n"+base64.StdEncoding.EncodeToString(root)+"\n"), 0, "size invalid"},
@@ -84,6 +85,7 @@ func FuzzUnverified(f *testing.F) {
 		f.Add(signed(f, s, string(flog.Checkpoint{Origin: v.Name(), Size: size, Hash: make([]byte, 32)}.Marshal())))
 	}
 	f.Add(signed(f, s, v.Name()+"\n12\nAAAA\nextra\n"))
+	f.Add(signed(f, s, v.Name()+"\n12\n\nthe hash line was blank\n"))
 	f.Add([]byte("origin\n12\n\n\n— sig"))
 	f.Add([]byte("\n\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
