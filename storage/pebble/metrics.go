@@ -82,7 +82,7 @@ var (
 	filterKeysDesc = prometheus.NewDesc("quire_dedup_filter_keys",
 		"Dedup identities added to the in-memory dedup filter; one written while the filter is built at open may count twice.", nil, nil)
 	filterInUseDesc = prometheus.NewDesc("quire_dedup_filter_in_use",
-		"1 while the dedup filter answers lookups; 0 while it is being built at open, or for good once it reached its byte cap.", nil, nil)
+		"1 while the dedup filter answers lookups; 0 while it is being built at open, and from when it reaches its byte cap until a restart.", nil, nil)
 )
 
 // collector reads the driver's state at scrape time, so gauges are never stale.
