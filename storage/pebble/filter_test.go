@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
+	"math/bits"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
+	pdb "github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
 )
@@ -127,6 +129,41 @@ func TestAReopenedFilterIsOneLink(t *testing.T) {
 				t.Errorf("filter holds %d bytes, cap %d", f.bytes.Load(), c.maxBytes)
 			}
 		})
+	}
+}
+
+// TestNewSizesTheFirstLinkFromTheTreeSize checks that New, not only firstLinkKeys, takes the
+// stored tree size into account: a database whose tree holds 3M entries reopens with its first
+// link sized for 6M identities, where a fixed first link would hold 1M and grow 3 times before
+// the scan of the stored keys ends. (The link itself is made at the first add.)
+func TestNewSizesTheFirstLinkFromTheTreeSize(t *testing.T) {
+	const size = 3_000_000
+	dir := filepath.Join(t.TempDir(), "db")
+	d, err := New(context.Background(), Config{Path: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := d.(*Storage)
+	// Only the tree state matters to the sizing; its hashes need not be a real tree's.
+	st := treeState{size: size, root: make([]byte, hashSize)}
+	for range bits.OnesCount64(size) {
+		st.hashes = append(st.hashes, make([]byte, hashSize))
+	}
+	if err := s.db.Set([]byte{keyTreeState}, encodeTreeState(nil, st), pdb.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err = New(context.Background(), Config{Path: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = d.(*Storage)
+	t.Cleanup(func() { _ = s.Close() })
+	if got, want := s.filter.firstKeys, int64(2*size); got != want {
+		t.Errorf("first link of a reopened %d-entry log is sized for %d identities, want %d", size, got, want)
 	}
 }
 
