@@ -125,7 +125,8 @@ func (l *filterLink) has(p *probe) bool {
 	return true
 }
 
-// mayContain reports whether identity may have been added; false means it never was.
+// mayContain reports whether identity may have been added; false means it never was. A full
+// filter has dropped its links, so it answers "may" to anything.
 func (f *dedupFilter) mayContain(identity []byte) bool {
 	p := f.probeOf(identity)
 	for _, l := range *f.links.Load() {
@@ -133,10 +134,11 @@ func (f *dedupFilter) mayContain(identity []byte) bool {
 			return true
 		}
 	}
-	return false
+	return f.full.Load()
 }
 
-// add adds identities. Once one does not fit under the byte cap, the filter is no longer usable.
+// add adds identities. Once one does not fit under the byte cap, the filter is no longer usable
+// and lets its links go.
 func (f *dedupFilter) add(identities ...[]byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -148,6 +150,11 @@ func (f *dedupFilter) add(identities ...[]byte) {
 		if len(links) == 0 || links[len(links)-1].count >= links[len(links)-1].capacity {
 			if !f.grow(links) {
 				f.full.Store(true)
+				// Nothing consults a full filter again before a restart, so its links would only
+				// hold up to the cap's bytes for nothing.
+				f.links.Store(&[]*filterLink{})
+				f.bytes.Store(0)
+				f.keys.Store(0)
 				f.logger.Warn("the dedup filter reached its byte cap; dedup lookups go to the database from now on (raise the cap and restart to use it again)",
 					"bytes", f.bytes.Load(), "cap", f.maxBytes, "keys", f.keys.Load())
 				return

@@ -225,7 +225,7 @@ func TestReopenedLogFindsItsDuplicates(t *testing.T) {
 }
 
 // TestDedupPastTheFilterCap gives the filter room for a few dozen identities: once full it is no
-// longer consulted, and duplicates of every entry are still found in Pebble.
+// longer consulted and holds no memory, and duplicates of every entry are still found in Pebble.
 func TestDedupPastTheFilterCap(t *testing.T) {
 	signer, _ := testKeys(t)
 	l := openTestLog(t, Config{Path: filepath.Join(t.TempDir(), "db"), DedupFilterBytes: 64}, fastOptions(signer))
@@ -233,8 +233,12 @@ func TestDedupPastTheFilterCap(t *testing.T) {
 	<-l.s.filterDone
 	entries := entryData("capped", 0, 300)
 	l.appendAll(t, entries)
-	if l.s.filter.usable() || l.s.filter.bytes.Load() > 64 {
-		t.Fatalf("filter usable %v with %d bytes after 300 identities, cap 64", l.s.filter.usable(), l.s.filter.bytes.Load())
+	if l.s.filter.usable() || l.s.filter.bytes.Load() != 0 || len(*l.s.filter.links.Load()) != 0 {
+		t.Fatalf("filter usable %v with %d bytes in %d links after 300 identities, cap 64; want unusable with its links let go",
+			l.s.filter.usable(), l.s.filter.bytes.Load(), len(*l.s.filter.links.Load()))
+	}
+	if !l.s.filter.mayContain([]byte("never added")) {
+		t.Error("a full filter rules an identity out")
 	}
 	expectDups(t, l, entries, 0)
 }
