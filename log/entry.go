@@ -33,10 +33,18 @@ type validated struct {
 	body []byte
 	// signers name the keys or identities whose signatures verified, for rate limits.
 	signers []string
-	// searchKeys are the entry's search keys but its leaf key, in EntryKeys' order (the digest,
-	// then the signer's), for the follower (see keyHandoff); nil when not worked out (no
-	// follower, DSSE).
+	// searchKeys are the entry's search keys in EntryKeys' order (its leaf key, the digest, then
+	// the signer's), for the follower (see keyHandoff), but for the leaf key, nil until
+	// handedKeys fills it in once the leaf is hashed; nil when not worked out (no follower, DSSE).
 	searchKeys [][]byte
+	// signer is the backing array of signers for the usual single signer.
+	signer [1]string
+}
+
+// handedKeys are v's search keys, its leaf key, whose leaf hash is leafHash, included.
+func (v *validated) handedKeys(leafHash []byte) [][]byte {
+	v.searchKeys[0] = leafKey(leafHash)
+	return v.searchKeys
 }
 
 // validateHashedRekord checks a HashedRekordRequestV002 the way rekor-tiles
@@ -93,10 +101,13 @@ func (l *Log) validateHashedRekord(hr *rekorpb.HashedRekordRequestV002) (*valida
 	if err != nil {
 		return nil, fmt.Errorf("building hashedrekord leaf: %w", err)
 	}
-	out := &validated{kind: rekor.KindHashedRekord, body: body, signers: []string{key.signer}}
+	out := &validated{kind: rekor.KindHashedRekord, body: body, signer: [1]string{key.signer}}
+	out.signers = out.signer[:]
 	if l.handoff != nil {
 		if dk, err := rekor.AppendDigest(nil, alg.HashAlgorithm(), hr.GetDigest()); err == nil {
-			out.searchKeys = addKeys([][]byte{dk}, key.indexKeys...)
+			// Room for every key at once, the leaf key first.
+			keys := append(make([][]byte, 1, 2+len(key.indexKeys)), dk)
+			out.searchKeys = addKeys(keys, key.indexKeys...)
 		}
 	}
 	return out, nil

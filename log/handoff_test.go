@@ -17,9 +17,9 @@ import (
 	"github.com/quirelog/quire/storage/index"
 )
 
-// handedKeys is what CreateEntry hands the follower for a validated request.
+// handedKeysOf is what CreateEntry hands the follower for a validated request.
 func handedKeysOf(v *validated) [][]byte {
-	return append([][]byte{leafKey(rfc6962.DefaultHasher.HashLeaf(v.body))}, v.searchKeys...)
+	return v.handedKeys(rfc6962.DefaultHasher.HashLeaf(v.body))
 }
 
 func TestHandedKeysAreEntryKeys(t *testing.T) {

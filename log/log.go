@@ -340,7 +340,7 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 		l.fault.Store(nil)
 	}
 	if l.handoff != nil && v.searchKeys != nil && !idx.IsDup {
-		l.handoff.put(idx.Index, append([][]byte{leafKey(e.LeafHash())}, v.searchKeys...))
+		l.handoff.put(idx.Index, v.handedKeys(e.LeafHash()))
 	}
 	cp, err := l.awaitCheckpoint(ctx, idx.Index)
 	if err != nil {
@@ -349,11 +349,12 @@ func (l *Log) CreateEntry(ctx context.Context, req *rekorpb.CreateEntryRequest) 
 	if idx.IsDup {
 		return nil, &DuplicateError{Index: idx.Index}
 	}
-	p, err := l.proofTo(ctx, idx.Index, e.LeafHash(), cp)
-	if err != nil {
+	a := new(answerParts)
+	if _, err := l.proofInto(ctx, idx.Index, e.LeafHash(), cp, &a.proofParts); err != nil {
 		return nil, err
 	}
-	return l.answer(body, &rekorv1.KindVersion{Kind: kind, Version: rekor.APIVersion}, p), nil
+	a.kv.Kind, a.kv.Version = kind, rekor.APIVersion
+	return l.answer(a, body, &a.kv), nil
 }
 
 // storageFault records err as the log's current write fault and wraps it.
@@ -382,19 +383,36 @@ func (l *Log) Writable(ctx context.Context) error {
 	return nil
 }
 
-// answer is the Rekor v2 TransparencyLogEntry for body with proof p.
-func (l *Log) answer(body []byte, kv *rekorv1.KindVersion, p *rekorv1.InclusionProof) *rekorv1.TransparencyLogEntry {
-	return &rekorv1.TransparencyLogEntry{
-		LogIndex:          p.GetLogIndex(),
-		LogId:             &commonv1.LogId{KeyId: l.keyID},
-		KindVersion:       kv,
-		InclusionProof:    p,
-		CanonicalizedBody: body,
-	}
+// answerParts are the messages of one answer, allocated together: one each was five small
+// objects for every write.
+type answerParts struct {
+	proofParts
+	tle rekorv1.TransparencyLogEntry
+	kv  rekorv1.KindVersion
+	id  commonv1.LogId
+}
+
+// proofParts are the messages of one inclusion proof, allocated together.
+type proofParts struct {
+	ip rekorv1.InclusionProof
+	cp rekorv1.Checkpoint
+}
+
+// answer is the Rekor v2 TransparencyLogEntry for body with a's proof, which proofInto made.
+func (l *Log) answer(a *answerParts, body []byte, kv *rekorv1.KindVersion) *rekorv1.TransparencyLogEntry {
+	a.id.KeyId = l.keyID
+	e := &a.tle
+	e.LogIndex, e.LogId, e.KindVersion, e.InclusionProof, e.CanonicalizedBody = a.ip.LogIndex, &a.id, kv, &a.ip, body
+	return e
 }
 
 // proofTo builds and checks the inclusion proof of leaf at index to cp.
 func (l *Log) proofTo(ctx context.Context, index uint64, leaf []byte, cp *checkpoint) (*rekorv1.InclusionProof, error) {
+	return l.proofInto(ctx, index, leaf, cp, new(proofParts))
+}
+
+// proofInto is proofTo, building the proof in p.
+func (l *Log) proofInto(ctx context.Context, index uint64, leaf []byte, cp *checkpoint, p *proofParts) (*rekorv1.InclusionProof, error) {
 	if index >= cp.size {
 		return nil, fmt.Errorf("entry %d is not covered by checkpoint of size %d", index, cp.size)
 	}
@@ -407,14 +425,11 @@ func (l *Log) proofTo(ctx context.Context, index uint64, leaf []byte, cp *checkp
 	if err != nil {
 		return nil, fmt.Errorf("building inclusion proof for %d in tree of %d: %w", index, cp.size, err)
 	}
-	ip := &rekorv1.InclusionProof{
-		LogIndex: int64(index),
-		RootHash: cp.root,
-		TreeSize: int64(cp.size),
-		Hashes:   hashes,
-	}
+	ip := &p.ip
+	ip.LogIndex, ip.RootHash, ip.TreeSize, ip.Hashes = int64(index), cp.root, int64(cp.size), hashes
 	if cp.raw != nil {
-		ip.Checkpoint = &rekorv1.Checkpoint{Envelope: cp.envelope}
+		p.cp.Envelope = cp.envelope
+		ip.Checkpoint = &p.cp
 	}
 	return ip, nil
 }
@@ -445,15 +460,15 @@ func (l *Log) Entry(ctx context.Context, index uint64) (*Entry, error) {
 		return nil, err
 	}
 	leaf := rfc6962.DefaultHasher.HashLeaf(body)
-	p, err := l.proofTo(ctx, index, leaf, cp)
-	if err != nil {
+	a := new(answerParts)
+	if _, err := l.proofInto(ctx, index, leaf, cp, &a.proofParts); err != nil {
 		return nil, err
 	}
 	var kv *rekorv1.KindVersion
 	if info, err := rekor.ParseEntry(body); err == nil {
 		kv = info.KindVersion()
 	}
-	return &Entry{TransparencyLogEntry: l.answer(body, kv, p), LeafHash: leaf}, nil
+	return &Entry{TransparencyLogEntry: l.answer(a, body, kv), LeafHash: leaf}, nil
 }
 
 // InclusionProof proves that the entry at index is in the tree of treeSize

@@ -18,6 +18,9 @@ type metrics struct {
 	entries    *prometheus.CounterVec
 	duplicates *prometheus.CounterVec
 	pushback   *prometheus.CounterVec
+	// newByKind and dupByKind are entries' and duplicates' series by kind, resolved once: by
+	// label value, every write hashed its kind and took a read lock to find its counter.
+	newByKind, dupByKind map[string]prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -37,9 +40,10 @@ func newMetrics() *metrics {
 	}
 	// Every series exists from the start, at zero, so that a rate() over a kind never written yet
 	// is 0 rather than absent.
+	m.newByKind, m.dupByKind = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, k := range []string{rekor.KindHashedRekord, rekor.KindDSSE} {
-		m.entries.WithLabelValues(k)
-		m.duplicates.WithLabelValues(k)
+		m.newByKind[k] = m.entries.WithLabelValues(k)
+		m.dupByKind[k] = m.duplicates.WithLabelValues(k)
 	}
 	for _, r := range []string{"integration", "antispam", "other"} {
 		m.pushback.WithLabelValues(r)
@@ -61,12 +65,20 @@ func (m *metrics) countAdd(kind string, f tessera.IndexFuture) tessera.IndexFutu
 			m.pushback.WithLabelValues("other").Inc()
 		case err != nil:
 		case idx.IsDup:
-			m.duplicates.WithLabelValues(kind).Inc()
+			byKind(m.dupByKind, m.duplicates, kind).Inc()
 		default:
-			m.entries.WithLabelValues(kind).Inc()
+			byKind(m.newByKind, m.entries, kind).Inc()
 		}
 		return idx, err
 	}
+}
+
+// byKind is vec's counter for kind, from resolved when it is there.
+func byKind(resolved map[string]prometheus.Counter, vec *prometheus.CounterVec, kind string) prometheus.Counter {
+	if c, ok := resolved[kind]; ok {
+		return c
+	}
+	return vec.WithLabelValues(kind)
 }
 
 var (

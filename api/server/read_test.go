@@ -261,6 +261,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 		for _, want := range []string{
 			`quire_http_requests_total{code="201",method="POST",route="create_entry"} 2`,
+			`quire_http_request_duration_seconds_count{route="create_entry"} 2`,
 			`quire_http_requests_total{code="404",method="GET",route="quire_v1_entry"} 1`,
 			`go_goroutines`,
 		} {
