@@ -267,8 +267,8 @@ func (c *checker) eachDedupOf(ctx context.Context, prefix byte, fn func(identity
 			return fault(where, "value is %d bytes, want 8", len(v))
 		}
 		idx := binary.BigEndian.Uint64(v)
-		if gen := binary.BigEndian.Uint32(k[1:]); prefix == keyDedup && uint64(gen) != idx>>dedupGenBits {
-			return fault(where, "names entry %d, which belongs to generation %d, not %d", idx, idx>>dedupGenBits, gen)
+		if gen := binary.BigEndian.Uint32(k[1:]); prefix == keyDedup && uint64(gen) != idx>>c.s.genBits {
+			return fault(where, "names entry %d, which belongs to generation %d, not %d", idx, idx>>c.s.genBits, gen)
 		}
 		if err := fn(dedupIdentity(k), v, idx); err != nil {
 			return err

@@ -321,7 +321,7 @@ func (seq *sequencer) commit(group []*batch) error {
 				case !ok:
 					seq.seen[string(e.Identity())] = seq.size
 					seq.newIDs = append(seq.newIDs, e.Identity())
-					seq.key = dedupKey(seq.key, int64(seq.size>>dedupGenBits), e.Identity())
+					seq.key = dedupKey(seq.key, int64(seq.size>>seq.s.genBits), e.Identity())
 					var v [8]byte
 					binary.BigEndian.PutUint64(v[:], seq.size)
 					if err := wb.Set(seq.key, v[:], nil); err != nil {
@@ -438,7 +438,7 @@ func (s *Storage) lookupSorted(identities [][]byte, stored []int64, next uint64)
 		oldest = -1
 	}
 	var key []byte
-	for gen := int64(dedupGenerations(next)) - 1; gen >= oldest && len(ls) > 0; gen-- {
+	for gen := dedupGenerations(next, s.genBits) - 1; gen >= oldest && len(ls) > 0; gen-- {
 		left := ls[:0]
 		for _, l := range ls {
 			key = dedupKey(key, gen, l.id)

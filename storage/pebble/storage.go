@@ -119,6 +119,10 @@ type Config struct {
 	ReadOnly bool
 	// Metrics, if set, receives the driver's Prometheus series (see metrics.go).
 	Metrics prometheus.Registerer
+	// dedupGenBits, when not 0, replaces dedupGenBits for this open, so that tests can cross
+	// generations with a few entries. A database must always be opened with the same value.
+	dedupGenBits uint8
+
 	// OnPublish, if set, is called after every attempt to publish a checkpoint, from the
 	// publishing goroutine, with the tree size tried and either the checkpoint published (with
 	// any cosignatures) or the error. It must not block.
@@ -211,6 +215,8 @@ type Storage struct {
 	// legacyDedup says the database holds format version 1 dedup records, which lookups must
 	// check too; none are written any more, so it is settled at open.
 	legacyDedup bool
+	// genBits is dedupGenBits but in tests (see Config.dedupGenBits).
+	genBits uint8
 }
 
 // treeHead is an immutable snapshot of the integrated tree.
@@ -270,7 +276,10 @@ func New(ctx context.Context, cfg Config) (tessera.Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening pebble database %q: %w", cfg.Path, err)
 	}
-	s := &Storage{cfg: cfg, db: db, cache: newEdgeCache(cfg.CacheBytes), metrics: newMetrics()}
+	s := &Storage{cfg: cfg, db: db, cache: newEdgeCache(cfg.CacheBytes), metrics: newMetrics(), genBits: dedupGenBits}
+	if cfg.dedupGenBits != 0 {
+		s.genBits = cfg.dedupGenBits
+	}
 	if err := s.load(); err != nil {
 		return nil, errors.Join(err, db.Close())
 	}
@@ -571,9 +580,10 @@ func bundleKey(dst []byte, index uint64) []byte {
 // make those lookups cheaper and each generation's compactions costlier.
 const dedupGenBits = 21
 
-// dedupGenerations is the number of generations that hold the dedup records of entries [0, next).
-func dedupGenerations(next uint64) uint32 {
-	return uint32((next + 1<<dedupGenBits - 1) >> dedupGenBits)
+// dedupGenerations is the number of generations of 2^bits entries that hold the dedup records
+// of entries [0, next).
+func dedupGenerations(next uint64, bits uint8) int64 {
+	return int64((next + 1<<bits - 1) >> bits)
 }
 
 // dedupKey is the key of the dedup record of identity in generation gen; gen < 0 is the legacy
@@ -587,12 +597,13 @@ func dedupKey(dst []byte, gen int64, identity []byte) []byte {
 	return append(dst, identity...)
 }
 
-// dedupIdentity returns the identity in a dedup record's key, of either layout.
+// dedupIdentity returns the identity in a dedup record's key, of either layout; a key too short
+// for its layout, which only a damaged database holds, gives what is left of it.
 func dedupIdentity(key []byte) []byte {
-	if key[0] == keyDedupV1 {
+	if len(key) > 0 && key[0] == keyDedupV1 {
 		return key[1:]
 	}
-	return key[5:]
+	return key[min(len(key), 5):]
 }
 
 // hasKeys says whether any key starts with prefix.
