@@ -119,14 +119,14 @@ type Config struct {
 	ReadOnly bool
 	// Metrics, if set, receives the driver's Prometheus series (see metrics.go).
 	Metrics prometheus.Registerer
-	// dedupGenBits, when not 0, replaces dedupGenBits for this open, so that tests can cross
-	// generations with a few entries. A database must always be opened with the same value.
-	dedupGenBits uint8
-
 	// OnPublish, if set, is called after every attempt to publish a checkpoint, from the
 	// publishing goroutine, with the tree size tried and either the checkpoint published (with
 	// any cosignatures) or the error. It must not block.
 	OnPublish func(size uint64, checkpoint []byte, err error)
+
+	// dedupGenBits, when not 0, replaces dedupGenBits for this open, so that tests can cross
+	// generations with a few entries. A database must always be opened with the same value.
+	dedupGenBits uint8
 }
 
 func (c *Config) valid() error {
