@@ -22,10 +22,7 @@ func TestDedupAcrossGenerations(t *testing.T) {
 	signer, verifier := testKeys(t)
 	dir := filepath.Join(t.TempDir(), "db")
 	entries := entryData("generations", 0, 300)
-	l := openTestLog(t, Config{Path: dir, dedupGenBits: testGenBits}, fastOptions(signer))
-	l.appendAll(t, entries)
-	l.awaitSize(t, verifier, uint64(len(entries)))
-	l.close(t)
+	writeLog(t, Config{Path: dir, dedupGenBits: testGenBits}, signer, verifier, entries)
 
 	gens := map[uint32]int{}
 	eachKey(t, dir, keyDedup, func(k, _ []byte) { gens[binary.BigEndian.Uint32(k[1:])]++ })
@@ -75,10 +72,7 @@ func TestVersion1DedupRecordsStillDeduplicate(t *testing.T) {
 	signer, verifier := testKeys(t)
 	dir := filepath.Join(t.TempDir(), "db")
 	old := entryData("version 1", 0, 300)
-	l := openTestLog(t, Config{Path: dir}, fastOptions(signer))
-	l.appendAll(t, old)
-	l.awaitSize(t, verifier, uint64(len(old)))
-	l.close(t)
+	writeLog(t, Config{Path: dir}, signer, verifier, old)
 	toVersion1(t, dir)
 
 	for _, c := range []struct {
@@ -102,7 +96,7 @@ func TestVersion1DedupRecordsStillDeduplicate(t *testing.T) {
 		})
 	}
 
-	l = openTestLog(t, Config{Path: dir}, fastOptions(signer))
+	l := openTestLog(t, Config{Path: dir}, fastOptions(signer))
 	newer := entryData("version 2", 0, 100)
 	l.appendAll(t, newer)
 	expectDups(t, l, newer, len(old))
@@ -115,6 +109,15 @@ func TestVersion1DedupRecordsStillDeduplicate(t *testing.T) {
 		t.Fatalf("%d generation-keyed dedup records, want the %d new entries'", n, len(newer))
 	}
 	checkLog(t, Config{Path: dir}, verifier, len(old)+len(newer))
+}
+
+// writeLog writes entries to a new log at cfg.Path, waits for a checkpoint of them and closes it.
+func writeLog(t *testing.T, cfg Config, signer note.Signer, verifier note.Verifier, entries [][]byte) {
+	t.Helper()
+	l := openTestLog(t, cfg, fastOptions(signer))
+	l.appendAll(t, entries)
+	l.awaitSize(t, verifier, uint64(len(entries)))
+	l.close(t)
 }
 
 // toVersion1 rewrites every dedup record of the database at dir as format version 1 stored it
