@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	pdb "github.com/cockroachdb/pebble/v2"
@@ -112,6 +113,42 @@ func TestVersion1DedupRecordsStillDeduplicate(t *testing.T) {
 }
 
 // writeLog writes entries to a new log at cfg.Path, waits for a checkpoint of them and closes it.
+func TestAnUpgradedLogSeeksOnlyTheGenerationsWrittenSinceTheUpgrade(t *testing.T) {
+	signer, verifier := testKeys(t)
+	dir := filepath.Join(t.TempDir(), "db")
+	old := entryData("version 1", 0, 300)
+	writeLog(t, Config{Path: dir, dedupGenBits: testGenBits}, signer, verifier, old)
+	toVersion1(t, dir)
+	newer := entryData("version 2", 0, 100)
+	size := uint64(len(old) + len(newer))
+	// Entries 300-399 fall in generations 18-24; the version 1 records of 0-299 are the legacy one.
+	want := []int64{24, 23, 22, 21, 20, 19, 18, -1}
+	// A full filter sends every lookup to Pebble, through every generation in the seek order.
+	cfg := Config{Path: dir, dedupGenBits: testGenBits, DedupFilterBytes: 64}
+
+	t.Run("from the tree size when no generation-keyed record is stored yet", func(t *testing.T) {
+		l := openTestLog(t, cfg, fastOptions(signer))
+		defer l.close(t)
+		if got := l.s.dedupSeekOrder(size); !slices.Equal(got, want) {
+			t.Fatalf("seek order for %d entries %v, want %v", size, got, want)
+		}
+		l.appendAll(t, newer)
+		l.awaitSize(t, verifier, size)
+		expectDups(t, l, newer, len(old))
+		expectDups(t, l, old, 0)
+	})
+	t.Run("from the first stored record after a restart", func(t *testing.T) {
+		l := openTestLog(t, cfg, fastOptions(signer))
+		defer l.close(t)
+		if got := l.s.dedupSeekOrder(size); !slices.Equal(got, want) {
+			t.Fatalf("seek order for %d entries %v, want %v", size, got, want)
+		}
+		expectDups(t, l, newer, len(old))
+		expectDups(t, l, old, 0)
+	})
+	checkLog(t, Config{Path: dir, dedupGenBits: testGenBits}, verifier, int(size))
+}
+
 func writeLog(t *testing.T, cfg Config, signer note.Signer, verifier note.Verifier, entries [][]byte) {
 	t.Helper()
 	l := openTestLog(t, cfg, fastOptions(signer))

@@ -433,12 +433,11 @@ func (s *Storage) lookupSorted(identities [][]byte, stored []int64, next uint64)
 	// Newest generation first: a resubmitted entry is most often a recent one, and an identity
 	// has one record, so a found one is not sought in older generations. Within a generation the
 	// seeks go in key order, which lets each level's iterator move forward from where it is.
-	oldest := int64(0)
-	if s.legacyDedup {
-		oldest = -1
-	}
 	var key []byte
-	for gen := dedupGenerations(next, s.genBits) - 1; gen >= oldest && len(ls) > 0; gen-- {
+	for _, gen := range s.dedupSeekOrder(next) {
+		if len(ls) == 0 {
+			break
+		}
 		left := ls[:0]
 		for _, l := range ls {
 			key = dedupKey(key, gen, l.id)
@@ -461,6 +460,20 @@ func (s *Storage) lookupSorted(identities [][]byte, stored []int64, next uint64)
 		return fmt.Errorf("looking up dedup identities: %w", err)
 	}
 	return nil
+}
+
+// dedupSeekOrder returns the generations that can hold the dedup record of one of the entries
+// [0, next), newest first, then the legacy generation (-1) when the database has one.
+func (s *Storage) dedupSeekOrder(next uint64) []int64 {
+	newest := dedupGenerations(next, s.genBits) - 1
+	order := make([]int64, 0, max(newest-s.firstGen+2, 1))
+	for gen := newest; gen >= s.firstGen; gen-- {
+		order = append(order, gen)
+	}
+	if s.legacyDedup {
+		order = append(order, -1)
+	}
+	return order
 }
 
 // DedupIndices returns, for each identity (the tessera.Entry.Identity that deduplication

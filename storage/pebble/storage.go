@@ -215,6 +215,11 @@ type Storage struct {
 	// legacyDedup says the database holds format version 1 dedup records, which lookups must
 	// check too; none are written any more, so it is settled at open.
 	legacyDedup bool
+	// firstGen is the oldest generation that can hold a dedup record, settled at open: that of
+	// the first stored record, or of the tree size when there is none, since records are only
+	// written for new entries. An upgraded log's generations below it are empty, and seeking them
+	// would cost every lookup that passes the filter (or every lookup, past its cap) a seek each.
+	firstGen int64
 	// genBits is dedupGenBits but in tests (see Config.dedupGenBits).
 	genBits uint8
 }
@@ -344,15 +349,28 @@ func (s *Storage) load() error {
 	case len(v) != 1 || (v[0] != formatVersion && v[0] != legacyFormatVersion):
 		return fmt.Errorf("database format version %v, want %d or %d", v, legacyFormatVersion, formatVersion)
 	}
-	if s.legacyDedup, err = s.hasKeys(keyDedupV1); err != nil {
+	legacy, err := s.firstKey(keyDedupV1)
+	if err != nil {
 		return err
 	}
+	s.legacyDedup = legacy != nil
 
 	st, err := s.readTreeState()
 	if err != nil {
 		return err
 	}
 	s.tree.Store(&treeHead{size: st.size, root: st.root})
+	first, err := s.firstKey(keyDedup)
+	switch {
+	case err != nil:
+		return err
+	case first == nil:
+		s.firstGen = int64(st.size >> s.genBits)
+	case len(first) != 5+hashSize:
+		return fmt.Errorf("dedup key %x is %d bytes, want %d", first, len(first), 5+hashSize)
+	default:
+		s.firstGen = int64(binary.BigEndian.Uint32(first[1:]))
+	}
 
 	p := &published{next: make(chan struct{})}
 	raw, err := s.get([]byte{keyCheckpoint})
@@ -607,17 +625,20 @@ func dedupIdentity(key []byte) []byte {
 	return key[min(len(key), 5):]
 }
 
-// hasKeys says whether any key starts with prefix.
-func (s *Storage) hasKeys(prefix byte) (bool, error) {
+// firstKey returns a copy of the first key that starts with prefix, or nil when there is none.
+func (s *Storage) firstKey(prefix byte) ([]byte, error) {
 	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 	if err != nil {
-		return false, fmt.Errorf("looking for %q keys: %w", prefix, err)
+		return nil, fmt.Errorf("looking for %q keys: %w", prefix, err)
 	}
-	found := it.First()
+	var key []byte
+	if it.First() {
+		key = append([]byte(nil), it.Key()...)
+	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return false, fmt.Errorf("looking for %q keys: %w", prefix, err)
+		return nil, fmt.Errorf("looking for %q keys: %w", prefix, err)
 	}
-	return found, nil
+	return key, nil
 }
 
 func historyKey(size uint64) []byte {
