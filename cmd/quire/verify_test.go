@@ -84,6 +84,8 @@ func TestVerifyNamesEachCorruption(t *testing.T) {
 	}
 	entries := bundleEntries(t, dataDir)
 	id5 := sha256.Sum256(entries[5])
+	// Entry 5's dedup record, as storage/pebble keys it: "g", generation 0 (u32), identity.
+	dedupKey5 := append([]byte{'g', 0, 0, 0, 0}, id5[:]...)
 	// Entry 0's leaf hash is one of its search keys, whichever artifact the concurrent writes put
 	// there.
 	leaf0 := rfc6962.DefaultHasher.HashLeaf(entries[0])
@@ -132,10 +134,10 @@ func TestVerifyNamesEachCorruption(t *testing.T) {
 			set(t, log, binary.BigEndian.AppendUint64([]byte{'h'}, size), raw)
 		}, []string{"checkpoint history, size", "signature"}},
 		{"a dedup key naming another entry is named by its identity", func(t *testing.T, log, _ *pdb.DB) {
-			set(t, log, append([]byte{'d'}, id5[:]...), binary.BigEndian.AppendUint64(nil, 7))
+			set(t, log, dedupKey5, binary.BigEndian.AppendUint64(nil, 7))
 		}, []string{fmt.Sprintf("dedup key %x: names entry 7, but entry 5 carries that identity first", id5)}},
 		{"a deleted dedup key is named by its entry", func(t *testing.T, log, _ *pdb.DB) {
-			if err := log.Delete(append([]byte{'d'}, id5[:]...), pdb.Sync); err != nil {
+			if err := log.Delete(dedupKey5, pdb.Sync); err != nil {
 				t.Fatal(err)
 			}
 		}, []string{fmt.Sprintf("entry 5: no dedup key for its identity %x", id5)}},

@@ -235,23 +235,42 @@ type checker struct {
 	storedDedup, entryDedup setsum.Sum
 }
 
-// eachDedup calls fn with every dedup record, in identity order: the identity, and the stored
-// index both raw and decoded. A malformed record is a fault.
+// eachDedup calls fn with every dedup record, the legacy ones first, then by generation and
+// identity: the identity, and the stored index both raw and decoded. A malformed record, or one
+// filed under a generation its index does not belong to, is a fault.
 func (c *checker) eachDedup(ctx context.Context, fn func(identity, raw []byte, idx uint64) error) error {
-	it, err := c.s.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: []byte{keyDedup}, UpperBound: []byte{keyDedup + 1}})
+	for _, prefix := range []byte{keyDedupV1, keyDedup} {
+		if err := c.eachDedupOf(ctx, prefix, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *checker) eachDedupOf(ctx context.Context, prefix byte, fn func(identity, raw []byte, idx uint64) error) error {
+	it, err := c.s.db.NewIterWithContext(ctx, &pdb.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 	if err != nil {
 		return fmt.Errorf("reading dedup keys: %w", err)
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) < 1+hashSize || (prefix == keyDedup && len(k) != 5+hashSize) {
+			return fault(fmt.Sprintf("dedup key %x", k), "is %d bytes", len(k))
+		}
+		where := fmt.Sprintf("dedup key %x", dedupIdentity(k))
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return fmt.Errorf("reading dedup keys: %w", err)
 		}
 		if len(v) != 8 {
-			return fault(fmt.Sprintf("dedup key %x", it.Key()[1:]), "value is %d bytes, want 8", len(v))
+			return fault(where, "value is %d bytes, want 8", len(v))
 		}
-		if err := fn(it.Key()[1:], v, binary.BigEndian.Uint64(v)); err != nil {
+		idx := binary.BigEndian.Uint64(v)
+		if gen := binary.BigEndian.Uint32(k[1:]); prefix == keyDedup && uint64(gen) != idx>>c.s.genBits {
+			return fault(where, "names entry %d, which belongs to generation %d, not %d", idx, idx>>c.s.genBits, gen)
+		}
+		if err := fn(dedupIdentity(k), v, idx); err != nil {
 			return err
 		}
 	}
@@ -405,7 +424,7 @@ func (c *checker) bundle(ctx context.Context, r layout.RangeInfo, targets []targ
 // same identity (a copy logged while dedup was off).
 func (c *checker) dedup(ctx context.Context, i uint64, identity []byte) error {
 	stored := []int64{0}
-	err := c.s.lookupSorted([][]byte{identity}, stored)
+	err := c.s.lookupSorted([][]byte{identity}, stored, c.rep.Size)
 	idx := uint64(stored[0])
 	where := fmt.Sprintf("dedup key %x", identity)
 	switch {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	pdb "github.com/cockroachdb/pebble/v2"
+	"github.com/transparency-dev/tessera"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -45,8 +46,26 @@ func TestCheck(t *testing.T) {
 		}, want: "latest checkpoint: signature"},
 		{name: "a dedup record for no entry is named", corrupt: func(t *testing.T, db *pdb.DB) {
 			stray := sha256.Sum256([]byte("never logged"))
-			setKey(t, db, dedupKey(nil, stray[:]), binary.BigEndian.AppendUint64(nil, 3))
+			setKey(t, db, dedupKey(nil, 0, stray[:]), binary.BigEndian.AppendUint64(nil, 3))
 		}, want: "names entry 3, which does not carry it"},
+		{name: "a legacy dedup record for no entry is named", corrupt: func(t *testing.T, db *pdb.DB) {
+			stray := sha256.Sum256([]byte("never logged"))
+			setKey(t, db, dedupKey(nil, -1, stray[:]), binary.BigEndian.AppendUint64(nil, 3))
+		}, want: "names entry 3, which does not carry it"},
+		{name: "an entry whose dedup record is missing is named", corrupt: func(t *testing.T, db *pdb.DB) {
+			if err := db.Delete(dedupKey(nil, 0, checkIdentity(412)), pdb.Sync); err != nil {
+				t.Fatal(err)
+			}
+		}, want: "entry 412: no dedup key for its identity"},
+		{name: "a dedup record naming a later copy is named", corrupt: func(t *testing.T, db *pdb.DB) {
+			setKey(t, db, dedupKey(nil, 0, checkIdentity(40)), binary.BigEndian.AppendUint64(nil, 41))
+		}, want: "names entry 41, but entry 40 carries that identity first"},
+		{name: "a dedup record filed under another generation is named", corrupt: func(t *testing.T, db *pdb.DB) {
+			if err := db.Delete(dedupKey(nil, 0, checkIdentity(7)), pdb.Sync); err != nil {
+				t.Fatal(err)
+			}
+			setKey(t, db, dedupKey(nil, 1, checkIdentity(7)), binary.BigEndian.AppendUint64(nil, 7))
+		}, want: "names entry 7, which belongs to generation 0, not 1"},
 		{name: "an entry the caller's check refuses is named by index", entry: func(i uint64, _ []byte) error {
 			if i == 517 {
 				return errors.New("not what the caller expected")
@@ -95,6 +114,11 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkIdentity is the dedup identity of entry i of TestCheck's log.
+func checkIdentity(i int) []byte {
+	return tessera.NewEntry(entryData("check", i, 1)[0]).Identity()
 }
 
 func setKey(t *testing.T, db *pdb.DB, k, v []byte) {

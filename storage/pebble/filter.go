@@ -34,7 +34,8 @@ const filterBlockWords = 8
 // dedupFilter answers "certainly absent" for a dedup identity without reaching Pebble: nearly
 // every write brings a new identity, and at 10M entries Pebble's answer walks memtables, many L0
 // sublevels and a bloom filter per level. It is derived state, never persisted: the storage
-// builds it at open by scanning the stored "d" keys and adds every key the sequencer writes.
+// builds it at open by scanning the stored dedup records of both layouts and adds every key the
+// sequencer writes.
 //
 // It never gives a false negative: a key is added before the batch writing it is committed, so
 // before any later lookup, and a filter that could not take a key (its byte cap reached) stops
@@ -203,20 +204,22 @@ func (f *dedupFilter) grow(links []*filterLink) bool {
 func (s *Storage) fillDedupFilter() {
 	defer close(s.filterDone)
 	start := time.Now()
-	from := []byte{keyDedup}
-	for from != nil {
-		select {
-		case <-s.filterStop:
-			return
-		default:
-		}
-		var err error
-		if from, err = s.scanDedupChunk(from); err != nil {
-			s.cfg.Logger.Error("building the dedup filter failed; dedup lookups go to the database", "err", err)
-			return
-		}
-		if s.filter.full.Load() {
-			return
+	for _, prefix := range []byte{keyDedupV1, keyDedup} {
+		from := []byte{prefix}
+		for from != nil {
+			select {
+			case <-s.filterStop:
+				return
+			default:
+			}
+			var err error
+			if from, err = s.scanDedupChunk(from); err != nil {
+				s.cfg.Logger.Error("building the dedup filter failed; dedup lookups go to the database", "err", err)
+				return
+			}
+			if s.filter.full.Load() {
+				return
+			}
 		}
 	}
 	s.filter.ready.Store(true)
@@ -224,11 +227,11 @@ func (s *Storage) fillDedupFilter() {
 	s.cfg.Logger.Info("dedup filter built", "keys", s.filter.keys.Load(), "bytes", s.filter.bytes.Load(), "took", time.Since(start).Round(time.Millisecond))
 }
 
-// scanDedupChunk adds up to filterScanChunk dedup identities from the first key at or after from,
-// and returns where the next chunk starts, or nil after the last. Close waits for the scan to
-// stop before it closes the database, so the database is open here.
+// scanDedupChunk adds up to filterScanChunk dedup identities from the first key at or after from
+// that shares its prefix byte, and returns where the next chunk starts, or nil after the last.
+// Close waits for the scan to stop before it closes the database, so the database is open here.
 func (s *Storage) scanDedupChunk(from []byte) ([]byte, error) {
-	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: from, UpperBound: []byte{keyDedup + 1}})
+	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: from, UpperBound: []byte{from[0] + 1}})
 	if err != nil {
 		return nil, fmt.Errorf("opening a dedup iterator: %w", err)
 	}
@@ -241,7 +244,7 @@ func (s *Storage) scanDedupChunk(from []byte) ([]byte, error) {
 			next = append([]byte(nil), it.Key()...)
 			break
 		}
-		buf = append(buf, it.Key()[1:]...)
+		buf = append(buf, dedupIdentity(it.Key())...)
 		ends = append(ends, len(buf))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {

@@ -115,6 +115,42 @@ func TestImport(t *testing.T) {
 		})
 	})
 
+	t.Run("an import over many dedup generations finds every first copy", func(t *testing.T) {
+		cfg := Config{Path: filepath.Join(t.TempDir(), "db"), dedupGenBits: 6}
+		d, err := New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := d.(*Storage)
+		if _, err := dst.Import(ctx, ImportConfig{Source: src.s, Verifier: verifier, CommitBundles: 2}); err != nil {
+			t.Fatal(err)
+		}
+		ids := make([][]byte, len(entries))
+		for i, e := range entries {
+			ids[i] = tessera.NewEntry(e).Identity()
+		}
+		got, err := dst.DedupIndices(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, idx := range got {
+			want := int64(i)
+			switch i {
+			case len(entries) - 2:
+				want = 3
+			case len(entries) - 1:
+				want = 700
+			}
+			if idx != want {
+				t.Fatalf("dedup record of entry %d names %d, want %d", i, idx, want)
+			}
+		}
+		if err := dst.Close(); err != nil {
+			t.Fatal(err)
+		}
+		checkLog(t, cfg, verifier, len(entries)-2)
+	})
+
 	t.Run("a source whose tile does not match its entries is refused", func(t *testing.T) {
 		dst := newEmpty(t)
 		if _, err := dst.Import(ctx, ImportConfig{Source: corruptTile{src.s}, Verifier: verifier}); err == nil || !strings.Contains(err.Error(), "level-0 tile") {

@@ -321,7 +321,7 @@ func (seq *sequencer) commit(group []*batch) error {
 				case !ok:
 					seq.seen[string(e.Identity())] = seq.size
 					seq.newIDs = append(seq.newIDs, e.Identity())
-					seq.key = dedupKey(seq.key, e.Identity())
+					seq.key = dedupKey(seq.key, int64(seq.size>>seq.s.genBits), e.Identity())
 					var v [8]byte
 					binary.BigEndian.PutUint64(v[:], seq.size)
 					if err := wb.Set(seq.key, v[:], nil); err != nil {
@@ -393,19 +393,20 @@ func (seq *sequencer) prefetch(group []*batch) error {
 			for i, e := range all[lo:hi] {
 				ids[i] = e.Identity()
 			}
-			errs[w] = seq.s.lookupSorted(ids, seq.stored[lo:hi])
+			errs[w] = seq.s.lookupSorted(ids, seq.stored[lo:hi], seq.size)
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// lookupSorted sets stored[i] to the index stored for identities[i], or -1. Identities the dedup
-// filter rules out never reach Pebble.
-func (s *Storage) lookupSorted(identities [][]byte, stored []int64) error {
+// lookupSorted sets stored[i] to the index stored for identities[i], or -1, looking in the
+// generations of entries [0, next) and the legacy one. Identities the dedup filter rules out never
+// reach Pebble.
+func (s *Storage) lookupSorted(identities [][]byte, stored []int64, next uint64) error {
 	type lookup struct {
-		key []byte
-		i   int
+		id []byte
+		i  int
 	}
 	filter := s.filter
 	if filter != nil && !filter.usable() {
@@ -417,35 +418,62 @@ func (s *Storage) lookupSorted(identities [][]byte, stored []int64) error {
 		if filter != nil && !filter.mayContain(id) {
 			continue
 		}
-		ls = append(ls, lookup{key: dedupKey(nil, id), i: i})
+		ls = append(ls, lookup{id: id, i: i})
 	}
 	if len(ls) == 0 {
 		return nil
 	}
-	slices.SortFunc(ls, func(a, b lookup) int { return bytes.Compare(a.key, b.key) })
+	slices.SortFunc(ls, func(a, b lookup) int { return bytes.Compare(a.id, b.id) })
 	// Pebble skips the bottom level's bloom filters in iterators unless asked; nearly every
 	// lookup is of an identity that is absent, which the filter answers without reading a block.
-	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: []byte{keyDedup}, UpperBound: []byte{keyDedup + 1}, UseL6Filters: true})
+	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: []byte{keyDedupV1}, UpperBound: []byte{keyDedup + 1}, UseL6Filters: true})
 	if err != nil {
 		return fmt.Errorf("opening a dedup iterator: %w", err)
 	}
-	for _, l := range ls {
-		if !it.SeekPrefixGE(l.key) || !bytes.Equal(it.Key(), l.key) {
-			continue
+	// Newest generation first: a resubmitted entry is most often a recent one, and an identity
+	// has one record, so a found one is not sought in older generations. Within a generation the
+	// seeks go in key order, which lets each level's iterator move forward from where it is.
+	var key []byte
+	for _, gen := range s.dedupSeekOrder(next) {
+		if len(ls) == 0 {
+			break
 		}
-		v, err := it.ValueAndErr()
-		if err == nil && len(v) != 8 {
-			err = fmt.Errorf("stored index is %d bytes, want 8", len(v))
+		left := ls[:0]
+		for _, l := range ls {
+			key = dedupKey(key, gen, l.id)
+			if !it.SeekPrefixGE(key) || !bytes.Equal(it.Key(), key) {
+				left = append(left, l)
+				continue
+			}
+			v, err := it.ValueAndErr()
+			if err == nil && len(v) != 8 {
+				err = fmt.Errorf("stored index is %d bytes, want 8", len(v))
+			}
+			if err != nil {
+				return errors.Join(fmt.Errorf("dedup identity %x: %w", l.id, err), it.Close())
+			}
+			stored[l.i] = int64(binary.BigEndian.Uint64(v))
 		}
-		if err != nil {
-			return errors.Join(fmt.Errorf("dedup identity %x: %w", l.key[1:], err), it.Close())
-		}
-		stored[l.i] = int64(binary.BigEndian.Uint64(v))
+		ls = left
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return fmt.Errorf("looking up dedup identities: %w", err)
 	}
 	return nil
+}
+
+// dedupSeekOrder returns the generations that can hold the dedup record of one of the entries
+// [0, next), newest first, then the legacy generation (-1) when the database has one.
+func (s *Storage) dedupSeekOrder(next uint64) []int64 {
+	newest := dedupGenerations(next, s.genBits) - 1
+	order := make([]int64, 0, max(newest-s.firstGen+2, 1))
+	for gen := newest; gen >= s.firstGen; gen-- {
+		order = append(order, gen)
+	}
+	if s.legacyDedup {
+		order = append(order, -1)
+	}
+	return order
 }
 
 // DedupIndices returns, for each identity (the tessera.Entry.Identity that deduplication
@@ -459,7 +487,7 @@ func (s *Storage) DedupIndices(_ context.Context, identities [][]byte) ([]int64,
 		return nil, errors.New("pebble storage is closed")
 	}
 	stored := make([]int64, len(identities))
-	return stored, s.lookupSorted(identities, stored)
+	return stored, s.lookupSorted(identities, stored, s.tree.Load().size)
 }
 
 // appendEntry gives e the next index: its bundle data joins the right-edge bundle and its leaf
