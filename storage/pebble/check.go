@@ -255,7 +255,7 @@ func (c *checker) eachDedupOf(ctx context.Context, prefix byte, fn func(identity
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
-		if len(k) < 1+hashSize || (prefix == keyDedup && len(k) != 5+hashSize) {
+		if len(k) < 1+hashSize || (prefix == keyDedup && len(k) != dedupKeyHead+hashSize) {
 			return fault(fmt.Sprintf("dedup key %x", k), "is %d bytes", len(k))
 		}
 		where := fmt.Sprintf("dedup key %x", dedupIdentity(k))

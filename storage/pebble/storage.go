@@ -366,8 +366,8 @@ func (s *Storage) load() error {
 		return err
 	case first == nil:
 		s.firstGen = int64(st.size >> s.genBits)
-	case len(first) != 5+hashSize:
-		return fmt.Errorf("dedup key %x is %d bytes, want %d", first, len(first), 5+hashSize)
+	case len(first) != dedupKeyHead+hashSize:
+		return fmt.Errorf("dedup key %x is %d bytes, want %d", first, len(first), dedupKeyHead+hashSize)
 	default:
 		s.firstGen = int64(binary.BigEndian.Uint32(first[1:]))
 	}
@@ -599,6 +599,10 @@ func bundleKey(dst []byte, index uint64) []byte {
 // make those lookups cheaper and each generation's compactions costlier.
 const dedupGenBits = 21
 
+// dedupKeyHead is the length of a generation-keyed dedup record's key before its identity: the
+// prefix byte and the generation.
+const dedupKeyHead = 1 + 4
+
 // dedupGenerations is the number of generations of 2^bits entries that hold the dedup records
 // of entries [0, next).
 func dedupGenerations(next uint64, bits uint8) int64 {
@@ -622,7 +626,7 @@ func dedupIdentity(key []byte) []byte {
 	if len(key) > 0 && key[0] == keyDedupV1 {
 		return key[1:]
 	}
-	return key[min(len(key), 5):]
+	return key[min(len(key), dedupKeyHead):]
 }
 
 // firstKey returns a copy of the first key that starts with prefix, or nil when there is none.
