@@ -629,6 +629,17 @@ func dedupIdentity(key []byte) []byte {
 	return key[min(len(key), dedupKeyHead):]
 }
 
+// dedupKeyGeneration returns the generation of a dedup record's key of either layout,
+// legacyGeneration for a "d" key. A generation-keyed key too short to hold one, which only a
+// damaged database holds, counts as legacy too: below every generation, the side on which a
+// filter bound set from it covers less, never more.
+func dedupKeyGeneration(key []byte) int64 {
+	if len(key) < dedupKeyHead || key[0] != keyDedup {
+		return legacyGeneration
+	}
+	return int64(binary.BigEndian.Uint32(key[1:]))
+}
+
 // firstKey returns a copy of the first key that starts with prefix, or nil when there is none.
 func (s *Storage) firstKey(prefix byte) ([]byte, error) {
 	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
