@@ -350,6 +350,47 @@ func TestLookupsDuringTheOpeningScanSeekOnlyWhatItHasNotReached(t *testing.T) {
 	checkLog(t, Config{Path: dir, dedupGenBits: testGenBits}, verifier, len(entries)+len(during))
 }
 
+// TestAScanFindingTheFilterFullCoversOnlyWhatItRead fills a reopened log's filter from the
+// sequencer before the opening scan reads anything: the scan then covers the legacy records it
+// read (none) and stops once a key it reads does not fit, and lookups it rules out seek every
+// generation, not just those past the sequencer's failure.
+func TestAScanFindingTheFilterFullCoversOnlyWhatItRead(t *testing.T) {
+	signer, verifier := testKeys(t)
+	dir := filepath.Join(t.TempDir(), "db")
+	cfg := Config{Path: dir, dedupGenBits: testGenBits}
+	entries := entryData("scanned", 0, 300)
+	writeLog(t, cfg, signer, verifier, entries)
+
+	l := openTestLog(t, cfg, fastOptions(signer))
+	<-l.s.filterDone
+	l.s.filter = newDedupFilter(64, 1<<10, slog.New(slog.DiscardHandler))
+	// 51 of these fit; index 351, the first that does not, is in generation 21.
+	during := entryData("during", 0, 60)
+	l.appendAll(t, during)
+	if got := l.s.filter.coveredBelow(); got != legacyGeneration {
+		t.Fatalf("before the scan the filter covers the generations below %d, want none", got)
+	}
+	sc := newDedupScan()
+	for _, want := range []struct {
+		below int64
+		done  bool
+	}{{0, false}, {0, true}} {
+		done, err := l.s.scanStep(sc, 40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l.s.filter.coveredBelow(); got != want.below || done != want.done {
+			t.Fatalf("scan step: covers the generations below %d, done %v; want %d, %v", got, done, want.below, want.done)
+		}
+		expectSeeksFrom(t, l.s, want.below)
+		expectDups(t, l, entries, 0)
+		expectDups(t, l, during, len(entries))
+	}
+	l.awaitSize(t, verifier, uint64(len(entries)+len(during)))
+	l.close(t)
+	checkLog(t, Config{Path: dir, dedupGenBits: testGenBits}, verifier, len(entries)+len(during))
+}
+
 // expectSeeksFrom checks that a lookup the filter rules out seeks exactly the generations at or
 // above below: it stores, behind the filter's back, a record in every generation the log can
 // have one in, each of an identity the filter rules out, looks them up and deletes them.
