@@ -192,8 +192,8 @@ func (f *dedupFilter) add(keys []filterKey) {
 	defer f.mu.Unlock()
 	for i, k := range keys {
 		links := *f.links.Load()
-		full := f.full
-		if !full && (len(links) == 0 || links[len(links)-1].count >= links[len(links)-1].capacity) {
+		wasFull := f.full
+		if !wasFull && (len(links) == 0 || links[len(links)-1].count >= links[len(links)-1].capacity) {
 			if f.grow(links) {
 				links = *f.links.Load()
 			} else {
@@ -205,7 +205,7 @@ func (f *dedupFilter) add(keys []filterKey) {
 				f.failed = min(f.failed, k.gen)
 			}
 			f.publish()
-			if !full {
+			if !wasFull {
 				f.logger.Warn("the dedup filter reached its byte cap; a dedup lookup it rules out still seeks the generations from the first one it could not cover on, one more for every 2^21 entries written from now (raise --dedup-filter-bytes and restart to cover them)",
 					"bytes", f.bytes.Load(), "cap", f.maxBytes, "keys", f.keys.Load(), "uncovered_from_generation", f.failed)
 			}
