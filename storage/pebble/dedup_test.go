@@ -17,9 +17,9 @@ const testGenBits = 4
 
 // TestDedupAcrossGenerations writes a log over many dedup generations and resubmits every entry:
 // after a restart, with the filter answering and with a filter past its cap (lookups it rules out
-// seek the generations from generation 3 on), and in a backup opened for writing. Each resubmission must get its first copy's
-// index, and quire verify's check must find every record filed under its own generation.
-// (TestDedupPastTheFilterCap looks closer at a filter past its cap.)
+// seek generation 3 and up; TestDedupPastTheFilterCap looks closer), and in a backup opened for
+// writing. Each resubmission must get its first copy's index, and quire verify's check must find
+// every record filed under its own generation.
 func TestDedupAcrossGenerations(t *testing.T) {
 	signer, verifier := testKeys(t)
 	dir := filepath.Join(t.TempDir(), "db")

@@ -101,7 +101,8 @@ type Config struct {
 	// DisableDedup turns strong deduplication off; it is on by default.
 	DisableDedup bool
 	// DedupFilterBytes caps the in-memory filter that answers most dedup lookups (see
-	// dedupFilter); 0 means DefaultDedupFilterBytes. Past it lookups go to Pebble, as slower.
+	// dedupFilter); 0 means DefaultDedupFilterBytes. Past it a lookup the filter rules out still
+	// seeks, in Pebble, the generations written since the filter was full.
 	DedupFilterBytes int64
 	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles
 	// and recently read full tiles and gzip forms; 0 means DefaultCacheBytes.
@@ -218,7 +219,7 @@ type Storage struct {
 	// firstGen is the oldest generation that can hold a dedup record, settled at open: that of
 	// the first stored record, or of the tree size when there is none, since records are only
 	// written for new entries. An upgraded log's generations below it are empty, and seeking them
-	// would cost every lookup that passes the filter (or every lookup, past its cap) a seek each.
+	// would cost every lookup that passes the filter (or that it does not cover) a seek each.
 	firstGen int64
 	// genBits is dedupGenBits but in tests (see Config.dedupGenBits).
 	genBits uint8
