@@ -15,6 +15,7 @@ import (
 	pdb "github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/tessera"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // TestDedupFilterHasNoFalseNegatives adds random identities in batches, in generations of 1,000,
@@ -303,14 +304,8 @@ func TestDedupPastTheFilterCap(t *testing.T) {
 // out seeks only the others, and every duplicate is found.
 func TestLookupsDuringTheOpeningScanSeekOnlyWhatItHasNotReached(t *testing.T) {
 	signer, verifier := testKeys(t)
-	dir := filepath.Join(t.TempDir(), "db")
-	cfg := Config{Path: dir, dedupGenBits: testGenBits}
 	entries := entryData("scanned", 0, 300)
-	writeLog(t, cfg, signer, verifier, entries)
-
-	l := openTestLog(t, cfg, fastOptions(signer))
-	<-l.s.filterDone
-	l.s.filter = newDedupFilter(DefaultDedupFilterBytes, 1<<10, slog.New(slog.DiscardHandler))
+	l, dir := reopenUnscanned(t, signer, verifier, entries, DefaultDedupFilterBytes)
 	expectSeeksFrom(t, l.s, legacyGeneration)
 	during := entryData("during", 0, 50)
 	sc := newDedupScan()
@@ -357,14 +352,8 @@ func TestLookupsDuringTheOpeningScanSeekOnlyWhatItHasNotReached(t *testing.T) {
 // generation, not just those past the sequencer's failure.
 func TestAScanFindingTheFilterFullCoversOnlyWhatItRead(t *testing.T) {
 	signer, verifier := testKeys(t)
-	dir := filepath.Join(t.TempDir(), "db")
-	cfg := Config{Path: dir, dedupGenBits: testGenBits}
 	entries := entryData("scanned", 0, 300)
-	writeLog(t, cfg, signer, verifier, entries)
-
-	l := openTestLog(t, cfg, fastOptions(signer))
-	<-l.s.filterDone
-	l.s.filter = newDedupFilter(64, 1<<10, slog.New(slog.DiscardHandler))
+	l, dir := reopenUnscanned(t, signer, verifier, entries, 64)
 	// 51 of these fit; index 351, the first that does not, is in generation 21.
 	during := entryData("during", 0, 60)
 	l.appendAll(t, during)
@@ -390,6 +379,20 @@ func TestAScanFindingTheFilterFullCoversOnlyWhatItRead(t *testing.T) {
 	l.awaitSize(t, verifier, uint64(len(entries)+len(during)))
 	l.close(t)
 	checkLog(t, Config{Path: dir, dedupGenBits: testGenBits}, verifier, len(entries)+len(during))
+}
+
+// reopenUnscanned writes entries to a new log of 16-entry generations and reopens it, with a
+// filter of maxBytes in place of the one New built, that no scan has filled: the test runs the
+// scan. It returns the log and its directory.
+func reopenUnscanned(t *testing.T, signer note.Signer, verifier note.Verifier, entries [][]byte, maxBytes int64) (*testLog, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "db")
+	cfg := Config{Path: dir, dedupGenBits: testGenBits}
+	writeLog(t, cfg, signer, verifier, entries)
+	l := openTestLog(t, cfg, fastOptions(signer))
+	<-l.s.filterDone
+	l.s.filter = newDedupFilter(maxBytes, 1<<10, slog.New(slog.DiscardHandler))
+	return l, dir
 }
 
 // expectSeeksFrom checks that a lookup the filter rules out seeks exactly the generations at or
