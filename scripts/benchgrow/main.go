@@ -3,7 +3,7 @@
 // layout `quire serve --data-dir` uses, so the server can then open it.
 //
 //	benchgrow grow -data-dir D -entries N [-entry random|signed] [-size 490] [-step 1000000]
-//	                                  [-first-step 100000] [-lookups 20000]
+//	                                  [-first-step 100000] [-lookups 20000] [-dedup-filter-bytes B]
 //	benchgrow ready -url URL -since UNIXNANO [-timeout 5m]
 //	benchgrow idle -pid P [-below 0.05] [-window 2s] [-timeout 10m]
 //	benchgrow rss -pid P
@@ -14,6 +14,8 @@
 // the process's RSS at its end. Then it measures the lookup deduplication makes for each new
 // entry (pebble.Storage.DedupIndices): -lookups lookups of absent identities and, for random
 // entries, of present ones, in batches as a commit makes them, and prints µs per lookup.
+// -dedup-filter-bytes sets the dedup filter's cap as `quire serve --dedup-filter-bytes` does, so a
+// 10M log can be grown or resumed past the cap without growing it to the default cap's 27M.
 //
 // Entries are either "random", deterministic from their index (a label and base64 text, so any
 // earlier one can be rebuilt for a lookup), or "signed": hashedrekord v0.0.2 canonical bodies of
@@ -95,6 +97,7 @@ func run(args []string, stdout io.Writer) error {
 		fs.IntVar(&c.lookups, "lookups", 20_000, "dedup lookups to time after growing (0: none)")
 		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the growth to `FILE`")
 		fs.BoolVar(&c.lsm, "lsm", false, "print Pebble's LSM metrics of the log at the end")
+		fs.Int64Var(&c.filterBytes, "dedup-filter-bytes", 0, "cap of the in-memory dedup filter (0: the driver's default)")
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
@@ -155,6 +158,7 @@ type growConfig struct {
 	step, firstStep uint64
 	lookups         int
 	lsm             bool
+	filterBytes     int64
 }
 
 func grow(c growConfig, stdout io.Writer) error {
@@ -180,7 +184,7 @@ func grow(c growConfig, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("grow: loading the log key: %w", err)
 	}
-	drv, err := pebble.New(ctx, pebble.Config{Path: filepath.Join(c.dataDir, "log")})
+	drv, err := pebble.New(ctx, pebble.Config{Path: filepath.Join(c.dataDir, "log"), DedupFilterBytes: c.filterBytes})
 	if err != nil {
 		return fmt.Errorf("grow: %w", err)
 	}

@@ -16,9 +16,10 @@ import (
 const testGenBits = 4
 
 // TestDedupAcrossGenerations writes a log over many dedup generations and resubmits every entry:
-// after a restart, with the filter answering and with every lookup going to Pebble (a filter past
-// its cap), and in a backup opened for writing. Each resubmission must get its first copy's
-// index, and quire verify's check must find every record filed under its own generation.
+// after a restart, with the filter answering and with a filter past its cap (lookups it rules out
+// seek generation 3 and up; TestDedupPastTheFilterCap looks closer), and in a backup opened for
+// writing. Each resubmission must get its first copy's index, and quire verify's check must find
+// every record filed under its own generation.
 func TestDedupAcrossGenerations(t *testing.T) {
 	signer, verifier := testKeys(t)
 	dir := filepath.Join(t.TempDir(), "db")
@@ -37,7 +38,7 @@ func TestDedupAcrossGenerations(t *testing.T) {
 		cfg  Config
 	}{
 		{"reopened, with the filter answering", Config{Path: dir, dedupGenBits: testGenBits}},
-		{"reopened, with a full filter so that every lookup goes to Pebble", Config{Path: dir, dedupGenBits: testGenBits, DedupFilterBytes: 64}},
+		{"reopened, with a filter past its cap, so that most lookups go to Pebble", Config{Path: dir, dedupGenBits: testGenBits, DedupFilterBytes: 64}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := openTestLog(t, c.cfg, fastOptions(signer))
@@ -81,7 +82,7 @@ func TestVersion1DedupRecordsStillDeduplicate(t *testing.T) {
 		cfg  Config
 	}{
 		{"with the filter answering", Config{Path: dir}},
-		{"with a full filter so that every lookup goes to Pebble", Config{Path: dir, DedupFilterBytes: 64}},
+		{"with a filter that could not hold the legacy records, so that every lookup goes to Pebble", Config{Path: dir, DedupFilterBytes: 64}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := openTestLog(t, c.cfg, fastOptions(signer))
@@ -123,7 +124,8 @@ func TestAnUpgradedLogSeeksOnlyTheGenerationsWrittenSinceTheUpgrade(t *testing.T
 	size := uint64(len(old) + len(newer))
 	// Entries 300-399 fall in generations 18-24; the version 1 records of 0-299 are the legacy one.
 	want := []int64{24, 23, 22, 21, 20, 19, 18, -1}
-	// A full filter sends every lookup to Pebble, through every generation in the seek order.
+	// A filter too small for the legacy records sends every lookup to Pebble, through every
+	// generation in the seek order.
 	cfg := Config{Path: dir, dedupGenBits: testGenBits, DedupFilterBytes: 64}
 
 	t.Run("from the tree size when no generation-keyed record is stored yet", func(t *testing.T) {

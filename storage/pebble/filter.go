@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -16,7 +17,7 @@ import (
 // Sizes of the dedup filter (see dedupFilter).
 const (
 	// DefaultDedupFilterBytes caps the dedup filter's memory: about 27 million dedup identities
-	// at filterBitsPerKey, after which lookups go to Pebble again.
+	// at filterBitsPerKey, after which the generations written since are no longer covered.
 	DefaultDedupFilterBytes = 32 << 20
 	// filterBitsPerKey gives a blocked Bloom filter of 7 probes a false-positive rate near 1%.
 	filterBitsPerKey = 10
@@ -37,9 +38,28 @@ const filterBlockWords = 8
 // builds it at open by scanning the stored dedup records of both layouts and adds every key the
 // sequencer writes.
 //
-// It never gives a false negative: a key is added before the batch writing it is committed, so
-// before any later lookup, and a filter that could not take a key (its byte cap reached) stops
-// answering for good. Until the opening scan is complete it is not consulted either.
+// It may not hold every stored key: the opening scan has not reached them yet, or they did not
+// fit under the byte cap. What it holds is said by one bound, coveredBelow, a dedup generation
+// (the legacy records are generation -1):
+//
+//	every dedup record stored, or in a batch being committed, whose generation is below
+//	coveredBelow() has had its identity added to the filter.
+//
+// So an identity mayContain rules out can only be stored in a generation at or above the bound,
+// and a lookup seeks only those. The bound is the lesser of two:
+//   - scanned, how far the opening scan has come. It reads the legacy records, then the
+//     generations in key order, so once a chunk is added every generation below that of the next
+//     stored key is in, together with what the sequencer added meanwhile;
+//   - failed, the least generation of a key that did not fit. Once one key does not fit no later
+//     one does (the cap stays where it is), but the scan and the sequencer add keys of different
+//     generations, hence the least. The links stay, since they still answer for every
+//     generation below it: a log past the cap seeks the generations written since, not all.
+//
+// Orderings that keep it true:
+//   - the sequencer adds a batch's keys before committing it, so a key that did not fit has
+//     lowered failed before its record can be read;
+//   - the scan raises scanned only after adding the chunk, under mu, as the sequencer's adds are;
+//   - a lookup reads the bound before the filter's bits (see coveredBelow).
 //
 // It grows by links, each a blocked Bloom filter twice the capacity of the one before (the last
 // cut to what the byte cap leaves), since a Bloom filter cannot be resized without its keys.
@@ -50,15 +70,33 @@ type dedupFilter struct {
 	firstKeys int64
 	logger    *slog.Logger
 
-	// mu serialises adds: the sequencer's and the opening scan's.
-	mu    sync.Mutex
+	// mu serialises adds, the sequencer's and the opening scan's, and guards what follows it but
+	// for the atomics, which readers load without it.
+	mu      sync.Mutex
+	scanned int64
+	failed  int64
+	// full says a key did not fit: no add tries to grow the filter again.
+	full  bool
 	links atomic.Pointer[[]*filterLink]
 	keys  atomic.Int64
 	bytes atomic.Int64
-	// ready is set when the opening scan has added every stored key.
-	ready atomic.Bool
-	// full is set when a key could not be added: the filter can no longer say "absent".
-	full atomic.Bool
+	// below is min(scanned, failed), published for lookups.
+	below atomic.Int64
+}
+
+// Bounds of coveredBelow.
+const (
+	// legacyGeneration is where format version 1's "d" records sort: below every generation, so a
+	// bound of 0 covers them and one of legacyGeneration covers nothing.
+	legacyGeneration = -1
+	// allGenerations is the bound of a filter that holds every stored key.
+	allGenerations = math.MaxInt64
+)
+
+// filterKey is a dedup identity and the generation its record is stored in.
+type filterKey struct {
+	gen int64
+	id  []byte
 }
 
 type filterLink struct {
@@ -69,8 +107,10 @@ type filterLink struct {
 }
 
 func newDedupFilter(maxBytes, firstKeys int64, logger *slog.Logger) *dedupFilter {
-	f := &dedupFilter{seed: maphash.MakeSeed(), maxBytes: maxBytes, firstKeys: firstKeys, logger: logger}
+	f := &dedupFilter{seed: maphash.MakeSeed(), maxBytes: maxBytes, firstKeys: firstKeys, logger: logger,
+		scanned: legacyGeneration, failed: allGenerations}
 	f.links.Store(&[]*filterLink{})
+	f.below.Store(legacyGeneration)
 	return f
 }
 
@@ -85,8 +125,16 @@ func firstLinkKeys(stored uint64) int64 {
 	return max(filterFirstKeys, 2*int64(min(stored, 1<<40)))
 }
 
-// usable says whether mayContain's "false" can be trusted.
-func (f *dedupFilter) usable() bool { return f.ready.Load() && !f.full.Load() }
+// coveredBelow is the generation below which every stored identity is in the filter (see
+// dedupFilter). A lookup reads it before mayContain: the scan sets bits, then raises the bound,
+// so a bound read first comes with every bit it promises, where bits read first could miss a
+// chunk whose raised bound the lookup then trusts. A failure lowers the bound before the commit
+// of the key that did not fit, so a lookup that can see that commit sees the lowered bound too.
+func (f *dedupFilter) coveredBelow() int64 { return f.below.Load() }
+
+// usable says whether the filter holds every stored identity, so that a lookup it rules out
+// need not reach Pebble at all.
+func (f *dedupFilter) usable() bool { return f.coveredBelow() == allGenerations }
 
 // probe is where a key's bits are: a hash choosing the block in each link and the bits set in a
 // block, the same in every link.
@@ -126,8 +174,7 @@ func (l *filterLink) has(p *probe) bool {
 	return true
 }
 
-// mayContain reports whether identity may have been added; false means it never was. A full
-// filter has dropped its links, so it answers "may" to anything.
+// mayContain reports whether identity may have been added; false means it never was.
 func (f *dedupFilter) mayContain(identity []byte) bool {
 	p := f.probeOf(identity)
 	for _, l := range *f.links.Load() {
@@ -135,45 +182,65 @@ func (f *dedupFilter) mayContain(identity []byte) bool {
 			return true
 		}
 	}
-	return f.full.Load()
+	return false
 }
 
-// add adds identities. Once one does not fit under the byte cap, the filter is no longer usable
-// and lets its links go.
-func (f *dedupFilter) add(identities ...[]byte) {
+// add adds keys. From the first that does not fit under the byte cap on, none is added, and the
+// least generation among those left lowers the bound.
+func (f *dedupFilter) add(keys []filterKey) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, id := range identities {
-		if f.full.Load() {
+	for i, k := range keys {
+		links := *f.links.Load()
+		wasFull := f.full
+		if !wasFull && (len(links) == 0 || links[len(links)-1].count >= links[len(links)-1].capacity) {
+			if f.grow(links) {
+				links = *f.links.Load()
+			} else {
+				f.full = true
+			}
+		}
+		if f.full {
+			for _, k := range keys[i:] {
+				f.failed = min(f.failed, k.gen)
+			}
+			f.publish()
+			if !wasFull {
+				f.logger.Warn("the dedup filter reached its byte cap; a dedup lookup it rules out still seeks the generations from the first one it could not cover on, one more for every 2^21 entries written from now (raise --dedup-filter-bytes and restart to cover them)",
+					"bytes", f.bytes.Load(), "cap", f.maxBytes, "keys", f.keys.Load(), "uncovered_from_generation", f.failed)
+			}
 			return
 		}
-		links := *f.links.Load()
-		if len(links) == 0 || links[len(links)-1].count >= links[len(links)-1].capacity {
-			if !f.grow(links) {
-				f.full.Store(true)
-				// Nothing consults a full filter again before a restart, so its links would only
-				// hold up to the cap's bytes for nothing.
-				f.links.Store(&[]*filterLink{})
-				f.bytes.Store(0)
-				f.keys.Store(0)
-				f.logger.Warn("the dedup filter reached its byte cap; dedup lookups go to the database from now on (raise the cap and restart to use it again)",
-					"bytes", f.bytes.Load(), "cap", f.maxBytes, "keys", f.keys.Load())
-				return
-			}
-			links = *f.links.Load()
-		}
 		l := links[len(links)-1]
-		p := f.probeOf(id)
+		p := f.probeOf(k.id)
 		b := l.block(&p)
-		for i := range b {
-			if m := p.mask[i]; m != 0 {
-				b[i].Or(m)
+		for j := range b {
+			if m := p.mask[j]; m != 0 {
+				b[j].Or(m)
 			}
 		}
 		l.count++
 		f.keys.Add(1)
 	}
 }
+
+// scannedTo records that the opening scan has added every stored key of the generations below
+// gen, and reports whether the scan is done: it has read every key, or the filter is full and
+// every key it has yet to read is at or above the bound the failure set, so adding them would
+// change nothing.
+func (f *dedupFilter) scannedTo(gen int64) (done bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scanned = gen
+	if f.full && f.failed <= gen {
+		f.scanned = allGenerations
+	}
+	f.publish()
+	return f.scanned == allGenerations
+}
+
+// publish makes the bound the lesser of scanned and failed; under mu.
+func (f *dedupFilter) publish() { f.below.Store(min(f.scanned, f.failed)) }
 
 // grow appends a link of twice the last one's capacity, or what the byte cap still allows.
 func (f *dedupFilter) grow(links []*filterLink) bool {
@@ -196,41 +263,62 @@ func (f *dedupFilter) grow(links []*filterLink) bool {
 	return true
 }
 
-// fillDedupFilter adds every stored dedup identity to s.filter and then marks it ready. It runs
-// in the background from New; the sequencer adds what it writes meanwhile itself, and the
-// filter exists before any sequencer, so between them every key is covered. Dedup keys are never
-// deleted, so each chunk's fresh iterator still sees every key stored at open. A failed scan
-// leaves the filter unused: lookups go to Pebble, correct if slower.
+// fillDedupFilter adds every stored dedup identity to s.filter, raising its bound as it goes
+// (see dedupFilter). It runs in the background from New; the sequencer adds what it writes
+// meanwhile itself, and the filter exists before any sequencer, so between them every key is
+// covered. Dedup keys are never deleted, so each chunk's fresh iterator still sees every key
+// stored at open. A failed scan leaves the bound where it was: lookups the filter rules out seek
+// the generations the scan had not reached, correct if slower.
 func (s *Storage) fillDedupFilter() {
 	defer close(s.filterDone)
 	start := time.Now()
-	for _, prefix := range []byte{keyDedupV1, keyDedup} {
-		from := []byte{prefix}
-		for from != nil {
-			select {
-			case <-s.filterStop:
-				return
-			default:
-			}
-			var err error
-			if from, err = s.scanDedupChunk(from); err != nil {
-				s.cfg.Logger.Error("building the dedup filter failed; dedup lookups go to the database", "err", err)
-				return
-			}
-			if s.filter.full.Load() {
-				return
-			}
+	sc := newDedupScan()
+	for done := false; !done; {
+		select {
+		case <-s.filterStop:
+			return
+		default:
+		}
+		var err error
+		if done, err = s.scanStep(sc, filterScanChunk); err != nil {
+			s.cfg.Logger.Error("building the dedup filter failed; dedup lookups seek the generations it had not reached", "err", err)
+			return
 		}
 	}
-	s.filter.ready.Store(true)
-	// Until now every dedup lookup went to Pebble; how long that lasted is worth seeing.
-	s.cfg.Logger.Info("dedup filter built", "keys", s.filter.keys.Load(), "bytes", s.filter.bytes.Load(), "took", time.Since(start).Round(time.Millisecond))
+	// Until now dedup lookups the filter ruled out still sought the generations the scan had not
+	// reached; how long that lasted is worth seeing.
+	s.cfg.Logger.Info("dedup filter built", "keys", s.filter.keys.Load(), "bytes", s.filter.bytes.Load(),
+		"took", time.Since(start).Round(time.Millisecond), "covers_all", s.filter.usable())
 }
 
-// scanDedupChunk adds up to filterScanChunk dedup identities from the first key at or after from
+// dedupScan is where the opening scan is: the next stored dedup key it reads is the first at or
+// after from with from's prefix byte; the legacy records come first.
+type dedupScan struct{ from []byte }
+
+func newDedupScan() *dedupScan { return &dedupScan{from: []byte{keyDedupV1}} }
+
+// scanStep adds up to chunk stored dedup identities to s.filter from where sc is, raises the
+// filter's bound to the generation of the key it reads next, and reports whether the scan is
+// done.
+func (s *Storage) scanStep(sc *dedupScan, chunk int) (done bool, err error) {
+	next, err := s.scanDedupChunk(sc.from, chunk)
+	if err != nil {
+		return false, err
+	}
+	gen := int64(allGenerations)
+	switch {
+	case next != nil:
+		sc.from, gen = next, dedupKeyGeneration(next)
+	case sc.from[0] == keyDedupV1:
+		sc.from, gen = []byte{keyDedup}, 0
+	}
+	return s.filter.scannedTo(gen), nil
+}
+
+// scanDedupChunk adds up to chunk dedup identities from the first key at or after from
 // that shares its prefix byte, and returns where the next chunk starts, or nil after the last.
 // Close waits for the scan to stop before it closes the database, so the database is open here.
-func (s *Storage) scanDedupChunk(from []byte) ([]byte, error) {
+func (s *Storage) scanDedupChunk(from []byte, chunk int) ([]byte, error) {
 	it, err := s.db.NewIter(&pdb.IterOptions{LowerBound: from, UpperBound: []byte{from[0] + 1}})
 	if err != nil {
 		return nil, fmt.Errorf("opening a dedup iterator: %w", err)
@@ -238,26 +326,28 @@ func (s *Storage) scanDedupChunk(from []byte) ([]byte, error) {
 	// One buffer holds the chunk's identities: add copies nothing out of them.
 	var buf []byte
 	var ends []int
+	var gens []int64
 	var next []byte
 	for ok := it.First(); ok; ok = it.Next() {
-		if len(ends) == filterScanChunk {
+		if len(ends) == chunk {
 			next = append([]byte(nil), it.Key()...)
 			break
 		}
 		buf = append(buf, dedupIdentity(it.Key())...)
 		ends = append(ends, len(buf))
+		gens = append(gens, dedupKeyGeneration(it.Key()))
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return nil, fmt.Errorf("scanning dedup identities: %w", err)
 	}
-	ids := make([][]byte, len(ends))
+	keys := make([]filterKey, len(ends))
 	for i, end := range ends {
 		start := 0
 		if i > 0 {
 			start = ends[i-1]
 		}
-		ids[i] = buf[start:end]
+		keys[i] = filterKey{gen: gens[i], id: buf[start:end]}
 	}
-	s.filter.add(ids...)
+	s.filter.add(keys)
 	return next, nil
 }

@@ -89,8 +89,9 @@ func FuzzDecodePublished(f *testing.F) {
 	})
 }
 
-// FuzzDedupKey checks the dedup key parser: a key of either layout gives back the identity it was
-// made with, and any other bytes (a damaged database's) give a suffix of themselves, never a panic.
+// FuzzDedupKey checks the dedup key parsers: a key of either layout gives back the identity and
+// the generation it was made with, and any other bytes (a damaged database's) give a suffix of
+// themselves and a generation no higher than their bytes say, never a panic.
 func FuzzDedupKey(f *testing.F) {
 	f.Add(int64(-1), []byte("0123456789abcdef0123456789abcdef"), []byte("d"))
 	f.Add(int64(7), []byte("0123456789abcdef0123456789abcdef"), []byte("g\x00\x01"))
@@ -100,8 +101,15 @@ func FuzzDedupKey(f *testing.F) {
 		if got := dedupIdentity(dedupKey(nil, gen, identity)); !bytes.Equal(got, identity) {
 			t.Fatalf("identity %x in generation %d came back as %x", identity, gen, got)
 		}
+		if got := dedupKeyGeneration(dedupKey(nil, gen, identity)); got != gen {
+			t.Fatalf("a key of generation %d gave generation %d", gen, got)
+		}
 		if got := dedupIdentity(raw); !bytes.HasSuffix(raw, got) {
 			t.Fatalf("key %x gave %x, not a suffix of it", raw, got)
+		}
+		// The opening scan raises the filter's bound to it, so it must never be above the key.
+		if got := dedupKeyGeneration(raw); got != legacyGeneration && (len(raw) < dedupKeyHead || got != int64(binary.BigEndian.Uint32(raw[1:]))) {
+			t.Fatalf("key %x gave generation %d", raw, got)
 		}
 	})
 }

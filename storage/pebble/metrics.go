@@ -82,14 +82,16 @@ var (
 	filterKeysDesc = prometheus.NewDesc("quire_dedup_filter_keys",
 		"Dedup identities added to the in-memory dedup filter; one written while the filter is built at open may count twice.", nil, nil)
 	filterInUseDesc = prometheus.NewDesc("quire_dedup_filter_in_use",
-		"1 while the dedup filter answers lookups; 0 while it is being built at open, and from when it reaches its byte cap until a restart.", nil, nil)
+		"1 while the dedup filter holds every stored dedup identity, so a lookup it rules out reaches no database; 0 while it is being built at open, and from when it reaches its byte cap until a restart (see quire_dedup_filter_uncovered_generations).", nil, nil)
+	filterUncoveredDesc = prometheus.NewDesc("quire_dedup_filter_uncovered_generations",
+		"Database seeks a dedup lookup that the dedup filter rules out still makes: one per generation of 2^21 entries (and one for the records of storage format 1) that the filter does not cover yet, while it is built at open, or no longer, past its byte cap. 0 when it covers everything.", nil, nil)
 )
 
 // collector reads the driver's state at scrape time, so gauges are never stale.
 type collector struct{ s *Storage }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{integratedDesc, publishedDesc, ageDesc, diskFreeDesc, outstandingDesc, filterBytesDesc, filterKeysDesc, filterInUseDesc} {
+	for _, d := range []*prometheus.Desc{integratedDesc, publishedDesc, ageDesc, diskFreeDesc, outstandingDesc, filterBytesDesc, filterKeysDesc, filterInUseDesc, filterUncoveredDesc} {
 		ch <- d
 	}
 }
@@ -113,6 +115,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(filterBytesDesc, prometheus.GaugeValue, float64(f.bytes.Load()))
 		ch <- prometheus.MustNewConstMetric(filterKeysDesc, prometheus.GaugeValue, float64(f.keys.Load()))
 		ch <- prometheus.MustNewConstMetric(filterInUseDesc, prometheus.GaugeValue, inUse)
+		uncovered := uncoveredSeeks(s.dedupSeekOrder(s.tree.Load().size), f.coveredBelow())
+		ch <- prometheus.MustNewConstMetric(filterUncoveredDesc, prometheus.GaugeValue, float64(uncovered))
 	}
 }
 

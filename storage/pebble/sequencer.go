@@ -154,7 +154,7 @@ type sequencer struct {
 	key      []byte
 	stateBuf []byte
 	fresh    []cachePut
-	newIDs   [][]byte
+	newKeys  []filterKey
 	visitErr error
 	visit    compact.VisitFn
 }
@@ -295,7 +295,7 @@ func (seq *sequencer) commit(group []*batch) error {
 	wb.Reset()
 	clear(seq.seen)
 	seq.fresh = seq.fresh[:0]
-	seq.newIDs = seq.newIDs[:0]
+	seq.newKeys = seq.newKeys[:0]
 	seq.visitErr = nil
 	start := seq.size
 
@@ -320,8 +320,9 @@ func (seq *sequencer) commit(group []*batch) error {
 					continue
 				case !ok:
 					seq.seen[string(e.Identity())] = seq.size
-					seq.newIDs = append(seq.newIDs, e.Identity())
-					seq.key = dedupKey(seq.key, int64(seq.size>>seq.s.genBits), e.Identity())
+					gen := int64(seq.size >> seq.s.genBits)
+					seq.newKeys = append(seq.newKeys, filterKey{gen: gen, id: e.Identity()})
+					seq.key = dedupKey(seq.key, gen, e.Identity())
 					var v [8]byte
 					binary.BigEndian.PutUint64(v[:], seq.size)
 					if err := wb.Set(seq.key, v[:], nil); err != nil {
@@ -354,9 +355,11 @@ func (seq *sequencer) commit(group []*batch) error {
 		return err
 	}
 	// Before the commit, so no lookup can run between the keys being stored and being in the
-	// filter; a commit that then fails leaves them as harmless false positives.
+	// filter, or, for keys past its cap, between their being stored and the filter's bound
+	// being lowered to their generation; a commit that then fails leaves them as harmless false
+	// positives.
 	if f := seq.s.filter; f != nil {
-		f.add(seq.newIDs...)
+		f.add(seq.newKeys)
 	}
 	if err := wb.Commit(pdb.Sync); err != nil {
 		return fmt.Errorf("committing entries [%d, %d): %w", start, seq.size, err)
@@ -401,24 +404,32 @@ func (seq *sequencer) prefetch(group []*batch) error {
 }
 
 // lookupSorted sets stored[i] to the index stored for identities[i], or -1, looking in the
-// generations of entries [0, next) and the legacy one. Identities the dedup filter rules out never
-// reach Pebble.
+// generations of entries [0, next) and the legacy one. An identity the dedup filter rules out is
+// sought only in the generations it does not cover, often none.
 func (s *Storage) lookupSorted(identities [][]byte, stored []int64, next uint64) error {
 	type lookup struct {
 		id []byte
 		i  int
+		// seeks is how many generations of order can hold its record.
+		seeks int
 	}
+	order := s.dedupSeekOrder(next)
 	filter := s.filter
-	if filter != nil && !filter.usable() {
-		filter = nil
+	ruledOut := 0
+	if filter != nil {
+		// Read before any of the filter's bits: see coveredBelow.
+		ruledOut = uncoveredSeeks(order, filter.coveredBelow())
 	}
 	ls := make([]lookup, 0, len(identities))
 	for i, id := range identities {
 		stored[i] = -1
+		seeks := len(order)
 		if filter != nil && !filter.mayContain(id) {
-			continue
+			seeks = ruledOut
 		}
-		ls = append(ls, lookup{id: id, i: i})
+		if seeks > 0 {
+			ls = append(ls, lookup{id: id, i: i, seeks: seeks})
+		}
 	}
 	if len(ls) == 0 {
 		return nil
@@ -434,12 +445,15 @@ func (s *Storage) lookupSorted(identities [][]byte, stored []int64, next uint64)
 	// has one record, so a found one is not sought in older generations. Within a generation the
 	// seeks go in key order, which lets each level's iterator move forward from where it is.
 	var key []byte
-	for _, gen := range s.dedupSeekOrder(next) {
+	for j, gen := range order {
 		if len(ls) == 0 {
 			break
 		}
 		left := ls[:0]
 		for _, l := range ls {
+			if j >= l.seeks {
+				continue
+			}
 			key = dedupKey(key, gen, l.id)
 			if !it.SeekPrefixGE(key) || !bytes.Equal(it.Key(), key) {
 				left = append(left, l)
@@ -471,9 +485,20 @@ func (s *Storage) dedupSeekOrder(next uint64) []int64 {
 		order = append(order, gen)
 	}
 	if s.legacyDedup {
-		order = append(order, -1)
+		order = append(order, legacyGeneration)
 	}
 	return order
+}
+
+// uncoveredSeeks is how many generations of order, a dedupSeekOrder, a lookup still seeks when
+// the filter rules its identity out and covers the generations below below: those at or above
+// it, which lead the order.
+func uncoveredSeeks(order []int64, below int64) int {
+	n := 0
+	for n < len(order) && order[n] >= below {
+		n++
+	}
+	return n
 }
 
 // DedupIndices returns, for each identity (the tessera.Entry.Identity that deduplication

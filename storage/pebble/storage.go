@@ -101,7 +101,8 @@ type Config struct {
 	// DisableDedup turns strong deduplication off; it is on by default.
 	DisableDedup bool
 	// DedupFilterBytes caps the in-memory filter that answers most dedup lookups (see
-	// dedupFilter); 0 means DefaultDedupFilterBytes. Past it lookups go to Pebble, as slower.
+	// dedupFilter); 0 means DefaultDedupFilterBytes. Past it a lookup the filter rules out still
+	// seeks, in Pebble, the generations written since the filter was full.
 	DedupFilterBytes int64
 	// CacheBytes bounds the in-memory cache of recently written (right-edge) tiles and bundles
 	// and recently read full tiles and gzip forms; 0 means DefaultCacheBytes.
@@ -218,7 +219,7 @@ type Storage struct {
 	// firstGen is the oldest generation that can hold a dedup record, settled at open: that of
 	// the first stored record, or of the tree size when there is none, since records are only
 	// written for new entries. An upgraded log's generations below it are empty, and seeking them
-	// would cost every lookup that passes the filter (or every lookup, past its cap) a seek each.
+	// would cost every lookup that passes the filter (or that it does not cover) a seek each.
 	firstGen int64
 	// genBits is dedupGenBits but in tests (see Config.dedupGenBits).
 	genBits uint8
@@ -627,6 +628,17 @@ func dedupIdentity(key []byte) []byte {
 		return key[1:]
 	}
 	return key[min(len(key), dedupKeyHead):]
+}
+
+// dedupKeyGeneration returns the generation of a dedup record's key of either layout,
+// legacyGeneration for a "d" key. A generation-keyed key too short to hold one, which only a
+// damaged database holds, counts as legacy too: below every generation, the side on which a
+// filter bound set from it covers less, never more.
+func dedupKeyGeneration(key []byte) int64 {
+	if len(key) < dedupKeyHead || key[0] != keyDedup {
+		return legacyGeneration
+	}
+	return int64(binary.BigEndian.Uint32(key[1:]))
 }
 
 // firstKey returns a copy of the first key that starts with prefix, or nil when there is none.
