@@ -115,7 +115,7 @@ func parseServeFlags(inv *cli.Invocation, args []string) (*serveFlags, error) {
 	fset.IntVar(&f.maxGRPCConns, "max-grpc-connections", server.DefaultMaxGRPCConnections, "gRPC connections served at once; more wait until one closes (each can hold 8 MiB; clients multiplex calls on one)")
 	fset.BoolVar(&f.readOnly, "read-only", false, "serve reads only (writes get 405), opening the databases read-only, so a log on read-only media serves; a frozen log (quire freeze) is always read-only")
 	fset.BoolVar(&f.dedup, "dedup", true, "give a resubmitted entry the first copy's index (409) instead of logging it again")
-	fset.Int64Var(&f.dedupFilterBytes, "dedup-filter-bytes", pebble.DefaultDedupFilterBytes, "bytes of the in-memory filter that answers dedup lookups of new entries, 1.25 per entry it holds (the default holds about 27 million); past it lookups go to the database, slower, until a restart with a larger one (Pebble storage only)")
+	fset.Int64Var(&f.dedupFilterBytes, "dedup-filter-bytes", pebble.DefaultDedupFilterBytes, "bytes of the in-memory filter that answers dedup lookups of new entries, 1.25 per entry it holds (the default holds about 27 million); past it, lookups of entries written since go to the database, slower, until a restart with a larger one (Pebble storage only)")
 	fset.StringVar(&f.witnessPolicy, "witness-policy", "", "`FILE` with the witness policy (Tessera/Sigsum format: witness, group, quorum lines); checkpoints are cosigned before publication")
 	fset.DurationVar(&f.witnessTimeout, "witness-timeout", tessera.DefaultWitnessTimeout, "how long publication waits for witnesses")
 	fset.BoolVar(&f.witnessFailOpen, "witness-fail-open", false, "publish a checkpoint even when the witness quorum is not met in time (as rekor-tiles does)")
