@@ -74,12 +74,11 @@ type dedupFilter struct {
 	// for the atomics, which readers load without it.
 	mu      sync.Mutex
 	scanned int64
-	failed  int64
-	// full says a key did not fit: no add tries to grow the filter again.
-	full  bool
-	links atomic.Pointer[[]*filterLink]
-	keys  atomic.Int64
-	bytes atomic.Int64
+	// failed is allGenerations until a key does not fit; see full.
+	failed int64
+	links  atomic.Pointer[[]*filterLink]
+	keys   atomic.Int64
+	bytes  atomic.Int64
 	// below is min(scanned, failed), published for lookups.
 	below atomic.Int64
 }
@@ -191,25 +190,19 @@ func (f *dedupFilter) add(keys []filterKey) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, k := range keys {
-		links := *f.links.Load()
-		wasFull := f.full
-		if !wasFull && (len(links) == 0 || links[len(links)-1].count >= links[len(links)-1].capacity) {
-			if f.grow(links) {
-				links = *f.links.Load()
-			} else {
-				f.full = true
-			}
+		if f.full() {
+			f.fail(keys[i:])
+			return
 		}
-		if f.full {
-			for _, k := range keys[i:] {
-				f.failed = min(f.failed, k.gen)
-			}
-			f.publish()
-			if !wasFull {
+		links := *f.links.Load()
+		if len(links) == 0 || links[len(links)-1].count >= links[len(links)-1].capacity {
+			if !f.grow(links) {
+				f.fail(keys[i:])
 				f.logger.Warn("the dedup filter reached its byte cap; a dedup lookup it rules out still seeks the generations from the first one it could not cover on, one more for every 2^21 entries written from now (raise --dedup-filter-bytes and restart to cover them)",
 					"bytes", f.bytes.Load(), "cap", f.maxBytes, "keys", f.keys.Load(), "uncovered_from_generation", f.failed)
+				return
 			}
-			return
+			links = *f.links.Load()
 		}
 		l := links[len(links)-1]
 		p := f.probeOf(k.id)
@@ -232,11 +225,22 @@ func (f *dedupFilter) scannedTo(gen int64) (done bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.scanned = gen
-	if f.full && f.failed <= gen {
+	if f.full() && f.failed <= gen {
 		f.scanned = allGenerations
 	}
 	f.publish()
 	return f.scanned == allGenerations
+}
+
+// full says a key did not fit, so no add tries to grow the filter again; under mu.
+func (f *dedupFilter) full() bool { return f.failed != allGenerations }
+
+// fail lowers the bound to the least generation of keys, which did not fit; under mu.
+func (f *dedupFilter) fail(keys []filterKey) {
+	for _, k := range keys {
+		f.failed = min(f.failed, k.gen)
+	}
+	f.publish()
 }
 
 // publish makes the bound the lesser of scanned and failed; under mu.

@@ -128,8 +128,8 @@ func TestAReopenedFilterIsOneLink(t *testing.T) {
 				f.add([]filterKey{{id: []byte("one")}})
 			}
 			links := *f.links.Load()
-			if len(links) != 1 || f.full {
-				t.Fatalf("%d links (full %v) after %d identities, want 1", len(links), f.full, c.stored)
+			if len(links) != 1 || f.full() {
+				t.Fatalf("%d links (full %v) after %d identities, want 1", len(links), f.full(), c.stored)
 			}
 			want := max(filterFirstKeys, 2*int64(c.stored))
 			if capBytes := c.maxBytes / 64 * 512 / filterBitsPerKey; want > capBytes {
