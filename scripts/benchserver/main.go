@@ -7,6 +7,10 @@
 //	                                  at once if process P has exited)
 //	benchserver sink -listen ADDR     answers every POST /api/v2/log/entries with 201 at once, to
 //	                                  measure how fast quirectl bench itself can go
+//	benchserver sink -verify -listen ADDR
+//	                                  the same, but first decodes each hashedrekord request and
+//	                                  verifies its ECDSA signature (400 if it does not verify),
+//	                                  storing nothing: what a plain verifying server costs
 //	benchserver table [-ratio A/B] NAME=FILE ...
 //	                                  reads quirectl bench --json reports, prints one row each and,
 //	                                  for each load both A and B ran, A's figures over B's
@@ -87,10 +91,11 @@ func run(args []string, stdout io.Writer) error {
 	case "sink":
 		fs := flag.NewFlagSet("sink", flag.ContinueOnError)
 		listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on")
+		verify := fs.Bool("verify", false, "verify each request's signature before answering")
 		if err := fs.Parse(rest); err != nil {
 			return err
 		}
-		return sink(*listen, stdout)
+		return sink(*listen, *verify, stdout)
 	case "cpu":
 		fs := flag.NewFlagSet("cpu", flag.ContinueOnError)
 		pid := fs.Int("pid", 0, "process ID")
@@ -212,7 +217,7 @@ func wait(u string, pid int, timeout time.Duration) error {
 const sinkAnswer = `{"logIndex":"0","logId":{"keyId":"AAAA"},"kindVersion":{"kind":"hashedrekord","version":"0.0.2"},` +
 	`"inclusionProof":{"logIndex":"0","rootHash":"AAAA","treeSize":"1","hashes":[],"checkpoint":{"envelope":"sink\n1\nAAAA\n"}},"canonicalizedBody":"e30="}`
 
-func sink(listen string, stdout io.Writer) error {
+func sink(listen string, verify bool, stdout io.Writer) error {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return fmt.Errorf("sink: %w", err)
@@ -224,18 +229,7 @@ func sink(listen string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("sink: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.HandleFunc("POST /api/v2/log/entries", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 4<<20)); err != nil {
-			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_, _ = io.WriteString(w, sinkAnswer)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sinkHandler(verify), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "sink listening on %s\n", l.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -245,6 +239,88 @@ func sink(listen string, stdout io.Writer) error {
 	}()
 	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("sink: %w", err)
+	}
+	return nil
+}
+
+func sinkHandler(verify bool) http.Handler {
+	keys := &sinkKeys{m: map[string]*ecdsa.PublicKey{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("POST /api/v2/log/entries", func(w http.ResponseWriter, r *http.Request) {
+		body := http.MaxBytesReader(w, r.Body, 4<<20)
+		if verify {
+			data, err := io.ReadAll(body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+				return
+			}
+			if err := keys.verify(data); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		} else if _, err := io.Copy(io.Discard, body); err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, sinkAnswer)
+	})
+	return mux
+}
+
+// sinkRequest is the part of a hashedrekord CreateEntryRequest (protojson) that verifying needs.
+type sinkRequest struct {
+	HashedRekordRequestV002 struct {
+		Digest    []byte `json:"digest"`
+		Signature struct {
+			Content  []byte `json:"content"`
+			Verifier struct {
+				PublicKey struct {
+					RawBytes []byte `json:"rawBytes"`
+				} `json:"publicKey"`
+			} `json:"verifier"`
+		} `json:"signature"`
+	} `json:"hashedRekordRequestV002"`
+}
+
+// sinkKeys keeps the parsed keys the generator signs with, so the verifying sink pays for a
+// key's parsing once rather than per request, as a log that caches its signers' keys would. The
+// generator uses a handful of keys; past maxSinkKeys they are parsed each time.
+type sinkKeys struct {
+	mu sync.Mutex
+	m  map[string]*ecdsa.PublicKey
+}
+
+const maxSinkKeys = 64
+
+func (k *sinkKeys) verify(body []byte) error {
+	var req sinkRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return fmt.Errorf("decoding request: %w", err)
+	}
+	hr := req.HashedRekordRequestV002
+	raw := string(hr.Signature.Verifier.PublicKey.RawBytes)
+	k.mu.Lock()
+	pub, ok := k.m[raw]
+	k.mu.Unlock()
+	if !ok {
+		parsed, err := x509.ParsePKIXPublicKey(hr.Signature.Verifier.PublicKey.RawBytes)
+		if err != nil {
+			return fmt.Errorf("parsing public key: %w", err)
+		}
+		if pub, ok = parsed.(*ecdsa.PublicKey); !ok {
+			return fmt.Errorf("public key is %T, want ECDSA", parsed)
+		}
+		k.mu.Lock()
+		if len(k.m) < maxSinkKeys {
+			k.m[raw] = pub
+		}
+		k.mu.Unlock()
+	}
+	if !ecdsa.VerifyASN1(pub, hr.Digest, hr.Signature.Content) {
+		return errors.New("signature does not verify")
 	}
 	return nil
 }

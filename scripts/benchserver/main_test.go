@@ -4,11 +4,18 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/quirelog/quire/api/client"
+	"github.com/quirelog/quire/api/client/loadgen"
 )
 
 func TestKeygenWritesAPrivateEd25519PKCS8Key(t *testing.T) {
@@ -110,5 +117,54 @@ func TestTablePrintsRowsAndRatios(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "ratio") {
 		t.Errorf("a ratio heading without a pair to compare:\n%s", out.String())
+	}
+}
+
+func TestTheVerifyingSinkAnswersOnlyRequestsThatVerify(t *testing.T) {
+	gen, err := loadgen.NewGenerator(client.KeyECDSAP256, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := gen.Sign()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req map[string]any
+	if err := json.Unmarshal(signed, &req); err != nil {
+		t.Fatal(err)
+	}
+	hr := req["hashedRekordRequestV002"].(map[string]any)
+	hr["digest"] = base64.StdEncoding.EncodeToString(make([]byte, 32))
+	forged, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name   string
+		verify bool
+		body   []byte
+		want   int
+	}{
+		{"a verifying sink accepts a signed request", true, signed, http.StatusCreated},
+		{"a verifying sink refuses a request whose digest was changed", true, forged, http.StatusBadRequest},
+		{"a verifying sink refuses what is not a request", true, []byte("{"), http.StatusBadRequest},
+		{"a plain sink accepts anything", false, []byte("{"), http.StatusCreated},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(sinkHandler(tc.verify))
+			defer srv.Close()
+			for range 2 { // the second time, a verifying sink has the key parsed already
+				resp, err := http.Post(srv.URL+"/api/v2/log/entries", "application/json", bytes.NewReader(tc.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != tc.want {
+					t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+				}
+			}
+		})
 	}
 }
