@@ -57,21 +57,38 @@ func hashedRekordBodyFast(digest []byte, hashAlg commonv1.HashAlgorithm, sig *re
 		raw, keyField = v.GetX509Certificate().GetRawBytes(), `"x509Certificate"`
 	}
 	enc := base64.StdEncoding
-	b := make([]byte, 0, 220+enc.EncodedLen(len(digest))+enc.EncodedLen(len(sig.GetContent()))+enc.EncodedLen(len(raw)))
-	b = append(b, `{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"`...)
-	b = append(b, hashAlg.String()...)
-	b = append(b, `","digest":"`...)
+	alg, details := hashAlg.String(), v.GetKeyDetails().String()
+	// Sized exactly: the body is stored as the leaf, and a buffer one byte short is copied into
+	// one twice its size, which the log then keeps.
+	size := len(bodyParts[0]) + len(alg) + len(bodyParts[1]) + enc.EncodedLen(len(digest)) + len(bodyParts[2]) +
+		enc.EncodedLen(len(sig.GetContent())) + len(bodyParts[3]) + len(details) + len(bodyParts[4]) + len(keyField) +
+		len(bodyParts[5]) + enc.EncodedLen(len(raw)) + len(bodyParts[6])
+	b := make([]byte, 0, size)
+	b = append(b, bodyParts[0]...)
+	b = append(b, alg...)
+	b = append(b, bodyParts[1]...)
 	b = enc.AppendEncode(b, digest)
-	b = append(b, `"},"signature":{"content":"`...)
+	b = append(b, bodyParts[2]...)
 	b = enc.AppendEncode(b, sig.GetContent())
-	b = append(b, `","verifier":{"keyDetails":"`...)
-	b = append(b, v.GetKeyDetails().String()...)
-	b = append(b, `",`...)
+	b = append(b, bodyParts[3]...)
+	b = append(b, details...)
+	b = append(b, bodyParts[4]...)
 	b = append(b, keyField...)
-	b = append(b, `:{"rawBytes":"`...)
+	b = append(b, bodyParts[5]...)
 	b = enc.AppendEncode(b, raw)
-	b = append(b, `"}}}}}}`...)
+	b = append(b, bodyParts[6]...)
 	return b
+}
+
+// bodyParts are the fixed text of hashedRekordBodyFast's body, around its values.
+var bodyParts = [...]string{
+	`{"apiVersion":"0.0.2","kind":"hashedrekord","spec":{"hashedRekordV002":{"data":{"algorithm":"`,
+	`","digest":"`,
+	`"},"signature":{"content":"`,
+	`","verifier":{"keyDetails":"`,
+	`",`,
+	`:{"rawBytes":"`,
+	`"}}}}}}`,
 }
 
 // fastBodyFits reports whether hashedRekordBodyFast's fixed shape holds: every field protojson

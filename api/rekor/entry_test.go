@@ -73,6 +73,10 @@ func TestHashedRekordBodyMatchesRekorTiles(t *testing.T) {
 			if !bytes.Equal(got, l.body) {
 				t.Fatalf("body differs from rekor-tiles':\n got %s\nwant %s", got, l.body)
 			}
+			// The log keeps the body as it is made, spare capacity and all.
+			if cap(got) != len(got) {
+				t.Errorf("body of %d bytes in a buffer of %d: not sized exactly", len(got), cap(got))
+			}
 		})
 	}
 }
@@ -175,6 +179,9 @@ func FuzzHashedRekordBody(f *testing.F) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("HashedRekordBody differs from protojson + JCS:\n%s\n%s", got, want)
+		}
+		if fastBodyFits(digest, a.HashAlgorithm(), sig) && cap(got) != len(got) {
+			t.Fatalf("hand-written body of %d bytes in a buffer of %d: not sized exactly", len(got), cap(got))
 		}
 	})
 }
