@@ -4,6 +4,7 @@
 //
 //	benchgrow grow -data-dir D -entries N [-entry random|signed] [-size 490] [-step 1000000]
 //	                                  [-first-step 100000] [-lookups 20000] [-dedup-filter-bytes B]
+//	                                  [-cpuprofile FILE [-cpuprofile-from N]]
 //	benchgrow ready -url URL -since UNIXNANO [-timeout 5m]
 //	benchgrow idle -pid P [-below 0.05] [-window 2s] [-timeout 10m]
 //	benchgrow rss -pid P
@@ -95,24 +96,12 @@ func run(args []string, stdout io.Writer) error {
 		fs.Uint64Var(&c.step, "step", 1_000_000, "entries per reported step")
 		fs.Uint64Var(&c.firstStep, "first-step", 100_000, "entries in the first reported step (0: -step)")
 		fs.IntVar(&c.lookups, "lookups", 20_000, "dedup lookups to time after growing (0: none)")
-		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the growth to `FILE`")
+		fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the growth to `FILE`")
+		fs.Uint64Var(&c.profileFrom, "cpuprofile-from", 0, "start the CPU profile at the first step boundary at or past this size, so that it covers a steady stretch without a resumed log's start-up")
 		fs.BoolVar(&c.lsm, "lsm", false, "print Pebble's LSM metrics of the log at the end")
 		fs.Int64Var(&c.filterBytes, "dedup-filter-bytes", 0, "cap of the in-memory dedup filter (0: the driver's default)")
 		if err := fs.Parse(rest); err != nil {
 			return err
-		}
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
-			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer func() {
-				pprof.StopCPUProfile()
-				f.Close()
-			}()
 		}
 		return grow(c, stdout)
 	case "ready":
@@ -159,6 +148,39 @@ type growConfig struct {
 	lookups         int
 	lsm             bool
 	filterBytes     int64
+	cpuProfile      string
+	profileFrom     uint64
+}
+
+// profiler writes a CPU profile of the growth from the first step boundary at or past from.
+type profiler struct {
+	path string
+	from uint64
+	f    *os.File
+}
+
+// startAt starts the profile if it is wanted, not yet started, and boundary has reached from.
+func (p *profiler) startAt(boundary uint64) error {
+	if p.path == "" || p.f != nil || boundary < p.from {
+		return nil
+	}
+	f, err := os.Create(p.path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	p.f = f
+	return nil
+}
+
+func (p *profiler) stop() error {
+	if p.f == nil {
+		return nil
+	}
+	pprof.StopCPUProfile()
+	return p.f.Close()
 }
 
 func grow(c growConfig, stdout io.Writer) error {
@@ -215,7 +237,8 @@ func grow(c growConfig, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "growing %s from %d to %d %s entries (dedup on, batches of %d, %d writers)\n", c.dataDir, start, c.entries, c.kind, batchSize, workers)
 	fmt.Fprintf(stdout, "%12s %12s %12s %10s %14s %9s\n", "from", "to", "entries/s", "seconds", "CPU µs/entry", "RSS MiB")
-	growErr := appendUntil(ctx, appender.Add, reader, start, c, newEntry, stdout)
+	prof := &profiler{path: c.cpuProfile, from: c.profileFrom}
+	growErr := errors.Join(appendUntil(ctx, appender.Add, reader, start, c, newEntry, prof, stdout), prof.stop())
 	if growErr == nil && c.lookups > 0 {
 		growErr = timeLookups(ctx, storage, c, start, stdout)
 	}
@@ -229,9 +252,12 @@ func grow(c growConfig, stdout io.Writer) error {
 // appendUntil adds entries [start, c.entries) from many goroutines, each waiting for its entry's
 // index before adding the next, and prints a line at every step boundary the integrated size
 // crosses.
-func appendUntil(ctx context.Context, add tessera.AddFn, reader tessera.LogReader, start uint64, c growConfig, newEntry func(uint64) ([]byte, error), stdout io.Writer) error {
+func appendUntil(ctx context.Context, add tessera.AddFn, reader tessera.LogReader, start uint64, c growConfig, newEntry func(uint64) ([]byte, error), prof *profiler, stdout io.Writer) error {
 	if start >= c.entries {
 		return nil
+	}
+	if err := prof.startAt(start); err != nil {
+		return err
 	}
 	var next atomic.Uint64
 	next.Store(start)
@@ -276,6 +302,9 @@ func appendUntil(ctx context.Context, add tessera.AddFn, reader tessera.LogReade
 			rss, _, _ := memory(os.Getpid())
 			n := float64(boundary - from)
 			fmt.Fprintf(stdout, "%12d %12d %12.0f %10.2f %14.1f %9.0f\n", from, boundary, n/secs, secs, (cpu-fromCPU).Seconds()*1e6/n, rss)
+			if err := prof.startAt(boundary); err != nil {
+				return err
+			}
 			from, fromTime, fromCPU = boundary, now, cpu
 			boundary = nextBoundary(boundary, c)
 		}
