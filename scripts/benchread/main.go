@@ -44,7 +44,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,6 +53,8 @@ import (
 	"time"
 
 	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/quirelog/quire/scripts/internal/loopback"
 )
 
 func main() {
@@ -139,29 +140,7 @@ func serveFiles(dir, listen string, stdout io.Writer) error {
 	if dir == "" {
 		return errors.New("files: -dir is required")
 	}
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return fmt.Errorf("files: %w", err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("files: %s is not a loopback address", listen)
-	}
-	l, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("files: %w", err)
-	}
-	srv := &http.Server{Handler: http.FileServer(http.Dir(dir)), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "files listening on %s\n", l.Addr())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("files: %w", err)
-	}
-	return nil
+	return loopback.Serve("files", listen, http.FileServer(http.Dir(dir)), stdout)
 }
 
 // prime reads every full bundle once with gzip, four at a time, and says how long it took.

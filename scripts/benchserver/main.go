@@ -24,7 +24,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -40,7 +39,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,6 +48,7 @@ import (
 	"time"
 
 	"github.com/quirelog/quire/api/client/loadgen"
+	"github.com/quirelog/quire/scripts/internal/loopback"
 )
 
 func main() {
@@ -218,29 +217,7 @@ const sinkAnswer = `{"logIndex":"0","logId":{"keyId":"AAAA"},"kindVersion":{"kin
 	`"inclusionProof":{"logIndex":"0","rootHash":"AAAA","treeSize":"1","hashes":[],"checkpoint":{"envelope":"sink\n1\nAAAA\n"}},"canonicalizedBody":"e30="}`
 
 func sink(listen string, verify bool, stdout io.Writer) error {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return fmt.Errorf("sink: %w", err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("sink: %s is not a loopback address", listen)
-	}
-	l, err := net.Listen("tcp", listen)
-	if err != nil {
-		return fmt.Errorf("sink: %w", err)
-	}
-	srv := &http.Server{Handler: sinkHandler(verify), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "sink listening on %s\n", l.Addr())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("sink: %w", err)
-	}
-	return nil
+	return loopback.Serve("sink", listen, sinkHandler(verify), stdout)
 }
 
 func sinkHandler(verify bool) http.Handler {
